@@ -1,0 +1,41 @@
+"""One typed settings object, read at the edge (environment variables prefixed ``TANDEM_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything Tandem's adapters need to know about their surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port of a Kafka broker")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis read model")
+    app_id: str = Field("tandem", description="Faust app id (consumer group, changelog prefix)")
+    topic_prefix: str = Field("", description="prefix for every topic name (test isolation)")
+    redis_prefix: str = Field("tandem:", description="prefix for every Redis key")
+    partitions: int = Field(4, ge=1, description="partitions of the customer-keyed topics")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(PROJECT_ROOT / ".tandem", description="local state, logs, jars")
+    playbook: Path | None = Field(None, description="playbook YAML (default: the bundled one)")
+    web_port: int = Field(6066, description="Faust worker's web port")
+    api_port: int = Field(8080, description="HTTP API port")
+    timer_interval_s: float = Field(5.0, gt=0, description="how often SLA/nurture timers run")
+    kafka_heap: str = Field("512m", description="heap of the local Kafka broker")
+
+    @property
+    def broker_url(self) -> str:
+        return f"kafka://{self.kafka_bootstrap}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
