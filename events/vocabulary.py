@@ -1,0 +1,423 @@
+"""Every touchpoint type Tandem understands: inbound marketing and outbound sales.
+
+Each type is a model with a literal ``type`` and strictly validated ``properties``;
+`Touchpoint` is the discriminated union of them all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from events.envelope import Channel, Envelope, Identity, Slug
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
+Period = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$",
+        description="The month (YYYY-MM) or day (YYYY-MM-DD) the amount covers.",
+    ),
+]
+Text = Annotated[str, Field(max_length=2000)]
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=50)]
+
+
+class Properties(BaseModel):
+    """Base of every type's properties: unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoProperties(Properties):
+    """A touchpoint whose meaning is all in its type and context."""
+
+
+class Firmographics(Properties):
+    """What a person tells about themselves and their company (feeds the fit score)."""
+
+    job_title: Annotated[str, Field(max_length=200)] | None = None
+    company: Annotated[str, Field(max_length=200)] | None = None
+    company_size: Annotated[int, Field(ge=1, description="employees")] | None = None
+    industry: Annotated[str, Field(max_length=100)] | None = None
+    pain_points: Tags = Field(default_factory=list)
+
+
+# --- inbound marketing -----------------------------------------------------------------
+
+
+class PageViewedProperties(Properties):
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    title: Annotated[str, Field(max_length=500)] | None = None
+    referrer: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class FormViewedProperties(Properties):
+    form_id: Slug
+
+
+class FormSubmittedProperties(Firmographics):
+    form_id: Slug
+
+
+class EmailProperties(Properties):
+    email_id: Slug | None = None
+
+
+class EmailClickedProperties(EmailProperties):
+    url: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class ContentDownloadedProperties(Properties):
+    content_id: Slug
+
+
+class WebinarAttendedProperties(Properties):
+    webinar_id: Slug | None = None
+    minutes: Annotated[int, Field(ge=0)] | None = None
+
+
+class AdClickedProperties(Properties):
+    ad_id: Slug | None = None
+
+
+class SocialEngagedProperties(Properties):
+    network: Slug | None = None
+    action: Slug | None = None
+
+
+class EventAttendedProperties(Properties):
+    event_name: Annotated[str, Field(max_length=200)] | None = None
+
+
+class UnsubscribedProperties(Properties):
+    list_id: Slug | None = None
+    reason: Text | None = None
+
+
+class SpendRecordedProperties(Properties):
+    campaign_id: Slug
+    channel: Channel
+    amount: Money
+    currency: Currency
+    period: Period
+
+
+# --- outbound sales --------------------------------------------------------------------
+
+
+class ProspectAddedProperties(Firmographics):
+    owner_id: Slug | None = None
+
+
+class OutreachSentProperties(Properties):
+    channel: Literal["email", "call", "social"]
+    owner_id: Slug | None = None
+
+
+class ReplyReceivedProperties(Properties):
+    sentiment: Literal["positive", "neutral", "negative"] | None = None
+
+
+class MeetingBookedProperties(Properties):
+    scheduled_for: AwareDatetime | None = None
+
+
+class LeadQualifiedProperties(Properties):
+    """BANT: budget, authority, need, timeline."""
+
+    budget: bool
+    authority: bool
+    need: bool
+    timeline: bool
+    note: Text | None = None
+
+
+class ReasonProperties(Properties):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class HandoffAcceptedProperties(Properties):
+    signal_id: Slug
+    reason: Text | None = None
+
+
+class HandoffRejectedProperties(Properties):
+    signal_id: Slug
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class DemoHeldProperties(Properties):
+    note: Text | None = None
+
+
+ObjectionCategory = Literal["price", "timing", "competitor", "authority", "need", "other"]
+
+
+class ObjectionRaisedProperties(Properties):
+    category: ObjectionCategory
+    note: Text | None = None
+
+
+class ProposalSentProperties(Properties):
+    amount: Money
+    currency: Currency
+
+
+class DealWonProperties(Properties):
+    amount: Money
+    currency: Currency
+    recurring: bool | None = None
+    gross_margin: Annotated[float, Field(ge=0, le=1)] | None = None
+    owner_id: Slug | None = None
+
+
+class FeedbackRecordedProperties(Properties):
+    nps: Annotated[int, Field(ge=0, le=10)] | None = None
+    pain_points: Tags = Field(default_factory=list)
+    motivations: Tags = Field(default_factory=list)
+    note: Text | None = None
+
+
+class RenewedProperties(Properties):
+    amount: Money
+    currency: Currency | None = None
+
+
+class CostRecordedProperties(Properties):
+    amount: Money
+    currency: Currency
+    period: Period
+    campaign_id: Slug | None = None
+
+
+class LedgerEnvelope(Envelope):
+    """Spend and cost records are about campaigns and teams, not a person: identity optional."""
+
+    identity: Identity | None = None  # type: ignore[assignment]
+
+
+# --- the types -------------------------------------------------------------------------
+
+
+class PageViewed(Envelope):
+    type: Literal["marketing.page_viewed"]
+    properties: PageViewedProperties
+
+
+class FormViewed(Envelope):
+    type: Literal["marketing.form_viewed"]
+    properties: FormViewedProperties
+
+
+class FormSubmitted(Envelope):
+    type: Literal["marketing.form_submitted"]
+    properties: FormSubmittedProperties
+
+
+class EmailOpened(Envelope):
+    type: Literal["marketing.email_opened"]
+    properties: EmailProperties = Field(default_factory=EmailProperties)
+
+
+class EmailClicked(Envelope):
+    type: Literal["marketing.email_clicked"]
+    properties: EmailClickedProperties = Field(default_factory=EmailClickedProperties)
+
+
+class ContentDownloaded(Envelope):
+    type: Literal["marketing.content_downloaded"]
+    properties: ContentDownloadedProperties
+
+
+class WebinarAttended(Envelope):
+    type: Literal["marketing.webinar_attended"]
+    properties: WebinarAttendedProperties = Field(default_factory=WebinarAttendedProperties)
+
+
+class AdClicked(Envelope):
+    type: Literal["marketing.ad_clicked"]
+    properties: AdClickedProperties = Field(default_factory=AdClickedProperties)
+
+
+class SocialEngaged(Envelope):
+    type: Literal["marketing.social_engaged"]
+    properties: SocialEngagedProperties = Field(default_factory=SocialEngagedProperties)
+
+
+class EventAttended(Envelope):
+    type: Literal["marketing.event_attended"]
+    properties: EventAttendedProperties = Field(default_factory=EventAttendedProperties)
+
+
+class Unsubscribed(Envelope):
+    type: Literal["marketing.unsubscribed"]
+    properties: UnsubscribedProperties = Field(default_factory=UnsubscribedProperties)
+
+
+class SpendRecorded(LedgerEnvelope):
+    type: Literal["marketing.spend_recorded"]
+    properties: SpendRecordedProperties
+
+
+class ProspectAdded(Envelope):
+    type: Literal["sales.prospect_added"]
+    properties: ProspectAddedProperties = Field(default_factory=ProspectAddedProperties)
+
+
+class OutreachSent(Envelope):
+    type: Literal["sales.outreach_sent"]
+    properties: OutreachSentProperties
+
+
+class ReplyReceived(Envelope):
+    type: Literal["sales.reply_received"]
+    properties: ReplyReceivedProperties = Field(default_factory=ReplyReceivedProperties)
+
+
+class MeetingBooked(Envelope):
+    type: Literal["sales.meeting_booked"]
+    properties: MeetingBookedProperties = Field(default_factory=MeetingBookedProperties)
+
+
+class LeadQualified(Envelope):
+    type: Literal["sales.lead_qualified"]
+    properties: LeadQualifiedProperties
+
+
+class LeadDisqualified(Envelope):
+    type: Literal["sales.lead_disqualified"]
+    properties: ReasonProperties
+
+
+class HandoffAccepted(Envelope):
+    type: Literal["sales.handoff_accepted"]
+    properties: HandoffAcceptedProperties
+
+
+class HandoffRejected(Envelope):
+    type: Literal["sales.handoff_rejected"]
+    properties: HandoffRejectedProperties
+
+
+class DemoHeld(Envelope):
+    type: Literal["sales.demo_held"]
+    properties: DemoHeldProperties = Field(default_factory=DemoHeldProperties)
+
+
+class ObjectionRaised(Envelope):
+    type: Literal["sales.objection_raised"]
+    properties: ObjectionRaisedProperties
+
+
+class ProposalSent(Envelope):
+    type: Literal["sales.proposal_sent"]
+    properties: ProposalSentProperties
+
+
+class DealWon(Envelope):
+    type: Literal["sales.deal_won"]
+    properties: DealWonProperties
+
+
+class DealLost(Envelope):
+    type: Literal["sales.deal_lost"]
+    properties: ReasonProperties
+
+
+class FeedbackRecorded(Envelope):
+    type: Literal["sales.feedback_recorded"]
+    properties: FeedbackRecordedProperties
+
+
+class Renewed(Envelope):
+    type: Literal["sales.renewed"]
+    properties: RenewedProperties
+
+
+class Churned(Envelope):
+    type: Literal["sales.churned"]
+    properties: ReasonProperties
+
+
+class CostRecorded(LedgerEnvelope):
+    type: Literal["sales.cost_recorded"]
+    properties: CostRecordedProperties
+
+
+MARKETING_TYPES: tuple[type[Envelope], ...] = (
+    PageViewed, FormViewed, FormSubmitted, EmailOpened, EmailClicked, ContentDownloaded,
+    WebinarAttended, AdClicked, SocialEngaged, EventAttended, Unsubscribed, SpendRecorded,
+)  # fmt: skip
+SALES_TYPES: tuple[type[Envelope], ...] = (
+    ProspectAdded, OutreachSent, ReplyReceived, MeetingBooked, LeadQualified, LeadDisqualified,
+    HandoffAccepted, HandoffRejected, DemoHeld, ObjectionRaised, ProposalSent, DealWon, DealLost,
+    FeedbackRecorded, Renewed, Churned, CostRecorded,
+)  # fmt: skip
+ALL_TYPES = MARKETING_TYPES + SALES_TYPES
+LEDGER_TYPES = frozenset({"marketing.spend_recorded", "sales.cost_recorded"})
+
+TYPE_NAMES: dict[str, type[Envelope]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in ALL_TYPES
+}
+
+Touchpoint = Annotated[
+    PageViewed
+    | FormViewed
+    | FormSubmitted
+    | EmailOpened
+    | EmailClicked
+    | ContentDownloaded
+    | WebinarAttended
+    | AdClicked
+    | SocialEngaged
+    | EventAttended
+    | Unsubscribed
+    | SpendRecorded
+    | ProspectAdded
+    | OutreachSent
+    | ReplyReceived
+    | MeetingBooked
+    | LeadQualified
+    | LeadDisqualified
+    | HandoffAccepted
+    | HandoffRejected
+    | DemoHeld
+    | ObjectionRaised
+    | ProposalSent
+    | DealWon
+    | DealLost
+    | FeedbackRecorded
+    | Renewed
+    | Churned
+    | CostRecorded,
+    Field(discriminator="type"),
+]
+"""Any touchpoint; pydantic picks the model by ``type``."""
+
+TOUCHPOINT: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
+
+
+def parse_touchpoint(data: object) -> Touchpoint:
+    """Validate a Python object (a decoded JSON document) as a touchpoint."""
+    return TOUCHPOINT.validate_python(data)
+
+
+def touchpoint_from_json(raw: bytes | str) -> Touchpoint:
+    """Validate a JSON document as a touchpoint."""
+    return TOUCHPOINT.validate_json(raw)
+
+
+def touchpoint_to_json(touchpoint: Envelope) -> bytes:
+    """The canonical JSON of a touchpoint (no nulls, compact)."""
+    return touchpoint.model_dump_json(exclude_none=True).encode()
+
+
+def occurred(touchpoint: Envelope) -> datetime:
+    """Event time."""
+    return touchpoint.occurred_at
