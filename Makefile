@@ -1,0 +1,56 @@
+# Tandem — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test unit integration lint format schemas up down status bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e ".[dev,rocksdb]"
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtualenv and install Tandem with its dev tools
+
+demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show hand-offs (Ctrl-C stops)
+	@$(BIN)/tandem demo
+
+test: venv ## start Kafka and Redis, run the whole suite, stop what it started
+	@$(BIN)/python -m streams.testrun
+
+unit: venv ## only the tests that need no broker (unit + property)
+	@$(BIN)/python -m pytest tests -m "not integration" -q
+
+lint: venv ## ruff, mypy (strict on the core and the contract), import contracts
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy events schemas streams/journey
+	@$(BIN)/lint-imports
+
+format: venv ## format the code
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+schemas: venv ## regenerate the JSON Schemas in schemas/json
+	@$(BIN)/python -m schemas.generate
+
+up: venv ## start Kafka (KRaft) and Redis locally, without Docker
+	@$(BIN)/tandem infra up
+
+down: venv ## stop the Kafka and Redis that `make up` started
+	@$(BIN)/tandem infra down
+
+status: venv ## is Kafka / Redis running?
+	@$(BIN)/tandem infra status
+
+bench: venv ## benchmarks (throughput of the core, KPI latency)
+	@$(BIN)/python -m benchmarks
+
+clean: ## remove the virtualenv and local state (jars, broker data, logs)
+	rm -rf $(VENV) .tandem

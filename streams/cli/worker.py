@@ -1,0 +1,41 @@
+"""`tandem worker`: run the stream processor (Faust worker) in the foreground."""
+
+from __future__ import annotations
+
+import typer
+
+from streams.cli import app
+from streams.cli._common import console, fail, run
+from streams.settings import get_settings
+
+
+@app.command()
+def worker(
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
+    create_topics: bool = typer.Option(
+        True, "--create-topics/--no-create-topics", help="create missing topics before starting"
+    ),
+) -> None:
+    """Run the Tandem stream processor until Ctrl-C or SIGTERM."""
+    from faust import Worker
+
+    from streams.app import build_app
+    from streams.kafka_admin import create_topics as ensure_topics
+    from streams.playbooks import load_configured_playbook
+
+    settings = get_settings()
+    try:
+        playbook = load_configured_playbook(settings)
+    except Exception as exc:
+        fail(str(exc))
+    if create_topics:
+        try:
+            run(ensure_topics(settings))
+        except Exception as exc:
+            fail(f"cannot reach Kafka at {settings.kafka_bootstrap} to create topics: {exc}")
+    tandem = build_app(settings, playbook)
+    console.print(
+        f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "
+        f"redis {settings.redis_url}, store {settings.store}, playbook {playbook.version}"
+    )
+    Worker(tandem.app, loglevel=loglevel).execute_from_commandline()

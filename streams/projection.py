@@ -1,0 +1,133 @@
+"""The Redis read model: journey snapshots, identifier lookups, moved-journey pointers.
+
+A snapshot write carries the journey's version and is applied atomically only when it is newer
+than what Redis holds, so a stale or replayed write can never overwrite a newer snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+# KEYS[1] journey hash, KEYS[2] set of live customer ids; ARGV: version, snapshot, stage, id
+_WRITE_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'snapshot', ARGV[2], 'stage', ARGV[3])
+redis.call('HDEL', KEYS[1], 'moved_to')
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1
+"""
+
+# KEYS[1] journey hash, KEYS[2] set of live ids; ARGV: version, moved_to, id
+_MARK_MOVED = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'moved_to', ARGV[2])
+redis.call('SREM', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+class JourneyProjection:
+    """Writes and reads journey snapshots in Redis under a key prefix."""
+
+    def __init__(self, redis: Redis, prefix: str = "tandem:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._write = redis.register_script(_WRITE_IF_NEWER)
+        self._moved = redis.register_script(_MARK_MOVED)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "tandem:") -> JourneyProjection:
+        return cls(Redis.from_url(url, decode_responses=True), prefix)
+
+    def _journey_key(self, customer_id: str) -> str:
+        return f"{self.prefix}journey:{customer_id}"
+
+    @property
+    def _live_key(self) -> str:
+        return f"{self.prefix}journeys"
+
+    def _identity_key(self, identifier: str) -> str:
+        return f"{self.prefix}identity:{identifier}"
+
+    async def write_snapshot(
+        self, customer_id: str, version: int, snapshot: dict[str, Any], stage: str
+    ) -> bool:
+        """Store the snapshot if it is newer than the stored one; True when written."""
+        written = await self._write(
+            keys=[self._journey_key(customer_id), self._live_key],
+            args=[version, json.dumps(snapshot, separators=(",", ":")), stage, customer_id],
+        )
+        return bool(written)
+
+    async def mark_moved(self, customer_id: str, moved_to: str, version: int) -> bool:
+        """Replace an absorbed journey by a pointer to the journey that absorbed it."""
+        done = await self._moved(
+            keys=[self._journey_key(customer_id), self._live_key],
+            args=[version, moved_to, customer_id],
+        )
+        return bool(done)
+
+    async def link_identifiers(self, customer_id: str, identifiers: list[str]) -> None:
+        """Point each identifier at its customer id."""
+        if identifiers:
+            await self.redis.mset({self._identity_key(i): customer_id for i in identifiers})
+
+    async def resolve(self, reference: str) -> str | None:
+        """A customer id for a customer id or any identifier (``email:…``, bare values too)."""
+        candidates = [reference]
+        if ":" not in reference or reference.split(":", 1)[0] not in ("contact", "email", "anon"):
+            candidates += [f"email:{reference.strip().lower()}", f"contact:{reference}",
+                           f"anon:{reference}"]  # fmt: skip
+        for candidate in candidates:
+            if await self.redis.exists(self._journey_key(candidate)):
+                return await self._follow(candidate)
+            found = await self.redis.get(self._identity_key(candidate))
+            if found:
+                return await self._follow(found)
+        return None
+
+    async def _follow(self, customer_id: str) -> str:
+        seen = {customer_id}
+        while True:
+            moved_to = await self.redis.hget(self._journey_key(customer_id), "moved_to")
+            if not moved_to or moved_to in seen:
+                return customer_id
+            seen.add(moved_to)
+            customer_id = moved_to
+
+    async def snapshot(self, customer_id: str) -> dict[str, Any] | None:
+        """The stored snapshot of a customer's journey, if any."""
+        raw = await self.redis.hget(self._journey_key(customer_id), "snapshot")
+        return json.loads(raw) if raw else None
+
+    async def version(self, customer_id: str) -> int | None:
+        raw = await self.redis.hget(self._journey_key(customer_id), "version")
+        return int(raw) if raw is not None else None
+
+    async def customer_ids(self) -> set[str]:
+        """Every live (not absorbed) journey's customer id."""
+        return set(await self.redis.smembers(self._live_key))
+
+    async def snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every live snapshot, by customer id."""
+        ids = sorted(await self.customer_ids())
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for customer_id in ids:
+            pipe.hget(self._journey_key(customer_id), "snapshot")
+        raws = await pipe.execute()
+        return {cid: json.loads(raw) for cid, raw in zip(ids, raws, strict=True) if raw}
+
+    async def close(self) -> None:
+        await self.redis.aclose()

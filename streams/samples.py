@@ -1,0 +1,176 @@
+"""Sample journeys for the demo, the integration tests and the benchmarks.
+
+Deterministic for a given seed and reference time, so a run can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class _Writer:
+    def __init__(self, prefix: str, now: datetime) -> None:
+        self.prefix = prefix
+        self.now = now
+        self.count = 0
+        self.documents: list[Document] = []
+
+    def add(
+        self,
+        type_: str,
+        minutes_ago: float,
+        identity: dict[str, str] | None,
+        properties: dict[str, Any] | None = None,
+        source: str = "website",
+        **context: str,
+    ) -> Document:
+        self.count += 1
+        document: Document = {
+            "event_id": f"{self.prefix}-{self.count:05d}",
+            "type": type_,
+            "occurred_at": (self.now - timedelta(minutes=minutes_ago)).isoformat(),
+            "source": source,
+            "properties": properties or {},
+        }
+        if identity is not None:
+            document["identity"] = identity
+        if context:
+            document["context"] = context
+        self.documents.append(document)
+        return document
+
+
+def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
+    """A handful of recognisable journeys: inbound and outbound, hot and cold, merged and not."""
+    w = _Writer(prefix, now)
+    # Ada: an inbound lead who becomes sales-ready (hand-off).
+    ada_anon = {"anonymous_id": f"{prefix}-anon-ada"}
+    ada = {"anonymous_id": f"{prefix}-anon-ada", "email": f"ada@{prefix}-lovelace.example"}
+    paid = {"campaign_id": "q4-analytics-webinar", "channel": "paid_search",
+            "message_id": "cut-reporting-time-in-half"}  # fmt: skip
+    w.add("marketing.ad_clicked", 240, ada_anon, {"ad_id": "ad-17"}, source="ads", **paid)
+    w.add("marketing.page_viewed", 239, ada_anon, {"url": "https://tandem.example/pricing"}, **paid)
+    w.add("marketing.form_viewed", 238, ada_anon, {"form_id": "webinar-signup"}, **paid)
+    w.add("marketing.form_submitted", 237, ada, {
+        "form_id": "webinar-signup", "job_title": "VP Marketing", "company": "Lovelace Analytics",
+        "company_size": 250, "industry": "software", "pain_points": ["attribution", "reporting"],
+    }, **paid)  # fmt: skip
+    w.add("marketing.webinar_attended", 180, ada, {"webinar_id": "q4-analytics", "minutes": 55},
+          source="zoom", campaign_id="q4-analytics-webinar", channel="event")  # fmt: skip
+    w.add("marketing.content_downloaded", 120, ada, {"content_id": "roi-calculator"},
+          source="website", channel="email", content_id="roi-calculator")  # fmt: skip
+    w.add("marketing.email_clicked", 60, ada, {"email_id": "nurture-3"}, source="hubspot",
+          campaign_id="q4-nurture", channel="email", message_id="book-a-demo")  # fmt: skip
+    w.add("marketing.page_viewed", 59, ada, {"url": "https://tandem.example/demo"})
+
+    # Ben: engaged, but not a fit yet (nurture).
+    ben = {"email": f"ben@{prefix}-shop.example"}
+    w.add("marketing.page_viewed", 300, ben, {"url": "https://tandem.example/blog/funnels"},
+          channel="organic_search")  # fmt: skip
+    w.add("marketing.form_submitted", 290, ben, {
+        "form_id": "newsletter", "job_title": "Student", "company_size": 1, "industry": "education",
+    }, channel="organic_search")  # fmt: skip
+    w.add("marketing.email_opened", 100, ben, {"email_id": "newsletter-42"}, source="hubspot",
+          channel="email")  # fmt: skip
+
+    # Chen: outbound prospect; a later webinar sign-up links the CRM contact to the email.
+    chen_crm = {"contact_id": f"{prefix}-crm-chen", "account_id": "acme"}
+    chen_web = {"email": f"chen@{prefix}-acme.example"}
+    sales = {"channel": "outbound", "campaign_id": "enterprise-outbound-q4"}
+    w.add("sales.prospect_added", 400, chen_crm, {
+        "job_title": "Head of Revenue Operations", "company": "Acme", "company_size": 1200,
+        "industry": "manufacturing", "owner_id": "rep-7",
+    }, source="salesforce", **sales)  # fmt: skip
+    w.add("sales.outreach_sent", 390, chen_crm, {"channel": "email", "owner_id": "rep-7"},
+          source="outreach", **sales)  # fmt: skip
+    w.add("marketing.page_viewed", 200, chen_web, {"url": "https://tandem.example/integrations"},
+          channel="direct_traffic")  # fmt: skip
+    w.add("sales.reply_received", 150, chen_crm, {"sentiment": "positive"}, source="outreach",
+          **sales)  # fmt: skip
+    w.add("marketing.form_submitted", 90, {**chen_web, "contact_id": f"{prefix}-crm-chen"}, {
+        "form_id": "demo-request", "job_title": "Head of Revenue Operations", "company": "Acme",
+        "company_size": 1200, "industry": "manufacturing", "pain_points": ["pipeline visibility"],
+    }, channel="direct_traffic")  # fmt: skip
+    w.add("sales.meeting_booked", 30, chen_crm, {}, source="salesforce", **sales)
+
+    # Dana: the whole funnel, from hand-off to a won deal.
+    dana = {"email": f"dana@{prefix}-globex.example", "contact_id": f"{prefix}-crm-dana"}
+    social = {"campaign_id": "linkedin-thought-leadership", "channel": "social"}
+    w.add("marketing.social_engaged", 2000, dana, {"network": "linkedin", "action": "comment"},
+          source="linkedin", **social)  # fmt: skip
+    w.add("marketing.form_submitted", 1990, dana, {
+        "form_id": "ebook", "job_title": "Chief Marketing Officer", "company": "Globex",
+        "company_size": 800, "industry": "software", "pain_points": ["attribution"],
+    }, **social)  # fmt: skip
+    w.add("marketing.webinar_attended", 1900, dana, {"minutes": 40}, source="zoom", **social)
+    w.add("marketing.content_downloaded", 1850, dana, {"content_id": "buyers-guide"}, **social)
+    w.add("marketing.email_clicked", 1800, dana, {"email_id": "nurture-1"}, source="hubspot",
+          channel="email", campaign_id="q4-nurture")  # fmt: skip
+    w.add("sales.handoff_accepted", 1700, dana, {"signal_id": "accepted-by-rep"},
+          source="salesforce", channel="outbound")  # fmt: skip
+    w.add("sales.lead_qualified", 1500, dana, {
+        "budget": True, "authority": True, "need": True, "timeline": True,
+    }, source="salesforce")  # fmt: skip
+    w.add("sales.demo_held", 1200, dana, {}, source="salesforce")
+    w.add("sales.objection_raised", 1100, dana, {"category": "price", "note": "over budget"},
+          source="salesforce")  # fmt: skip
+    w.add("sales.proposal_sent", 1000, dana, {"amount": "48000", "currency": "EUR"},
+          source="salesforce")  # fmt: skip
+    w.add("sales.deal_won", 500, dana, {"amount": "45000", "currency": "EUR", "recurring": True,
+          "gross_margin": 0.8, "owner_id": "rep-2"}, source="salesforce")  # fmt: skip
+    w.add("sales.feedback_recorded", 100, dana, {"nps": 9, "motivations": ["attribution"]},
+          source="delighted")  # fmt: skip
+
+    # Eve: an anonymous visitor.
+    w.add("marketing.page_viewed", 20, {"anonymous_id": f"{prefix}-anon-eve"},
+          {"url": "https://tandem.example/"}, channel="referral")  # fmt: skip
+
+    # What the campaigns cost.
+    w.add("marketing.spend_recorded", 10, None, {
+        "campaign_id": "q4-analytics-webinar", "channel": "paid_search", "amount": "3000",
+        "currency": "EUR", "period": now.strftime("%Y-%m"),
+    }, source="ads")  # fmt: skip
+    return w.documents
+
+
+def funnel(count: int, now: datetime, seed: int = 7, prefix: str = "lead") -> list[Document]:
+    """`count` generated journeys through the funnel (for load, KPIs and benchmarks)."""
+    rng = random.Random(seed)
+    w = _Writer(prefix, now)
+    channels = ["organic_search", "paid_search", "email", "social", "referral", "event"]
+    titles = ["VP Marketing", "Marketing Manager", "Head of Sales", "CTO", "Student", "Analyst"]
+    for n in range(count):
+        person = {"email": f"{prefix}{n}@company{n % 997}.example"}
+        channel = rng.choice(channels)
+        campaign = f"campaign-{rng.randrange(12)}"
+        start = rng.uniform(60, 60 * 24 * 60)
+        w.add("marketing.page_viewed", start, person, {"url": "https://tandem.example/"},
+              channel=channel, campaign_id=campaign)  # fmt: skip
+        w.add("marketing.form_viewed", start - 1, person, {"form_id": "signup"}, channel=channel)
+        w.add("marketing.form_submitted", start - 2, person, {
+            "form_id": "signup", "job_title": rng.choice(titles),
+            "company_size": rng.choice([5, 60, 250, 1200]), "industry": "software",
+        }, channel=channel, campaign_id=campaign)  # fmt: skip
+        for k in range(rng.randrange(5)):
+            w.add("marketing.email_clicked", start - 10 - k * 5, person, {}, channel="email")
+        if rng.random() < 0.3:
+            w.add("sales.handoff_accepted", start - 40, person, {"signal_id": "x"},
+                  source="salesforce")  # fmt: skip
+            if rng.random() < 0.5:
+                w.add("sales.lead_qualified", start - 50, person, {
+                    "budget": True, "authority": True, "need": True, "timeline": True,
+                }, source="salesforce")  # fmt: skip
+                w.add("sales.demo_held", start - 55, person, {}, source="salesforce")
+                if rng.random() < 0.5:
+                    w.add("sales.deal_won", start - 58, person, {
+                        "amount": str(rng.randrange(5, 80) * 1000), "currency": "EUR",
+                        "gross_margin": 0.75,
+                    }, source="salesforce")  # fmt: skip
+                else:
+                    w.add("sales.deal_lost", start - 58, person, {"reason": "budget"},
+                          source="salesforce")  # fmt: skip
+    return w.documents
