@@ -1,0 +1,5 @@
+"""`python -m streams.cli` is `tandem`."""
+
+from streams.cli import main
+
+main()
