@@ -22,7 +22,8 @@ demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show han
 	@$(BIN)/tandem demo
 
 test: venv ## start Kafka and Redis, run the whole suite, stop what it started
-	@$(BIN)/python -m streams.testrun
+	@$(BIN)/lint-imports
+	@$(BIN)/python -m pytest tests
 
 unit: venv ## only the tests that need no broker (unit + property)
 	@$(BIN)/python -m pytest tests -m "not integration" -q
