@@ -7,7 +7,7 @@ Flow (all agents concurrency 1, at-least-once, idempotent state):
 
     touchpoints.marketing ┐                       ┌─> touchpoints.deadletter (invalid input)
     touchpoints.sales     ┴─ ingest (validate) ───┴─> touchpoints.accepted (1 partition)
-    touchpoints.accepted ── identity (identifier -> customer id; emits moves) ──> touchpoints.resolved
+    touchpoints.accepted ── identity (identifier -> customer id, moves) ──> touchpoints.resolved
     touchpoints.resolved ── journeys (fold, merge, timers) ──> journeys.state, signals.*, Redis
 """
 

@@ -162,6 +162,18 @@ def demo(
         console.print(f"  worker: PID {worker.pid} (log {log_path})")
         count = asyncio.run(_publish(settings, documents))
         console.print(f"  published {count} touchpoints for 5 people (+1 broken message)\n")
+        ada = next(d["identity"]["email"] for d in documents if "email" in d.get("identity", {}))
+        console.print(
+            Panel(
+                f"tandem journey {ada}   one journey, every detail\n"
+                "tandem tail signals.handoff -b       every hand-off so far\n"
+                "tandem deadletter list               what was rejected, and why\n"
+                "tandem topics describe               the topics and their settings\n"
+                f"worker log: {log_path}",
+                title="where to look next (in another terminal, while the demo runs)",
+                expand=False,
+            )
+        )
         console.rule("signals as they fire (Ctrl-C to stop)")
         handoffs, nurtures = asyncio.run(_follow_signals(settings, seconds))
         console.print(f"\n{handoffs} hand-off and {nurtures} nurture signals")
@@ -169,17 +181,6 @@ def demo(
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
-        console.print(
-            Panel(
-                "tandem journey ada@<prefix>-lovelace.example   one journey, every detail\n"
-                "tandem tail signals.handoff -b                  every hand-off so far\n"
-                "tandem tail touchpoints.deadletter -b           what was rejected, and why\n"
-                "tandem deadletter list                          the same, as a table\n"
-                "tandem topics describe                          the topics and their settings",
-                title="where to look next (run `make up` first to keep the services)",
-                expand=False,
-            )
-        )
         if worker is not None and worker.poll() is None:
             console.print("stopping the worker…")
             worker.send_signal(signal.SIGTERM)

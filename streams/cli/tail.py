@@ -142,9 +142,7 @@ def tail(
     settings = get_settings()
     try:
         run(
-            _tail(
-                settings, topic, from_beginning, as_json, customer, type_filter, limit, idle_exit
-            )
+            _tail(settings, topic, from_beginning, as_json, customer, type_filter, limit, idle_exit)
         )
     except typer.Exit:
         raise

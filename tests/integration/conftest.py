@@ -43,7 +43,9 @@ def infrastructure() -> Iterator[infra.InfraStatus]:
 
 
 @pytest.fixture(scope="session")
-def settings(infrastructure: infra.InfraStatus, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    infrastructure: infra.InfraStatus, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     run_id = uuid.uuid4().hex[:8]
     return Settings(
         topic_prefix=f"t{run_id}.",
