@@ -42,11 +42,20 @@ class Rejection:
     type: str | None = None
 
 
-def _error_lines(error: ValidationError) -> list[str]:
+def _error_lines(error: ValidationError, type_name: str | None = None) -> list[str]:
+    """One ``location: message`` line per error, locations relative to the document.
+
+    The discriminated union puts the type name first in every location
+    (``sales.demo_held.occurred_at``); that tag is dropped so lines read ``occurred_at: …``.
+    """
     lines = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "(document)"
-        lines.append(f"{where}: {item['msg']}")
+        loc = list(item["loc"])
+        if type_name is not None and loc and loc[0] == type_name:
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc) or "(document)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
     return lines
 
 
@@ -99,7 +108,7 @@ def validate_document(document: object, domain: Domain | None = None) -> Touchpo
     try:
         return TOUCHPOINT.validate_python(document)
     except ValidationError as exc:
-        lines = _error_lines(exc)
+        lines = _error_lines(exc, type_name)
         return Rejection(
             ReasonCode.INVALID,
             f"{type_name} failed validation: {lines[0]}"

@@ -42,7 +42,17 @@ Channel = Annotated[
 class Identity(BaseModel):
     """Who the touchpoint is about. At least one person identifier is required."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # The "at least one person identifier" rule, for JSON Schema validators too.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("anonymous_id", "email", "contact_id")
+            ]
+        },
+    )
 
     anonymous_id: Identifier | None = Field(None, description="cookie / device id")
     email: Email | None = Field(None, description="normalised: trimmed, lower-cased")

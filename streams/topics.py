@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from events.topics import MARKETING, SALES  # the contract owns the touchpoint topic names
+
 DAY_MS = 24 * 60 * 60 * 1000
 
 
@@ -28,8 +30,6 @@ def _retained(days: int) -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
 
 
-MARKETING = "touchpoints.marketing"
-SALES = "touchpoints.sales"
 DEADLETTER = "touchpoints.deadletter"
 ACCEPTED = "touchpoints.accepted"
 RESOLVED = "touchpoints.resolved"
