@@ -72,7 +72,9 @@ def decode_touchpoint(raw: bytes, domain: Domain | None = None) -> Touchpoint | 
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Rejection(ReasonCode.BAD_JSON, f"not JSON: {exc.msg} at line {exc.lineno}")
+        return Rejection(
+            ReasonCode.BAD_JSON, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        )
     return validate_document(document, domain)
 
 

@@ -1,0 +1,289 @@
+"""`tandem publish FILE.jsonl`: validate touchpoints line by line and publish the valid ones.
+
+Every line is decoded exactly as the worker will decode it (`events.decode_touchpoint`), so
+what this command rejects the worker would have dead-lettered. Valid touchpoints go to their
+domain's topic keyed by their strongest identifier (`events.publisher`). Publishing a file twice
+is harmless: ids are never invented and Tandem deduplicates on ``event_id``.
+
+Exit codes: 0 all lines accepted (or ``--allow-rejects``), 1 some lines rejected, 2 could not
+read the input or publish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from streams.cli import app
+from streams.cli._common import console, err_console, fail, run
+from streams.settings import Settings, get_settings
+
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+
+
+class _Publisher(Protocol):
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def publish(self, touchpoint: Any) -> Any: ...
+    async def flush(self) -> None: ...
+
+
+def _kafka_publisher(settings: Settings) -> _Publisher:
+    from events.publisher import TouchpointPublisher
+
+    return TouchpointPublisher(
+        settings.kafka_bootstrap, settings.topic_prefix, client_id="tandem-publish"
+    )
+
+
+publisher_factory: Callable[[Settings], _Publisher] = _kafka_publisher
+"""How `publish` gets its publisher (tests replace it with an in-memory one)."""
+
+
+@dataclass
+class RejectedLine:
+    """One rejected input line."""
+
+    line: int
+    code: str
+    message: str
+    errors: list[str]
+    event_id: str | None
+    type: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "event_id": self.event_id,
+            "type": self.type,
+            "message": self.message,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class PublishSummary:
+    """What happened to every line of the input."""
+
+    source: str
+    dry_run: bool
+    lines: int = 0
+    accepted: int = 0
+    published: int = 0
+    duplicates: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[str, list[RejectedLine]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def rejected(self) -> int:
+        return sum(len(lines) for lines in self.by_reason.values())
+
+    def accept(self, event_id: str, topic: str) -> None:
+        self.accepted += 1
+        self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
+        if event_id in self._seen:
+            self.duplicates += 1
+        self._seen.add(event_id)
+
+    def reject(self, rejected: RejectedLine) -> None:
+        self.by_reason.setdefault(rejected.code, []).append(rejected)
+
+    def as_dict(self, examples: int) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "dry_run": self.dry_run,
+            "lines": self.lines,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "published": self.published,
+            "duplicate_event_ids": self.duplicates,
+            "topics": dict(sorted(self.by_topic.items())),
+            "rejections": {
+                code: {
+                    "count": len(lines),
+                    "examples": [line.as_dict() for line in lines[:examples]],
+                }
+                for code, lines in sorted(self.by_reason.items())
+            },
+        }
+
+
+def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line without its line ending, bytes consumed) for each non-blank line."""
+    for number, line in enumerate(stream, start=1):
+        content = line.rstrip(b"\r\n")
+        if content.strip():
+            yield number, content, len(line)
+        else:
+            yield number, b"", len(line)
+
+
+async def publish_stream(
+    stream: IO[bytes],
+    summary: PublishSummary,
+    publisher: _Publisher | None,
+    topic_prefix: str,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> PublishSummary:
+    """Validate every line of `stream`; publish the valid ones (unless `publisher` is None)."""
+    from events import Rejection, decode_touchpoint
+    from events.topics import topic_for
+
+    for number, content, consumed in iter_lines(stream):
+        advance(consumed)
+        if not content:
+            continue  # blank lines are not touchpoints
+        summary.lines += 1
+        decoded = decode_touchpoint(content)
+        if isinstance(decoded, Rejection):
+            summary.reject(
+                RejectedLine(
+                    number,
+                    decoded.code.value,
+                    decoded.message,
+                    list(decoded.errors),
+                    decoded.event_id,
+                    decoded.type,
+                )
+            )
+            continue
+        summary.accept(decoded.event_id, topic_for(decoded.type, topic_prefix))
+        if publisher is not None:
+            await publisher.publish(decoded)
+            summary.published += 1
+    if publisher is not None:
+        await publisher.flush()
+    return summary
+
+
+def _progress(dry_run: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]validating[/]" if dry_run else "[bold]publishing[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[lines]} lines"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+async def _run(
+    source: str, stream: IO[bytes], total: int | None, dry_run: bool, settings: Settings
+) -> PublishSummary:
+    summary = PublishSummary(source=source, dry_run=dry_run)
+    with _progress(dry_run) as progress:
+        task = progress.add_task("lines", total=total, lines=0)
+
+        def advance(n: int) -> None:
+            progress.update(task, advance=n, lines=summary.lines)
+
+        if dry_run:
+            return await publish_stream(stream, summary, None, settings.topic_prefix, advance)
+        async with publisher_factory(settings) as publisher:
+            await publish_stream(stream, summary, publisher, settings.topic_prefix, advance)
+    return summary
+
+
+def _print_summary(summary: PublishSummary, examples: int) -> None:
+    verb = "would publish" if summary.dry_run else "published"
+    topics = ", ".join(f"{t} ({n})" for t, n in sorted(summary.by_topic.items())) or "nothing"
+    style = "green" if not summary.rejected else "yellow"
+    console.print(
+        f"[bold]{escape(summary.source)}[/]: {summary.lines} touchpoints, "
+        f"[{style}]{summary.accepted} accepted[/], "
+        f"[{'red' if summary.rejected else 'green'}]{summary.rejected} rejected[/]"
+    )
+    console.print(f"  {verb}: {escape(topics)}")
+    if summary.duplicates:
+        console.print(
+            f"  {summary.duplicates} repeated event_id(s) — harmless, Tandem keeps each event once"
+        )
+    for code, lines in sorted(summary.by_reason.items()):
+        console.print(f"  [red]{code}[/] ({len(lines)}):")
+        for line in lines[:examples]:
+            about = f" {line.event_id}" if line.event_id else ""
+            console.print(f"    line {line.line}{escape(about)}: {escape(line.message)}")
+            for error in line.errors[1:4]:
+                console.print(f"      {escape(error)}")
+        if len(lines) > examples:
+            more = ", ".join(str(line.line) for line in lines[examples : examples + 10])
+            console.print(f"    … {len(lines) - examples} more (lines {more}…)")
+
+
+@app.command()
+def publish(
+    file: str = typer.Argument(
+        ...,
+        metavar="FILE.jsonl",
+        help="JSON Lines, one touchpoint per line (blank lines are skipped); `-` reads stdin",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate only; publish nothing"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    allow_rejects: bool = typer.Option(
+        False, "--allow-rejects", help="exit 0 even if some lines were rejected"
+    ),
+    examples: int = typer.Option(
+        3, "--examples", min=0, help="rejected lines to show per reason code"
+    ),
+) -> None:
+    """Validate touchpoints from a JSON Lines file and publish the valid ones to Kafka.
+
+    Each line is checked exactly as Tandem's worker checks it.
+    Valid ones go to touchpoints.marketing or touchpoints.sales by type,
+    keyed by the person's strongest identifier.
+    Rejected lines are summarised by reason code (see docs/contract.md).
+    Publishing a file twice is harmless: Tandem deduplicates on event_id.
+
+    Exit codes: 0 all accepted, 1 some lines rejected, 2 input or broker error.
+    """
+    settings = get_settings()
+    try:
+        if file == "-":
+            stream: IO[bytes] = sys.stdin.buffer
+            total = None
+        else:
+            path = Path(file)
+            stream = path.open("rb")
+            total = os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_ERROR)
+    source = "stdin" if file == "-" else file
+    try:
+        summary = run(_run(source, stream, total, dry_run, settings))
+    except typer.Exit:
+        raise
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc}", EXIT_ERROR)
+    except Exception as exc:  # broker trouble: one clear line
+        fail(
+            f"cannot publish to {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}",
+            EXIT_ERROR,
+        )
+    finally:
+        if file != "-":
+            stream.close()
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(examples), indent=2))
+    else:
+        _print_summary(summary, examples)
+    if summary.rejected and not allow_rejects:
+        raise typer.Exit(EXIT_REJECTED)
