@@ -17,6 +17,7 @@ identity, so each person's touchpoints keep their order within a partition.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -29,16 +30,18 @@ LEDGER_KEY = b"ledger"
 """The key of ledger records (spend, cost) that are about no person."""
 
 COMPRESSION_TYPES = ("gzip", "snappy", "lz4", "zstd")
+MAX_KEPT_FAILURES = 100
 
 
 class PublishError(RuntimeError):
     """One or more messages were not acknowledged by the broker."""
 
-    def __init__(self, failures: list[BaseException]) -> None:
-        self.failures = failures
-        first = failures[0]
+    def __init__(self, failures: Sequence[BaseException], count: int | None = None) -> None:
+        self.failures = list(failures)
+        self.count = len(self.failures) if count is None else count
+        first = self.failures[0]
         super().__init__(
-            f"{len(failures)} message(s) not delivered; first: {type(first).__name__}: {first}"
+            f"{self.count} message(s) not delivered; first: {type(first).__name__}: {first}"
         )
 
 
@@ -107,6 +110,7 @@ class TouchpointPublisher:
         self._started = False
         self._pending: set[asyncio.Future[Any]] = set()
         self._failures: list[BaseException] = []
+        self._failed = 0
         self.sent = 0
         """Messages handed to the producer so far."""
 
@@ -175,12 +179,7 @@ class TouchpointPublisher:
         block), which raises `PublishError` if anything was not delivered. Await the future
         for the record's partition and offset.
         """
-        value = touchpoint_to_json(touchpoint)
-        if len(value) > MAX_MESSAGE_BYTES:
-            raise ValueError(
-                f"{touchpoint.event_id}: {len(value)} bytes is over the "
-                f"{MAX_MESSAGE_BYTES}-byte limit; Tandem would dead-letter it"
-            )
+        value = self._value(touchpoint)
         return await self.publish_raw(value, self.topic_for(touchpoint), key_for(touchpoint))
 
     async def publish_raw(
@@ -190,23 +189,55 @@ class TouchpointPublisher:
 
         Nothing is validated: invalid input is dead-lettered by Tandem's worker.
         """
+        future = await self._send(value, topic, key)
+        self._pending.add(future)
+        future.add_done_callback(self._settled)
+        return future
+
+    async def publish_batch(self, touchpoints: Sequence[Envelope]) -> list[Any]:
+        """Publish touchpoints and wait for exactly their acknowledgements.
+
+        Returns one record metadata (topic, partition, offset) per touchpoint; raises
+        `PublishError` if any was not delivered (some others may have been: re-publishing
+        the batch is safe, Tandem deduplicates on ``event_id``). Failures are reported
+        here only, not again by `flush()`: safe for concurrent callers sharing a publisher.
+        """
+        messages = [(self._value(t), self.topic_for(t), key_for(t)) for t in touchpoints]
+        futures = [await self._send(value, topic, key) for value, topic, key in messages]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise PublishError(failures)
+        return list(outcomes)
+
+    @staticmethod
+    def _value(touchpoint: Envelope) -> bytes:
+        value = touchpoint_to_json(touchpoint)
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f"{touchpoint.event_id}: {len(value)} bytes is over the "
+                f"{MAX_MESSAGE_BYTES}-byte limit; Tandem would dead-letter it"
+            )
+        return value
+
+    async def _send(self, value: bytes, topic: str, key: bytes | str | None) -> asyncio.Future[Any]:
         if not self._started or self._producer is None:
             raise RuntimeError("the publisher is not started; use `async with` or start()")
         raw_key = key.encode("utf-8") if isinstance(key, str) else key
         future = await self._producer.send(topic, value=value, key=raw_key)
         self.sent += 1
-        self._pending.add(future)
-        future.add_done_callback(self._settled)
         return future
 
     def _settled(self, future: asyncio.Future[Any]) -> None:
         self._pending.discard(future)
         if future.cancelled():
-            self._failures.append(asyncio.CancelledError("delivery cancelled"))
-            return
-        error = future.exception()
-        if error is not None:
+            error: BaseException | None = asyncio.CancelledError("delivery cancelled")
+        else:
+            error = future.exception()
+        if error is not None and len(self._failures) < MAX_KEPT_FAILURES:
             self._failures.append(error)
+        if error is not None:
+            self._failed += 1
 
     async def flush(self) -> None:
         """Wait until every queued message is acknowledged; raise `PublishError` otherwise."""
@@ -219,4 +250,5 @@ class TouchpointPublisher:
             await asyncio.sleep(0)  # let the done-callbacks record their outcome
         if self._failures:
             failures, self._failures = self._failures, []
-            raise PublishError(failures)
+            failed, self._failed = self._failed, 0
+            raise PublishError(failures, failed)

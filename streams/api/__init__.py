@@ -1,0 +1,174 @@
+"""Tandem's HTTP API (FastAPI): touchpoint ingest today; journeys and KPIs plug in as routers.
+
+    app = create_app(get_settings())
+    uvicorn.run(app, host="0.0.0.0", port=settings.api_port)
+
+`create_app` is composable: it includes every router of `ROUTERS` (or those it is given) and
+enters every extra lifespan, so another module adds endpoints with::
+
+    from streams.api import ROUTERS
+    ROUTERS.append(journeys.router)
+
+Routes find what they need on ``request.app.state``: ``settings``, ``api_keys`` and
+``publisher`` (a `PublisherHolder`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from events.vocabulary import TOUCHPOINT
+from streams.api.auth import ApiClient, load_api_keys
+from streams.api.ingest import (
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    IngestPublisher,
+    PublisherHolder,
+    router as ingest_router,
+    schemas_router,
+)
+from streams.settings import Settings, get_settings
+
+log = logging.getLogger("tandem.api")
+
+ROUTERS: list[APIRouter] = [ingest_router, schemas_router]
+"""The routers every app includes (append yours)."""
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+DESCRIPTION = f"""
+Tandem builds one journey per customer from marketing and sales touchpoints.
+
+**Publishing touchpoints.** `POST /v1/events` takes one touchpoint or a JSON array of up to
+{MAX_BATCH} (body at most {MAX_BODY_BYTES // (1024 * 1024)} MiB, each event at most 256 KiB).
+It is **all-or-nothing**: if any event is invalid the answer is `422` with a result per event
+and nothing is published; otherwise every event is published to Kafka before the `202`.
+Resending a request is always safe: Tandem keeps each `event_id` once.
+
+**Authentication.** Every publishing tool has its own API key, sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. A key may publish `marketing` events,
+`sales` events or both; anything else is refused with `403` and nothing is published.
+
+**The contract.** The envelope, the 29 touchpoint types, the rejection reason codes and the
+evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v1/schemas`.
+"""
+
+TAGS = [
+    {"name": "ingest", "description": "Publish touchpoints into Tandem."},
+    {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
+    {"name": "health", "description": "Liveness."},
+]
+
+
+def _package_version() -> str:
+    try:
+        return version("tandem-journeys")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "0.0.0"
+
+
+def default_publisher_factory(settings: Settings) -> IngestPublisher:
+    """The Kafka publisher of these settings (`events.publisher.TouchpointPublisher`)."""
+    from events.publisher import TouchpointPublisher
+
+    return TouchpointPublisher(
+        settings.kafka_bootstrap, settings.topic_prefix, client_id="tandem-api"
+    )
+
+
+def _api_keys(settings: Settings) -> dict[str, ApiClient]:
+    configured = getattr(settings, "api_keys", None)  # a Settings field, once there is one
+    if configured:
+        return {
+            key: value if isinstance(value, ApiClient) else ApiClient.model_validate(value)
+            for key, value in dict(configured).items()
+        }
+    return load_api_keys()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher_factory: Callable[[Settings], IngestPublisher] | None = None,
+    api_keys: Mapping[str, ApiClient] | None = None,
+    routers: Sequence[APIRouter] | None = None,
+    lifespans: Sequence[Lifespan] = (),
+) -> FastAPI:
+    """The FastAPI app.
+
+    `publisher_factory` makes the publisher (default: Kafka, from `settings`); it is started
+    on the first publish and stopped at shutdown. `api_keys` default to the environment
+    (``TANDEM_API_KEYS`` / ``TANDEM_API_KEYS_FILE``, see `streams.api.auth`). `routers`
+    default to `ROUTERS`; `lifespans` are entered at startup, in order, and left at shutdown.
+    """
+    settings = settings or get_settings()
+    factory = publisher_factory or default_publisher_factory
+    keys = dict(api_keys) if api_keys is not None else _api_keys(settings)
+    if not keys:
+        log.warning("no API keys configured (TANDEM_API_KEYS): every ingest request gets 401")
+    holder = PublisherHolder(lambda: factory(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for extra in lifespans:
+                await stack.enter_async_context(extra(app))
+            try:
+                yield
+            finally:
+                await holder.close()
+
+    app = FastAPI(
+        title="Tandem API",
+        version=_package_version(),
+        summary="One customer journey for marketing and sales, built from touchpoints.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_keys = keys
+    app.state.publisher = holder
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """200 while the process serves requests (Kafka is not checked)."""
+        return {"status": "ok"}
+
+    for router in ROUTERS if routers is None else routers:
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            touchpoint = TOUCHPOINT.json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in touchpoint.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components["Touchpoint"] = {
+                **touchpoint,
+                "title": "Touchpoint",
+                "description": "Any touchpoint of the vocabulary (discriminated on `type`).",
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+__all__ = ["ROUTERS", "PublisherHolder", "create_app", "default_publisher_factory"]
