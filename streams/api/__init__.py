@@ -31,8 +31,10 @@ from streams.api.ingest import (
     MAX_BODY_BYTES,
     IngestPublisher,
     PublisherHolder,
-    router as ingest_router,
     schemas_router,
+)
+from streams.api.ingest import (
+    router as ingest_router,
 )
 from streams.settings import Settings, get_settings
 
