@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -38,7 +38,7 @@ class IngestPublisher(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def publish_batch(self, touchpoints: list[Envelope]) -> list[Any]: ...
+    async def publish_batch(self, touchpoints: Sequence[Envelope]) -> list[Any]: ...
 
 
 class PublisherUnavailable(RuntimeError):
