@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any, Protocol
 
 import typer
@@ -39,7 +40,12 @@ EXIT_ERROR = 2
 
 class _Publisher(Protocol):
     async def __aenter__(self) -> Any: ...
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
     async def publish(self, touchpoint: Any) -> Any: ...
     async def flush(self) -> None: ...
 
@@ -125,14 +131,24 @@ class PublishSummary:
         }
 
 
+class InputError(Exception):
+    """The input could not be read."""
+
+
 def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
-    """(line number, line without its line ending, bytes consumed) for each non-blank line."""
-    for number, line in enumerate(stream, start=1):
+    """(line number, line without its line ending or b"" if blank, bytes consumed)."""
+    lines = iter(stream)
+    number = 0
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise InputError(exc.strerror or str(exc)) from exc
+        number += 1
         content = line.rstrip(b"\r\n")
-        if content.strip():
-            yield number, content, len(line)
-        else:
-            yield number, b"", len(line)
+        yield number, (content if content.strip() else b""), len(line)
 
 
 async def publish_stream(
@@ -271,7 +287,7 @@ def publish(
         summary = run(_run(source, stream, total, dry_run, settings))
     except typer.Exit:
         raise
-    except OSError as exc:
+    except InputError as exc:
         fail(f"cannot read {source}: {exc}", EXIT_ERROR)
     except Exception as exc:  # broker trouble: one clear line
         fail(
