@@ -1,0 +1,161 @@
+"""The signals Tandem emits: hand-offs to sales, nurture to marketing, SLA alerts.
+
+Every signal has a deterministic `signal_id` (the same rule firing for the same customer in the
+same cycle always has the same id) and a `version` that starts at 1 and grows when a late
+touchpoint corrects it. Consumers keep the highest version per id. Each model names the topic
+it is published on (`signal.topic`), as a plain string: this package knows nothing of Kafka.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.journey import (
+    EngagementScore,
+    Firmographics,
+    FitScore,
+    Objection,
+    Stage,
+    TouchpointSummary,
+)
+from schemas.playbook import ContentItem
+
+HANDOFF_TOPIC = "signals.handoff"
+NURTURE_TOPIC = "signals.nurture"
+ALERTS_TOPIC = "signals.alerts"
+
+
+class SignalBase(BaseModel):
+    """Fields every signal carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    TOPIC: ClassVar[str]
+
+    signal_id: str = Field(description="deterministic: sig_ + sha256(customer|rule|key)[:20]")
+    version: int = Field(1, ge=1, description="1, then +1 per correction or revocation")
+    customer_id: str
+    identities: list[str] = Field(description="the person's identifiers, strongest first")
+    occurred_at: AwareDatetime = Field(
+        description="event time of the triggering touchpoint, or the timer's deadline"
+    )
+    playbook_version: str
+
+    @property
+    def topic(self) -> str:
+        """The (unprefixed) topic this signal is published on."""
+        return self.TOPIC
+
+
+class HandoffSignal(SignalBase):
+    """A marketing-qualified lead handed to sales, with everything to continue the conversation.
+
+    Its content is the journey as of the triggering touchpoint, so later touchpoints do not
+    change it.
+    """
+
+    TOPIC: ClassVar[str] = HANDOFF_TOPIC
+
+    signal_type: Literal["handoff"] = "handoff"
+    cycle: int
+    trigger_event_id: str
+    stage: Stage
+    reason: str
+    engagement: EngagementScore
+    fit: FitScore
+    persona: str | None
+    firmographics: Firmographics
+    last_marketing: list[TouchpointSummary] = Field(description="up to 5, oldest first")
+    last_sales: list[TouchpointSummary] = Field(description="up to 5, oldest first")
+    campaigns: list[str] = Field(description="campaigns seen, first seen first")
+    messages: list[str] = Field(description="messages/offers shown: repeat the promise")
+    open_objections: list[Objection]
+    recommended_content: list[ContentItem] = Field(description="for the next stage (sal)")
+    supersedes: list[str] = Field(
+        default_factory=list, description="ids of hand-offs issued under a former customer id"
+    )
+
+
+class HandoffRevokedSignal(SignalBase):
+    """A hand-off taken back: a late touchpoint shows the lead was not qualified after all.
+
+    Same `signal_id` as the hand-off it revokes, with the next version.
+    """
+
+    TOPIC: ClassVar[str] = HANDOFF_TOPIC
+
+    signal_type: Literal["handoff_revoked"] = "handoff_revoked"
+    cycle: int
+    reason: str
+
+
+class NurtureSignal(SignalBase):
+    """Marketing automation should nurture this person on a track."""
+
+    TOPIC: ClassVar[str] = NURTURE_TOPIC
+
+    signal_type: Literal["nurture"] = "nurture"
+    rule: Literal[
+        "nurture.engaged",
+        "nurture.recycled",
+        "nurture.onboarding",
+        "nurture.stalled",
+        "nurture.upsell",
+        "nurture.renewal",
+    ]
+    track: str
+    channel: Literal["email", "ads", "sales"]
+    reason: str
+    stage: Stage
+    cycle: int
+    trigger_event_id: str | None = Field(description="None when a timer fired it")
+    open_objections: list[Objection]
+    recommended_content: list[ContentItem]
+    supersedes: list[str] = Field(default_factory=list)
+
+
+class _SlaSignal(SignalBase):
+    TOPIC: ClassVar[str] = ALERTS_TOPIC
+
+    handoff_signal_id: str
+    handoff_version: int
+    handoff_occurred_at: AwareDatetime
+    deadline: AwareDatetime
+    hours: float = Field(description="the threshold that passed, in hours after the hand-off")
+    cycle: int
+    stage: Stage
+
+
+class HandoffSlaBreachedSignal(_SlaSignal):
+    """Sales neither accepted nor rejected a hand-off within the SLA."""
+
+    signal_type: Literal["handoff_sla_breached"] = "handoff_sla_breached"
+
+
+class HandoffSlaEscalatedSignal(_SlaSignal):
+    """Still unanswered at the escalation threshold."""
+
+    signal_type: Literal["handoff_sla_escalated"] = "handoff_sla_escalated"
+
+
+Signal = Annotated[
+    HandoffSignal
+    | HandoffRevokedSignal
+    | NurtureSignal
+    | HandoffSlaBreachedSignal
+    | HandoffSlaEscalatedSignal,
+    Field(discriminator="signal_type"),
+]
+"""Any signal; pydantic picks the model by ``signal_type``."""
+
+SIGNAL: TypeAdapter[Signal] = TypeAdapter(Signal)
+
+SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
+    HandoffSignal,
+    HandoffRevokedSignal,
+    NurtureSignal,
+    HandoffSlaBreachedSignal,
+    HandoffSlaEscalatedSignal,
+)

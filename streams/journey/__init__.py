@@ -1,0 +1,87 @@
+"""The pure journey core: touchpoints in, journeys and signals out. No I/O, no clock.
+
+A journey is a set of touchpoints; stage, scores and signals are a deterministic fold over it
+under a `Playbook` (see docs/journey.md). The Faust worker, the CLI and the tests use only the
+names exported here.
+"""
+
+from schemas.journey import JourneyRecord, JourneySnapshot, Stage
+from schemas.playbook import Playbook
+from schemas.signals import (
+    HandoffRevokedSignal,
+    HandoffSignal,
+    HandoffSlaBreachedSignal,
+    HandoffSlaEscalatedSignal,
+    NurtureSignal,
+    Signal,
+)
+from streams.journey.identity import (
+    LEDGER_CUSTOMER,
+    IdentityDecision,
+    IdentityGuards,
+    IdentityStore,
+    InMemoryIdentityStore,
+    Move,
+    customer_id_for,
+    resolve,
+)
+from streams.journey.playbook import (
+    PlaybookError,
+    default_playbook,
+    load_playbook,
+    load_playbook_file,
+)
+from streams.journey.record import (
+    MAX_RETAINED_TOUCHPOINTS,
+    Outcome,
+    absorb,
+    apply_touchpoint,
+    evaluate_timers,
+    fold,
+    merge,
+    new_journey,
+    next_timer_due,
+    reevaluate,
+)
+from streams.journey.replay import ReplayResult, replay
+from streams.journey.view import JourneyView, snapshot, view
+
+__all__ = [
+    "LEDGER_CUSTOMER",
+    "MAX_RETAINED_TOUCHPOINTS",
+    "HandoffRevokedSignal",
+    "HandoffSignal",
+    "HandoffSlaBreachedSignal",
+    "HandoffSlaEscalatedSignal",
+    "IdentityDecision",
+    "IdentityGuards",
+    "IdentityStore",
+    "InMemoryIdentityStore",
+    "JourneyRecord",
+    "JourneySnapshot",
+    "JourneyView",
+    "Move",
+    "NurtureSignal",
+    "Outcome",
+    "Playbook",
+    "PlaybookError",
+    "ReplayResult",
+    "Signal",
+    "Stage",
+    "absorb",
+    "apply_touchpoint",
+    "customer_id_for",
+    "default_playbook",
+    "evaluate_timers",
+    "fold",
+    "load_playbook",
+    "load_playbook_file",
+    "merge",
+    "new_journey",
+    "next_timer_due",
+    "reevaluate",
+    "replay",
+    "resolve",
+    "snapshot",
+    "view",
+]

@@ -1,0 +1,401 @@
+"""The fold: a journey's touchpoints, in (occurred_at, event_id) order, folded into its state.
+
+Everything derived — stage and stage history, scores, firmographics, objections, campaigns and
+messages seen, and the facts behind every event-driven signal (`SignalTrigger`) — comes from
+walking the touchpoints in event-time order through `FoldState.step`. Because the input is a
+set and the order is total, the result does not depend on arrival order or duplication.
+
+Per touchpoint, in this order: identity and engagement bookkeeping; firmographics, objections,
+unsubscribe and contract term; the stage rule of its type (`streams.journey.stages`); then the
+MQL rule (cycle engagement and fit as of this touchpoint); then the engaged-but-not-ready
+nurture rule. Signal facts are captured at the touchpoint a rule fires on, so touchpoints after
+it never change them.
+
+The state can be frozen into a `HorizonState` and resumed from it: that is how touchpoints
+beyond the retention cap are compacted (see `streams.journey.record`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from events.envelope import Envelope
+from events.vocabulary import (
+    LEDGER_TYPES,
+    ContentDownloaded,
+    FeedbackRecorded,
+    FormSubmitted,
+    ObjectionRaised,
+    ProspectAdded,
+)
+from schemas.journey import (
+    EngagementScore,
+    Firmographics,
+    FitScore,
+    HorizonState,
+    Objection,
+    ScoreItem,
+    SignalTrigger,
+    Stage,
+    StageChange,
+    TouchpointSummary,
+)
+from schemas.playbook import Playbook
+from streams.journey import scoring, stages
+from streams.journey.identity import IdentityGuards, by_strength
+
+RECENT_PER_DOMAIN = 5
+"""How many of the latest marketing and of the latest sales touchpoints a hand-off carries."""
+
+ENGAGED_FROM = frozenset({Stage.SUBSCRIBER, Stage.LEAD})
+
+TriggerRule = Literal["handoff", "nurture.engaged", "nurture.recycled", "nurture.onboarding"]
+
+
+def summarize(tp: Envelope | TouchpointSummary) -> TouchpointSummary:
+    """A touchpoint in a few fields."""
+    if isinstance(tp, TouchpointSummary):
+        return tp
+    content_id = tp.context.content_id
+    if content_id is None and isinstance(tp, ContentDownloaded):
+        content_id = tp.properties.content_id
+    return TouchpointSummary(
+        event_id=tp.event_id,
+        type=tp.type,
+        occurred_at=tp.occurred_at,
+        source=tp.source,
+        channel=tp.context.channel,
+        campaign_id=tp.context.campaign_id,
+        message_id=tp.context.message_id,
+        content_id=content_id,
+    )
+
+
+@dataclass
+class FoldState:
+    """The mutable state of the fold (plain Python for speed; frozen as `HorizonState`)."""
+
+    playbook: Playbook
+    guards: IdentityGuards
+    stage: Stage | None = None
+    cycle: int = 0
+    history: list[StageChange] = field(default_factory=list)
+    known: bool = False
+    outbound: bool = False
+    job_title: str | None = None
+    company: str | None = None
+    company_size: int | None = None
+    industry: str | None = None
+    pain_points: set[str] = field(default_factory=set)
+    objections: dict[str, Objection] = field(default_factory=dict)
+    campaigns: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    last_marketing: list[Envelope | TouchpointSummary] = field(default_factory=list)
+    last_sales: list[Envelope | TouchpointSummary] = field(default_factory=list)
+    identities: set[str] = field(default_factory=set)
+    unsubscribed: bool = False
+    carry_at: datetime | None = None
+    carry: float = 0.0
+    cycle_carry: float = 0.0
+    carry_cycle: int = 0
+    items: list[tuple[datetime, float, str, str, int]] = field(default_factory=list)
+    term_started_at: datetime | None = None
+    term_event_id: str | None = None
+    nurtured_cycles: set[int] = field(default_factory=set)
+    wins: int = 0
+    last_at: datetime | None = None
+    triggers: list[SignalTrigger] = field(default_factory=list)
+    _fit: FitScore | None = None
+
+    # --- resuming and freezing -------------------------------------------------------------
+
+    @classmethod
+    def start(cls, playbook: Playbook, horizon: HorizonState | None = None) -> FoldState:
+        """A fresh state, or one resumed from a compacted prefix."""
+        state = cls(playbook, IdentityGuards.from_playbook(playbook))
+        if horizon is None:
+            return state
+        f = horizon.firmographics
+        state.stage, state.cycle = horizon.stage, horizon.cycle
+        state.history = list(horizon.stage_history)
+        state.known, state.outbound = horizon.known, horizon.outbound
+        state.job_title, state.company = f.job_title, f.company
+        state.company_size, state.industry = f.company_size, f.industry
+        state.pain_points = set(f.pain_points)
+        state.objections = {o.category: o for o in horizon.open_objections}
+        state.campaigns, state.messages = list(horizon.campaigns), list(horizon.messages)
+        state.last_marketing = list(horizon.last_marketing)
+        state.last_sales = list(horizon.last_sales)
+        state.identities = set(horizon.identities)
+        state.unsubscribed = horizon.unsubscribed
+        state.carry_at, state.carry = horizon.carry_at, horizon.carry
+        state.cycle_carry, state.carry_cycle = horizon.cycle_carry, horizon.cycle
+        state.term_started_at, state.term_event_id = horizon.term_started_at, horizon.term_event_id
+        state.nurtured_cycles = set(horizon.nurtured_cycles)
+        state.wins, state.last_at = horizon.wins, horizon.last_at
+        state.triggers = list(horizon.triggers)
+        return state
+
+    def freeze(self) -> HorizonState:
+        """The state as a serialisable `HorizonState` (engagement carried as of `last_at`)."""
+        carry = cycle_carry = 0.0
+        if self.last_at is not None:
+            carry = self.engagement(self.last_at, cycle_only=False)
+            cycle_carry = self.engagement(self.last_at, cycle_only=True)
+        return HorizonState(
+            stage=self.stage,
+            cycle=self.cycle,
+            stage_history=self.history,
+            known=self.known,
+            outbound=self.outbound,
+            firmographics=self.firmographics(),
+            open_objections=self.open_objections(),
+            campaigns=self.campaigns,
+            messages=self.messages,
+            last_marketing=[summarize(t) for t in self.last_marketing],
+            last_sales=[summarize(t) for t in self.last_sales],
+            identities=by_strength(self.identities),
+            unsubscribed=self.unsubscribed,
+            carry_at=self.last_at,
+            carry=carry,
+            cycle_carry=cycle_carry,
+            term_started_at=self.term_started_at,
+            term_event_id=self.term_event_id,
+            nurtured_cycles=sorted(self.nurtured_cycles),
+            wins=self.wins,
+            last_at=self.last_at,
+            triggers=self.triggers,
+        )
+
+    # --- derived values --------------------------------------------------------------------
+
+    def firmographics(self) -> Firmographics:
+        """The latest non-empty firmographic fields; pain points are the union."""
+        return Firmographics(
+            job_title=self.job_title,
+            company=self.company,
+            company_size=self.company_size,
+            industry=self.industry,
+            pain_points=sorted(self.pain_points),
+        )
+
+    def fit(self) -> FitScore:
+        """Fit as of the current touchpoint (cached until firmographics change)."""
+        if self._fit is None:
+            self._fit = scoring.fit(self.firmographics(), self.playbook)
+        return self._fit
+
+    def open_objections(self) -> list[Objection]:
+        """Objections raised and not yet answered by a won deal, oldest first."""
+        return sorted(self.objections.values(), key=lambda o: (o.raised_at, o.event_id))
+
+    def _carry(self, cycle_only: bool) -> tuple[datetime, float] | None:
+        if self.carry_at is None:
+            return None
+        if cycle_only:
+            return (self.carry_at, self.cycle_carry) if self.carry_cycle == self.cycle else None
+        return (self.carry_at, self.carry)
+
+    def engagement(self, at: datetime, cycle_only: bool) -> float:
+        """Engagement as of `at`: all of it, or only since the current cycle began."""
+        items = [(t, p) for t, p, _, _, c in self.items if not cycle_only or c == self.cycle]
+        return scoring.engagement_at(
+            at, items, self.playbook.scoring.half_life_days, self._carry(cycle_only)
+        )
+
+    def engagement_score(self, at: datetime | None) -> EngagementScore:
+        """The published engagement score with its breakdown, as of `at`."""
+        half_life = self.playbook.scoring.half_life_days
+        if at is None:
+            return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
+        carry = self._carry(cycle_only=False)
+        carried = (
+            scoring.decayed(carry[1], (at - carry[0]).total_seconds(), half_life) if carry else 0.0
+        )
+        breakdown = [
+            ScoreItem(
+                event_id=event_id,
+                type=type_,
+                occurred_at=t,
+                points=points,
+                decayed=round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3),
+            )
+            for t, points, event_id, type_, _ in self.items
+        ]
+        return EngagementScore(
+            score=round(self.engagement(at, cycle_only=False), 2),
+            cycle_score=round(self.engagement(at, cycle_only=True), 2),
+            as_of=at,
+            half_life_days=half_life,
+            carried=round(carried, 3),
+            breakdown=breakdown,
+        )
+
+    # --- the step --------------------------------------------------------------------------
+
+    def step(self, tp: Envelope) -> None:
+        """Fold one touchpoint (touchpoints must come in (occurred_at, event_id) order)."""
+        at = tp.occurred_at
+        self.last_at = at
+        if tp.type in LEDGER_TYPES or tp.identity is None:
+            # Spend and cost are about campaigns, not a person: aggregates only.
+            if tp.identity is not None:
+                self.identities.update(self.guards.linkable(tp.identity.identifiers()))
+            return
+        identity = tp.identity
+        self.identities.update(self.guards.linkable(identity.identifiers()))
+        if identity.email or identity.contact_id:
+            self.known = True
+        points = self.playbook.scoring.points.get(tp.type, 0.0)
+        if points:
+            self.items.append((at, points, tp.event_id, tp.type, self.cycle))
+        recent = self.last_marketing if tp.domain == "marketing" else self.last_sales
+        recent.append(tp)
+        del recent[:-RECENT_PER_DOMAIN]
+        context = tp.context
+        if context.campaign_id and context.campaign_id not in self.campaigns:
+            self.campaigns.append(context.campaign_id)
+        if context.message_id and context.message_id not in self.messages:
+            self.messages.append(context.message_id)
+        fit_changed = self._facts(tp)
+
+        stage_before = self.stage
+        moved = stages.transition(
+            self.stage, tp, stages.Facts(self.known, self.outbound), self.playbook
+        )
+        if moved is not None:
+            self._enter(moved[0], tp, moved[1])
+
+        if points > 0 or fit_changed or self.stage != stage_before:
+            # Engagement only grows on positive points, and fit only changes with
+            # firmographics: elsewhere neither rule can start to hold, so skip the sums.
+            self._check_mql(tp)
+            self._check_engaged(tp)
+
+    def _facts(self, tp: Envelope) -> bool:
+        """Firmographics, objections, unsubscribe, contract term; True if fit may change."""
+        fit_changed = False
+        if isinstance(tp, FormSubmitted | ProspectAdded):
+            p = tp.properties
+            for name in ("job_title", "company", "company_size", "industry"):
+                value = getattr(p, name)
+                if value is not None and value != getattr(self, name):
+                    setattr(self, name, value)
+                    fit_changed = True
+            new_pains = {pain.strip().lower() for pain in p.pain_points} - self.pain_points
+            if new_pains:
+                self.pain_points |= new_pains
+                fit_changed = True
+        elif isinstance(tp, FeedbackRecorded):
+            new_pains = {pain.strip().lower() for pain in tp.properties.pain_points}
+            if new_pains - self.pain_points:
+                self.pain_points |= new_pains
+                fit_changed = True
+        elif isinstance(tp, ObjectionRaised):
+            self.objections[tp.properties.category] = Objection(
+                category=tp.properties.category,
+                event_id=tp.event_id,
+                raised_at=tp.occurred_at,
+                note=tp.properties.note,
+            )
+        elif tp.type == "marketing.unsubscribed":
+            self.unsubscribed = True
+        elif tp.type == "sales.deal_won":
+            self.objections.clear()  # a won deal answers every objection
+            self.term_started_at, self.term_event_id = tp.occurred_at, tp.event_id
+        elif tp.type == "sales.renewed":
+            self.term_started_at, self.term_event_id = tp.occurred_at, tp.event_id
+        if fit_changed:
+            self._fit = None
+        return fit_changed
+
+    def _enter(self, stage: Stage, tp: Envelope, reason: str) -> None:
+        previous = self.stage
+        if stage == Stage.RECYCLED:
+            self.cycle += 1
+        if tp.type == "sales.prospect_added" and previous in stages.BEFORE_LEAD:
+            self.outbound = True
+        self.stage = stage
+        self.history.append(
+            StageChange(
+                stage=stage,
+                entered_at=tp.occurred_at,
+                cause_event_id=tp.event_id,
+                reason=reason,
+                cycle=self.cycle,
+            )
+        )
+        if stage in (Stage.RECYCLED, Stage.DISQUALIFIED):
+            # Keyed by stage too: a disqualification and a recycle may share a cycle.
+            self._capture("nurture.recycled", f"{self.cycle}:{stage}", tp, reason)
+        elif stage == Stage.CUSTOMER and tp.type == "sales.deal_won":
+            self.wins += 1
+            self._capture(
+                "nurture.onboarding", f"win{self.wins}", tp, "deal won: onboard the new customer"
+            )
+
+    def _check_mql(self, tp: Envelope) -> None:
+        if self.stage not in stages.MQL_FROM:
+            return
+        rule = self.playbook.mql_rule
+        fit = self.fit()
+        if fit.score < rule.min_fit:
+            return
+        engagement = self.engagement(tp.occurred_at, cycle_only=True)
+        if engagement < rule.min_engagement:
+            return
+        reason = (
+            f"engagement {engagement:.2f} ≥ {rule.min_engagement:g} and fit {fit.score:.2f} ≥ "
+            f"{rule.min_fit:g} ({fit.persona})"
+        )
+        self._enter(Stage.MQL, tp, reason)
+        self._capture("handoff", str(self.cycle), tp, reason)
+
+    def _check_engaged(self, tp: Envelope) -> None:
+        if self.stage not in ENGAGED_FROM or self.cycle in self.nurtured_cycles:
+            return
+        floor = self.playbook.nurture.engagement_floor
+        engagement = self.engagement(tp.occurred_at, cycle_only=True)
+        if engagement >= floor:
+            self.nurtured_cycles.add(self.cycle)
+            reason = (
+                f"engaged (engagement {engagement:.2f} ≥ {floor:g}) but not sales-ready "
+                f"(fit {self.fit().score:.2f})"
+            )
+            self._capture("nurture.engaged", str(self.cycle), tp, reason)
+
+    def _capture(self, rule: TriggerRule, key: str, tp: Envelope, reason: str) -> None:
+        assert self.stage is not None
+        self.triggers.append(
+            SignalTrigger(
+                rule=rule,
+                key=key,
+                cycle=self.cycle,
+                event_id=tp.event_id,
+                at=tp.occurred_at,
+                stage=self.stage,
+                reason=reason,
+                identities=by_strength(self.identities),
+                engagement=self.engagement_score(tp.occurred_at),
+                fit=self.fit(),
+                firmographics=self.firmographics(),
+                last_marketing=[summarize(t) for t in self.last_marketing],
+                last_sales=[summarize(t) for t in self.last_sales],
+                campaigns=list(self.campaigns),
+                messages=list(self.messages),
+                open_objections=self.open_objections(),
+                unsubscribed=self.unsubscribed,
+            )
+        )
+
+
+def run(
+    touchpoints: list[Envelope], playbook: Playbook, horizon: HorizonState | None = None
+) -> FoldState:
+    """Fold touchpoints (already in order) from the start or from a compacted horizon."""
+    state = FoldState.start(playbook, horizon)
+    for tp in touchpoints:
+        state.step(tp)
+    return state

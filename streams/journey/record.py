@@ -1,0 +1,426 @@
+"""Operations on a stored journey: add a touchpoint, merge two journeys, compact, reevaluate.
+
+A journey record is a *set* of touchpoints (deduplicated by event id) plus bookkeeping; every
+operation here is a set operation followed by re-deriving the view and reconciling signals.
+That is what makes the laws hold (checked by the property tests in `tests/property/`):
+
+* any permutation or duplication of the same touchpoints gives the same journey and view;
+* `merge` is commutative, associative and idempotent, and
+  ``fold(A + B) == merge(fold(A), fold(B))`` (up to the delivery counters `version` and
+  `duplicates`, which count deliveries, not content);
+* evaluated event by event in any order, the final set of active signals — ids, content — is
+  the one the full set of touchpoints calls for (the emitted history may contain corrections).
+
+Conflicting duplicates: two messages with the same `event_id` but different content are the
+same event delivered twice with a difference; deterministically the one with the smaller
+canonical JSON (`events.touchpoint_to_json`, bytewise) is kept and the other is counted as a
+duplicate — so the choice does not depend on which arrived first.
+
+Bounded state: at most `max_retained` (default `MAX_RETAINED_TOUCHPOINTS`) touchpoints are kept
+in full. Beyond it the oldest are folded into a compacted prefix — the fold state at the
+*horizon* (the newest compacted touchpoint) plus a summary per compacted touchpoint (event id,
+type, time, channel, campaign, amount), which keeps deduplication and the aggregates (counts
+per type, revenue, spend, first touch) exact. What the cap changes: a touchpoint older than the
+horizon arriving late updates the exact aggregates but no longer the stage history, the scores
+or the signals; a conflicting duplicate of a compacted touchpoint cannot replace it; the
+engagement of compacted touchpoints is carried as one decayed sum (no per-event breakdown);
+merging two journeys that both have a prefix keeps the later horizon's state; and a changed
+playbook only re-derives what comes after the horizon. Under the cap none of this applies.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.envelope import Envelope
+from events.vocabulary import (
+    CostRecorded,
+    DealWon,
+    ProposalSent,
+    Renewed,
+    SpendRecorded,
+    Touchpoint,
+    touchpoint_to_json,
+)
+from schemas.journey import (
+    CompactedPrefix,
+    CompactedTouchpoint,
+    JourneyRecord,
+    LedgerEntry,
+    MergeEntry,
+)
+from schemas.playbook import Playbook
+from schemas.signals import Signal
+from streams.journey import fold as folding
+from streams.journey import signals as sig
+from streams.journey.identity import IdentityGuards, by_strength, strength
+
+MAX_RETAINED_TOUCHPOINTS = 500
+"""Touchpoints kept in full per journey; older ones are compacted."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of an operation on a journey.
+
+    `applied`: the journey's content changed (a new or replacing touchpoint, a merge, a changed
+    playbook, a timer); `duplicate`: the touchpoint (or absorb) had been seen before;
+    `signals`: what to publish, in order.
+    """
+
+    record: JourneyRecord
+    applied: bool
+    duplicate: bool
+    signals: list[Signal] = field(default_factory=list)
+
+
+def new_journey(customer_id: str) -> JourneyRecord:
+    """An empty journey for a customer id."""
+    return JourneyRecord(customer_id=customer_id)
+
+
+def canonical(tp: Envelope) -> bytes:
+    """The canonical JSON of a touchpoint (decides between conflicting duplicates)."""
+    return touchpoint_to_json(tp)
+
+
+def _key(tp: Envelope) -> tuple[datetime, str]:
+    return tp.order_key
+
+
+def compact_summary(tp: Envelope) -> CompactedTouchpoint:
+    """What is kept of a compacted touchpoint."""
+    amount = currency = None
+    if isinstance(tp, DealWon | ProposalSent | SpendRecorded | CostRecorded | Renewed):
+        amount, currency = tp.properties.amount, tp.properties.currency
+    campaign = tp.context.campaign_id
+    channel = tp.context.channel
+    if isinstance(tp, SpendRecorded):
+        campaign, channel = tp.properties.campaign_id, tp.properties.channel
+    elif isinstance(tp, CostRecorded):
+        campaign = tp.properties.campaign_id or campaign
+    return CompactedTouchpoint(
+        event_id=tp.event_id,
+        type=tp.type,
+        occurred_at=tp.occurred_at,
+        channel=channel,
+        campaign_id=campaign,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def _summary_key(summary: CompactedTouchpoint) -> tuple[datetime, str]:
+    return (summary.occurred_at, summary.event_id)
+
+
+def _horizon(record: JourneyRecord) -> tuple[datetime, str] | None:
+    prefix = record.compacted
+    return None if prefix is None else (prefix.horizon_at, prefix.horizon_event_id)
+
+
+# --- adding one touchpoint (no signals) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Added:
+    record: JourneyRecord
+    changed: bool  # the set of touchpoints changed
+    duplicate: bool
+
+
+def _add(record: JourneyRecord, tp: Touchpoint, guards: IdentityGuards) -> _Added:
+    identifiers = record.identifiers
+    if tp.identity is not None:
+        new_ids = set(guards.linkable(tp.identity.identifiers())) - set(identifiers)
+        if new_ids:
+            identifiers = by_strength([*identifiers, *new_ids])
+    retained = record.touchpoints
+    index = next((i for i, t in enumerate(retained) if t.event_id == tp.event_id), None)
+    if index is not None:
+        existing = retained[index]
+        replace = canonical(tp) < canonical(existing)
+        if replace:
+            retained = [*retained[:index], *retained[index + 1 :]]
+            retained.insert(bisect.bisect(retained, _key(tp), key=_key), tp)
+        update = {"touchpoints": retained, "identifiers": identifiers,
+                  "duplicates": record.duplicates + 1}  # fmt: skip
+        return _Added(record.model_copy(update=update), replace, True)
+    prefix = record.compacted
+    if prefix is not None and any(s.event_id == tp.event_id for s in prefix.touchpoints):
+        update = {"identifiers": identifiers, "duplicates": record.duplicates + 1}
+        return _Added(record.model_copy(update=update), False, True)
+    horizon = _horizon(record)
+    if prefix is not None and horizon is not None and _key(tp) <= horizon:
+        # Older than the horizon: it can only count in the exact aggregates.
+        summaries = list(prefix.touchpoints)
+        summary = compact_summary(tp)
+        summaries.insert(bisect.bisect(summaries, _summary_key(summary), key=_summary_key),
+                         summary)  # fmt: skip
+        prefix = prefix.model_copy(update={"touchpoints": summaries})
+        update = {"compacted": prefix, "identifiers": identifiers}
+        return _Added(record.model_copy(update=update), True, False)
+    retained = list(retained)
+    retained.insert(bisect.bisect(retained, _key(tp), key=_key), tp)
+    update = {"touchpoints": retained, "identifiers": identifiers}
+    return _Added(record.model_copy(update=update), True, False)
+
+
+def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> JourneyRecord:
+    """Fold the oldest touchpoints beyond `max_retained` into the compacted prefix."""
+    if max_retained < 1:
+        raise ValueError("max_retained must be at least 1")
+    excess = len(record.touchpoints) - max_retained
+    if excess <= 0:
+        return record
+    oldest, kept = record.touchpoints[:excess], record.touchpoints[excess:]
+    prefix = record.compacted
+    state = folding.run(list(oldest), playbook, prefix.state if prefix else None)
+    summaries = [*(prefix.touchpoints if prefix else []), *map(compact_summary, oldest)]
+    summaries.sort(key=_summary_key)
+    horizon = oldest[-1]
+    new_prefix = CompactedPrefix(
+        horizon_at=horizon.occurred_at,
+        horizon_event_id=horizon.event_id,
+        playbook_version=playbook.version,
+        state=state.freeze(),
+        touchpoints=summaries,
+    )
+    return record.model_copy(update={"touchpoints": list(kept), "compacted": new_prefix})
+
+
+# --- deriving state and reconciling signals ------------------------------------------------
+
+
+def derive(record: JourneyRecord, playbook: Playbook) -> folding.FoldState:
+    """The fold state of a record under a playbook."""
+    prefix = record.compacted
+    return folding.run(list(record.touchpoints), playbook, prefix.state if prefix else None)
+
+
+def _reconcile(
+    record: JourneyRecord, playbook: Playbook, at: datetime | None
+) -> tuple[JourneyRecord, list[Signal]]:
+    state = derive(record, playbook)
+    desired = sig.desired_signals(state, record.customer_id, playbook)
+    when = at or state.last_at
+    if when is None:
+        return record, []
+    ledger, out = sig.reconcile(
+        record.signal_ledger, desired, record.customer_id, record.identifiers, playbook, when
+    )
+    if ledger != record.signal_ledger:
+        record = record.model_copy(update={"signal_ledger": ledger})
+    return record, out
+
+
+def _bump(before: JourneyRecord, after: JourneyRecord) -> JourneyRecord:
+    # Any change at all gets a new version, so a stale snapshot can never overwrite it.
+    if after == before:
+        return after
+    return after.model_copy(update={"version": before.version + 1})
+
+
+# --- the public operations -----------------------------------------------------------------
+
+
+def apply_touchpoint(
+    record: JourneyRecord,
+    touchpoint: Touchpoint,
+    playbook: Playbook,
+    *,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> Outcome:
+    """Add one touchpoint to a journey: dedupe, re-derive, reconcile signals."""
+    added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook))
+    updated = compact(added.record, playbook, max_retained)
+    updated = updated.model_copy(update={"playbook_version": playbook.version})
+    signals: list[Signal] = []
+    if added.changed or record.playbook_version != playbook.version:
+        updated, signals = _reconcile(updated, playbook, touchpoint.occurred_at)
+    return Outcome(_bump(record, updated), added.changed, added.duplicate, signals)
+
+
+def fold(
+    customer_id: str,
+    touchpoints: Iterable[Touchpoint],
+    playbook: Playbook,
+    *,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> JourneyRecord:
+    """A journey from scratch: its touchpoints, deduplicated, compacted beyond the cap.
+
+    No signals are emitted (the ledger is empty and `version` is 0): pass the result to
+    `reevaluate` to get the signals it calls for.
+    """
+    guards = IdentityGuards.from_playbook(playbook)
+    record = new_journey(customer_id)
+    for tp in touchpoints:
+        record = _add(record, tp, guards).record
+    record = compact(record, playbook, max_retained)
+    return record.model_copy(update={"playbook_version": playbook.version})
+
+
+def _merge_touchpoints(*groups: Iterable[Touchpoint]) -> list[Touchpoint]:
+    chosen: dict[str, Touchpoint] = {}
+    for group in groups:
+        for tp in group:
+            known = chosen.get(tp.event_id)
+            if known is None or canonical(tp) < canonical(known):
+                chosen[tp.event_id] = tp
+    return sorted(chosen.values(), key=_key)
+
+
+def _merge_summaries(*groups: Iterable[CompactedTouchpoint]) -> list[CompactedTouchpoint]:
+    chosen: dict[str, CompactedTouchpoint] = {}
+    for group in groups:
+        for summary in group:
+            known = chosen.get(summary.event_id)
+            if known is None or summary.model_dump_json() < known.model_dump_json():
+                chosen[summary.event_id] = summary
+    return sorted(chosen.values(), key=_summary_key)
+
+
+def _prefix_rank(prefix: CompactedPrefix) -> tuple[datetime, str, str]:
+    return (prefix.horizon_at, prefix.horizon_event_id, prefix.state.model_dump_json())
+
+
+def _customer_rank(record: JourneyRecord) -> tuple[int, tuple[int, str], str]:
+    # The journey whose strongest identifier is strongest names the union, like the resolver.
+    if record.identifiers:
+        return (0, strength(record.identifiers[0]), record.customer_id)
+    return (1, (0, ""), record.customer_id)
+
+
+def merge(a: JourneyRecord, b: JourneyRecord) -> JourneyRecord:
+    """The union of two journeys — commutative, associative and idempotent.
+
+    Touchpoints, identifiers, merge history and signal ledger are unions (conflicting
+    duplicates: the smaller canonical JSON wins; ledger: the furthest-along entry wins). The
+    customer id is that of the journey with the strongest identifier (the resolver's rule);
+    `version` and `duplicates` are the maxima. With compacted prefixes, the later horizon's
+    state is kept and touchpoints behind it are reduced to summaries (see the module doc).
+    """
+    customer_id = min(a, b, key=_customer_rank).customer_id
+    prefixes = [p for p in (a.compacted, b.compacted) if p is not None]
+    touchpoints = _merge_touchpoints(a.touchpoints, b.touchpoints)
+    prefix: CompactedPrefix | None = None
+    if prefixes:
+        base = max(prefixes, key=_prefix_rank)
+        horizon = (base.horizon_at, base.horizon_event_id)
+        behind = [tp for tp in touchpoints if _key(tp) <= horizon]
+        summaries = _merge_summaries(
+            *(p.touchpoints for p in prefixes), map(compact_summary, behind)
+        )
+        compacted_ids = {s.event_id for s in summaries}
+        touchpoints = [tp for tp in touchpoints if tp.event_id not in compacted_ids]
+        prefix = base.model_copy(update={"touchpoints": summaries})
+    merges = sorted(
+        {m.model_dump_json(): m for m in (*a.merges, *b.merges)}.values(),
+        key=lambda m: (m.at, m.absorbed_customer_id, m.cause_event_id, m.model_dump_json()),
+    )
+    versions = [v for v in (a.playbook_version, b.playbook_version) if v is not None]
+    return JourneyRecord(
+        customer_id=customer_id,
+        version=max(a.version, b.version),
+        identifiers=by_strength([*a.identifiers, *b.identifiers]),
+        touchpoints=touchpoints,
+        compacted=prefix,
+        merges=merges,
+        signal_ledger=sig.merge_ledgers(a.signal_ledger, b.signal_ledger),
+        playbook_version=max(versions) if versions else None,
+        duplicates=max(a.duplicates, b.duplicates),
+    )
+
+
+def absorb(
+    record: JourneyRecord,
+    other: JourneyRecord,
+    playbook: Playbook,
+    cause_event_id: str,
+    at: datetime,
+    *,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> Outcome:
+    """Merge `other` (a journey moved here by the identity resolver) into `record`.
+
+    The result keeps `record`'s customer id and remembers the merge. Signals are reconciled
+    under that id: a signal `other` had emitted for the same rule is superseded by one issued
+    under this id. A redelivered absorb (same journey, same cause) changes nothing.
+    """
+    entry = MergeEntry(
+        absorbed_customer_id=other.customer_id,
+        identifiers=list(other.identifiers),
+        cause_event_id=cause_event_id,
+        at=at,
+    )
+    if other.customer_id == record.customer_id or any(
+        m.absorbed_customer_id == entry.absorbed_customer_id
+        and m.cause_event_id == entry.cause_event_id
+        for m in record.merges
+    ):
+        return Outcome(record, applied=False, duplicate=True)
+    merged = merge(record, other)
+    merged = merged.model_copy(
+        update={
+            "customer_id": record.customer_id,
+            "merges": sorted(
+                [*merged.merges, entry],
+                key=lambda m: (m.at, m.absorbed_customer_id, m.cause_event_id),
+            ),
+            "duplicates": record.duplicates + other.duplicates,
+            "version": max(record.version, other.version),
+            "playbook_version": playbook.version,
+        }
+    )
+    merged = compact(merged, playbook, max_retained)
+    merged, signals = _reconcile(merged, playbook, at)
+    version = max(record.version, other.version) + 1
+    return Outcome(merged.model_copy(update={"version": version}), True, False, signals)
+
+
+def reevaluate(record: JourneyRecord, playbook: Playbook) -> Outcome:
+    """Re-derive a journey under a (changed) playbook and reconcile its signals."""
+    updated = record.model_copy(update={"playbook_version": playbook.version})
+    updated, signals = _reconcile(updated, playbook, None)
+    updated = _bump(record, updated)
+    return Outcome(updated, applied=updated.version != record.version, duplicate=False,
+                   signals=signals)  # fmt: skip
+
+
+def _identities(record: JourneyRecord) -> list[str]:
+    return list(record.identifiers)
+
+
+def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) -> Outcome:
+    """Emit the timer signals due at `now` (SLA breach/escalation, stalled, upsell, renewal).
+
+    Idempotent: an emitted timer signal is remembered in the ledger under its deterministic
+    id, so evaluating again (after a restart, say) emits nothing new.
+    """
+    state = derive(record, playbook)
+    candidates = sig.timer_candidates(
+        state, record.signal_ledger, record.customer_id, _identities(record), playbook
+    )
+    due = sig.due_timers(candidates, now)
+    if not due:
+        return Outcome(record, applied=False, duplicate=False)
+    ledger: dict[str, LedgerEntry] = dict(record.signal_ledger)
+    for candidate in due:
+        ledger[candidate.signal.signal_id] = sig.timer_entry(candidate)
+    updated = record.model_copy(
+        update={"signal_ledger": dict(sorted(ledger.items())), "version": record.version + 1}
+    )
+    return Outcome(updated, applied=True, duplicate=False, signals=[c.signal for c in due])
+
+
+def next_timer_due(record: JourneyRecord, playbook: Playbook) -> datetime | None:
+    """When `evaluate_timers` would next emit something for this journey (None: never)."""
+    state = derive(record, playbook)
+    candidates = sig.timer_candidates(
+        state, record.signal_ledger, record.customer_id, _identities(record), playbook
+    )
+    return candidates[0].due if candidates else None

@@ -1,0 +1,394 @@
+"""Signals: the desired set, derived from a journey's state, reconciled against what was emitted.
+
+Event-driven signals (hand-off, nurture on engaged / recycled / onboarding) are a *desired set*
+computed from the fold's `SignalTrigger`s. `reconcile` diffs it against the record's signal
+ledger:
+
+* desired, not in the ledger → emitted as version 1 (if a signal for the same rule and key was
+  active under a former customer id — the journey moved — the old one is marked superseded and
+  the new one names it in `supersedes`);
+* desired, content changed (or previously revoked) → re-emitted with version + 1;
+* in the ledger, active, no longer desired → a hand-off is revoked (`handoff_revoked`, same id,
+  version + 1); a nurture is withdrawn silently (an email cannot be unsent).
+
+Applying the same state twice produces nothing: reconciliation is idempotent. The content hash
+leaves out `version`, `supersedes` and `playbook_version`, so re-deploying the same rules under
+a new playbook version does not re-send every signal.
+
+Timer signals (SLA breach and escalation, stalled-journey nurture, upsell and renewal
+reminders) are computed by `timer_candidates` with their deadlines; `evaluate_timers` emits the
+due ones. Their ids are deterministic and remembered in the ledger, so re-evaluating timers
+after a restart never duplicates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from schemas.journey import (
+    LedgerEntry,
+    Objection,
+    SignalStatus,
+    SignalTrigger,
+    Stage,
+)
+from schemas.playbook import ContentItem, Playbook
+from schemas.signals import (
+    HandoffRevokedSignal,
+    HandoffSignal,
+    HandoffSlaBreachedSignal,
+    HandoffSlaEscalatedSignal,
+    NurtureSignal,
+    Signal,
+    SignalBase,
+)
+from streams.journey.fold import FoldState
+
+TimerNurtureRule = Literal["nurture.stalled", "nurture.upsell", "nurture.renewal"]
+
+_STATUS_RANK = {"active": 0, "superseded": 1, "withdrawn": 2, "revoked": 3}
+
+
+def signal_id(customer_id: str, rule: str, key: str) -> str:
+    """The deterministic id of a rule's signal for a customer: the same inputs, the same id."""
+    digest = hashlib.sha256(f"{customer_id}|{rule}|{key}".encode()).hexdigest()
+    return "sig_" + digest[:20]
+
+
+def content_hash(signal: SignalBase) -> str:
+    """A hash of what the signal says (not of its version or bookkeeping)."""
+    content = signal.model_dump(mode="json", exclude={"version", "supersedes", "playbook_version"})
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def recommend(
+    playbook: Playbook,
+    stage: Stage,
+    objections: Iterable[Objection] = (),
+    track_content: Iterable[str] = (),
+) -> list[ContentItem]:
+    """Content to send: the track's, then the stage's, then one set per open objection."""
+    catalogue = playbook.content.items()
+    chosen: dict[str, ContentItem] = {}
+    for content_id in track_content:
+        if content_id in catalogue:
+            chosen.setdefault(content_id, catalogue[content_id])
+    groups = [playbook.content.stages.get(stage, [])]
+    groups += [playbook.content.objections.get(o.category, []) for o in objections]
+    for group in groups:
+        for item in group:
+            chosen.setdefault(item.id, item)
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A signal the journey should have emitted, with the rule and key it belongs to."""
+
+    signal: Signal
+    rule: str
+    key: str
+
+
+def _from_trigger(trigger: SignalTrigger, customer_id: str, playbook: Playbook) -> Desired | None:
+    sid = signal_id(customer_id, trigger.rule, trigger.key)
+    common = {
+        "signal_id": sid,
+        "customer_id": customer_id,
+        "identities": trigger.identities,
+        "occurred_at": trigger.at,
+        "playbook_version": playbook.version,
+        "cycle": trigger.cycle,
+        "trigger_event_id": trigger.event_id,
+        "stage": trigger.stage,
+        "reason": trigger.reason,
+        "open_objections": trigger.open_objections,
+    }
+    if trigger.rule == "handoff":
+        handoff = HandoffSignal(
+            **common,
+            engagement=trigger.engagement,
+            fit=trigger.fit,
+            persona=trigger.fit.persona,
+            firmographics=trigger.firmographics,
+            last_marketing=trigger.last_marketing,
+            last_sales=trigger.last_sales,
+            campaigns=trigger.campaigns,
+            messages=trigger.messages,
+            # An MQL's next step is sales acceptance: give sales what works at that step.
+            recommended_content=recommend(playbook, Stage.SAL, trigger.open_objections),
+        )
+        return Desired(handoff, trigger.rule, trigger.key)
+    track_name = trigger.rule.split(".", 1)[1]
+    track = playbook.nurture.tracks[track_name]
+    if track.channel == "email" and trigger.unsubscribed:
+        return None  # unsubscribed: no email nurture
+    nurture = NurtureSignal(
+        **common,
+        rule=trigger.rule,
+        track=track_name,
+        channel=track.channel,
+        recommended_content=recommend(
+            playbook, trigger.stage, trigger.open_objections, track.content
+        ),
+    )
+    return Desired(nurture, trigger.rule, trigger.key)
+
+
+def desired_signals(state: FoldState, customer_id: str, playbook: Playbook) -> list[Desired]:
+    """Every event-driven signal the journey's touchpoints call for, in time order."""
+    found = [_from_trigger(t, customer_id, playbook) for t in state.triggers]
+    return sorted(
+        (d for d in found if d is not None),
+        key=lambda d: (d.signal.occurred_at, d.signal.signal_id),
+    )
+
+
+def _entry(
+    signal: Signal,
+    rule: str,
+    key: str,
+    origin: Literal["event", "timer"],
+    status: SignalStatus = "active",
+) -> LedgerEntry:
+    return LedgerEntry(
+        signal_id=signal.signal_id,
+        signal_type=signal.signal_type,
+        rule=rule,
+        key=key,
+        version=signal.version,
+        content_hash=content_hash(signal),
+        status=status,
+        origin=origin,
+        occurred_at=signal.occurred_at,
+    )
+
+
+def reconcile(
+    ledger: dict[str, LedgerEntry],
+    desired: list[Desired],
+    customer_id: str,
+    identities: list[str],
+    playbook: Playbook,
+    at: datetime,
+) -> tuple[dict[str, LedgerEntry], list[Signal]]:
+    """Diff the desired event-driven signals against the ledger: the new ledger and what to
+    emit. `at` is the event time of whatever caused this evaluation (stamped on revocations).
+    """
+    updated = dict(ledger)
+    out: list[Signal] = []
+    wanted = {(d.rule, d.key) for d in desired}
+    desired_ids = {d.signal.signal_id for d in desired}
+    for d in desired:
+        signal, current = d.signal, ledger.get(d.signal.signal_id)
+        if current is None:
+            former = sorted(
+                e.signal_id
+                for e in ledger.values()
+                if e.origin == "event" and e.status == "active" and e.rule == d.rule
+                and e.key == d.key and e.signal_id not in desired_ids
+            )  # fmt: skip
+            for old in former:
+                updated[old] = updated[old].model_copy(update={"status": "superseded"})
+            if former:
+                signal = signal.model_copy(update={"supersedes": former})
+        elif current.status == "active" and current.content_hash == content_hash(signal):
+            continue
+        else:
+            signal = signal.model_copy(update={"version": current.version + 1})
+        updated[signal.signal_id] = _entry(signal, d.rule, d.key, "event")
+        out.append(signal)
+    for entry in sorted(ledger.values(), key=lambda e: (e.occurred_at, e.signal_id)):
+        if entry.origin != "event" or entry.signal_id in desired_ids:
+            continue
+        if updated[entry.signal_id].status != "active":
+            continue
+        if (entry.rule, entry.key) in wanted:
+            # Re-issued under the journey's current customer id.
+            updated[entry.signal_id] = entry.model_copy(update={"status": "superseded"})
+        elif entry.signal_type == "handoff":
+            revoked = HandoffRevokedSignal(
+                signal_id=entry.signal_id,
+                version=entry.version + 1,
+                customer_id=customer_id,
+                identities=identities,
+                occurred_at=at,
+                playbook_version=playbook.version,
+                cycle=int(entry.key),
+                reason=f"the lead no longer qualifies as an MQL in cycle {entry.key} "
+                "(a late touchpoint changed the journey)",
+            )
+            updated[entry.signal_id] = _entry(revoked, entry.rule, entry.key, "event", "revoked")
+            out.append(revoked)
+        else:
+            updated[entry.signal_id] = entry.model_copy(update={"status": "withdrawn"})
+    return updated, out
+
+
+def merge_ledgers(*ledgers: dict[str, LedgerEntry]) -> dict[str, LedgerEntry]:
+    """The union of ledgers; for one id, the furthest-along entry wins (a lattice join)."""
+    merged: dict[str, LedgerEntry] = {}
+    for ledger in ledgers:
+        for signal_id_, entry in ledger.items():
+            known = merged.get(signal_id_)
+            if known is None or _ledger_rank(entry) > _ledger_rank(known):
+                merged[signal_id_] = entry
+    return dict(sorted(merged.items()))
+
+
+def _ledger_rank(entry: LedgerEntry) -> tuple[int, int, str, str]:
+    return (entry.version, _STATUS_RANK[entry.status], entry.content_hash, entry.model_dump_json())
+
+
+# --- timers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimerCandidate:
+    """A timer signal and the time it becomes due."""
+
+    due: datetime
+    signal: Signal
+    rule: str
+    key: str
+
+
+def timer_candidates(
+    state: FoldState,
+    ledger: dict[str, LedgerEntry],
+    customer_id: str,
+    identities: list[str],
+    playbook: Playbook,
+) -> list[TimerCandidate]:
+    """Every timer signal not emitted yet, due now or later, in due order."""
+    found: list[TimerCandidate] = []
+    found += _sla_candidates(state, ledger, customer_id, identities, playbook)
+    found += _nurture_candidates(state, customer_id, identities, playbook)
+    return sorted(
+        (c for c in found if c.signal.signal_id not in ledger),
+        key=lambda c: (c.due, c.signal.signal_id),
+    )
+
+
+def _sla_candidates(
+    state: FoldState,
+    ledger: dict[str, LedgerEntry],
+    customer_id: str,
+    identities: list[str],
+    playbook: Playbook,
+) -> list[TimerCandidate]:
+    found: list[TimerCandidate] = []
+    for entry in ledger.values():
+        if entry.signal_type != "handoff" or entry.status != "active" or entry.origin != "event":
+            continue
+        # Pending while the journey still sits at MQL in the hand-off's cycle: an accept
+        # (sal), a reject (recycled) or any later sales stage answers it.
+        if state.stage != Stage.MQL or str(state.cycle) != entry.key:
+            continue
+        thresholds = [
+            ("handoff_sla_breached", playbook.handoff.sla_hours),
+            ("handoff_sla_escalated", playbook.handoff.escalate_after_hours),
+        ]
+        for rule, hours in thresholds:
+            if hours is None:
+                continue
+            deadline = entry.occurred_at + timedelta(hours=hours)
+            fields = {
+                "signal_id": signal_id(customer_id, rule, f"{entry.signal_id}:{entry.key}"),
+                "customer_id": customer_id,
+                "identities": identities,
+                "occurred_at": deadline,
+                "playbook_version": playbook.version,
+                "handoff_signal_id": entry.signal_id,
+                "handoff_version": entry.version,
+                "handoff_occurred_at": entry.occurred_at,
+                "deadline": deadline,
+                "hours": hours,
+                "cycle": state.cycle,
+                "stage": Stage.MQL,
+            }
+            signal: Signal = (
+                HandoffSlaBreachedSignal.model_validate(fields)
+                if rule == "handoff_sla_breached"
+                else HandoffSlaEscalatedSignal.model_validate(fields)
+            )
+            found.append(TimerCandidate(deadline, signal, rule, entry.key))
+    return found
+
+
+def _nurture_candidates(
+    state: FoldState, customer_id: str, identities: list[str], playbook: Playbook
+) -> list[TimerCandidate]:
+    found: list[TimerCandidate] = []
+    stage, nurture = state.stage, playbook.nurture
+    if stage is None or state.last_at is None:
+        return found
+    objections = state.open_objections()
+
+    def candidate(rule: TimerNurtureRule, key: str, due: datetime, reason: str) -> None:
+        name = rule.split(".", 1)[1]
+        track = nurture.tracks[name]
+        if track.channel == "email" and state.unsubscribed:
+            return  # unsubscribed: no email nurture
+        signal = NurtureSignal(
+            signal_id=signal_id(customer_id, rule, key),
+            customer_id=customer_id,
+            identities=identities,
+            occurred_at=due,
+            playbook_version=playbook.version,
+            rule=rule,
+            track=name,
+            channel=track.channel,
+            reason=reason,
+            stage=stage,
+            cycle=state.cycle,
+            trigger_event_id=None,
+            open_objections=objections,
+            recommended_content=recommend(playbook, stage, objections, track.content),
+        )
+        found.append(TimerCandidate(due, signal, rule, key))
+
+    stall_days = nurture.stall_days.get(stage)
+    if stall_days is not None:
+        # Once per stage entry: a journey stalled in the same stage is nudged once.
+        candidate(
+            "nurture.stalled",
+            f"{stage}:{len(state.history)}",
+            state.last_at + timedelta(days=stall_days),
+            f"no touchpoint for {stall_days:g} days in stage {stage}",
+        )
+    customer = nurture.customer
+    if stage == Stage.CUSTOMER and state.term_started_at is not None:
+        term = state.term_event_id or ""
+        if customer.upsell_after_days is not None:
+            candidate(
+                "nurture.upsell",
+                term,
+                state.term_started_at + timedelta(days=customer.upsell_after_days),
+                f"customer for {customer.upsell_after_days:g} days: time for expansion",
+            )
+        if customer.renewal_reminder_days is not None:
+            days = customer.renewal_term_days - customer.renewal_reminder_days
+            candidate(
+                "nurture.renewal",
+                term,
+                state.term_started_at + timedelta(days=days),
+                f"renewal due in {customer.renewal_reminder_days:g} days",
+            )
+    return found
+
+
+def due_timers(candidates: list[TimerCandidate], now: datetime) -> list[TimerCandidate]:
+    """The candidates due at `now`."""
+    return [c for c in candidates if c.due <= now]
+
+
+def timer_entry(candidate: TimerCandidate) -> LedgerEntry:
+    """The ledger entry remembering an emitted timer signal."""
+    return _entry(candidate.signal, candidate.rule, candidate.key, "timer")
