@@ -64,6 +64,21 @@ def _progress(label: str) -> Progress:
     )
 
 
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of a topic; `LookupError` if it does not exist."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code") or not described.get("partitions"):
+        raise LookupError(f"topic {topic} does not exist (run `tandem topics create`)")
+    return sorted(int(p["partition"]) for p in described["partitions"])
+
+
 async def read_dead_letters(
     settings: Settings,
     on_progress: Callable[[int, int], None] = lambda _done, _total: None,
@@ -73,6 +88,7 @@ async def read_dead_letters(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = full_name(DEADLETTER, settings.topic_prefix)
+    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -83,15 +99,13 @@ async def read_dead_letters(
     await consumer.start()
     result = ReadResult(letters=[])
     try:
-        if topic not in await consumer.topics():
-            raise LookupError(f"topic {topic} does not exist (run `tandem topics create`)")
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
         assigned = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(assigned)
         begin = await consumer.beginning_offsets(assigned)
         end = await consumer.end_offsets(assigned)
         total = sum(max(0, end[tp] - begin[tp]) for tp in assigned)
-        await consumer.seek_to_beginning(*assigned)
+        for tp in assigned:
+            consumer.seek(tp, begin[tp])
         remaining = {tp for tp in assigned if end[tp] > begin[tp]}
         seen: set[str] = set()
         done = 0
