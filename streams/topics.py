@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from events.topics import MARKETING, SALES  # the contract owns the touchpoint topic names
+from events.topics import MARKETING as MARKETING  # the contract owns the touchpoint topics
+from events.topics import SALES as SALES
 
 DAY_MS = 24 * 60 * 60 * 1000
 

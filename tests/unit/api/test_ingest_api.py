@@ -188,7 +188,8 @@ async def test_email_is_normalised_in_what_is_published(
     document = example("marketing.email_opened")
     document["identity"]["email"] = "  Ada@Lovelace.EXAMPLE "
     assert (await client.post("/v1/events", json=document, headers=ALL)).status_code == 202
-    assert recorder.published[0].identity.email == "ada@lovelace.example"  # type: ignore[union-attr]
+    identity = recorder.published[0].identity
+    assert identity is not None and identity.email == "ada@lovelace.example"
 
 
 @pytest.mark.parametrize(
@@ -264,7 +265,11 @@ async def test_a_body_that_is_not_json_is_400(
 
 async def test_kafka_trouble_is_503_with_retry_after() -> None:
     for publisher in (RecordingPublisher(fail=True), RecordingPublisher(fail_start=True)):
-        app = create_app(Settings(), publisher_factory=lambda _s, p=publisher: p, api_keys=KEYS)
+
+        def factory(_settings: Settings, chosen: RecordingPublisher = publisher) -> Any:
+            return chosen
+
+        app = create_app(Settings(), publisher_factory=factory, api_keys=KEYS)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             event = VALID_EXAMPLES["sales.deal_won"]

@@ -20,6 +20,7 @@ from events.examples import (
     example_json,
     invalid_examples_for,
 )
+from events.topics import domain_of
 from events.vocabulary import parse_touchpoint
 
 JSON_DIR = Path(__file__).resolve().parents[3] / "schemas" / "json"
@@ -52,8 +53,7 @@ def test_valid_example_validates_with_the_model(type_name: str) -> None:
 
 @pytest.mark.parametrize("type_name", sorted(VALID_EXAMPLES))
 def test_valid_example_decodes_on_its_own_topic(type_name: str) -> None:
-    domain = "marketing" if type_name.startswith("marketing.") else "sales"
-    decoded = decode_touchpoint(example_json(type_name), domain)
+    decoded = decode_touchpoint(example_json(type_name), domain_of(type_name))
     assert not isinstance(decoded, Rejection), decoded
 
 
