@@ -16,6 +16,7 @@ Routes find what they need on ``request.app.state``: ``settings``, ``api_keys`` 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +26,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from events.vocabulary import TOUCHPOINT
-from streams.api.auth import ApiClient, load_api_keys
+from streams.api.auth import (
+    ENV_KEYS,
+    ENV_KEYS_FILE,
+    ApiClient,
+    ApiKeyConfigError,
+    load_api_keys,
+)
 from streams.api.ingest import (
     MAX_BATCH,
     MAX_BODY_BYTES,
@@ -86,13 +93,20 @@ def default_publisher_factory(settings: Settings) -> IngestPublisher:
 
 
 def _api_keys(settings: Settings) -> dict[str, ApiClient]:
-    configured = getattr(settings, "api_keys", None)  # a Settings field, once there is one
-    if configured:
-        return {
-            key: value if isinstance(value, ApiClient) else ApiClient.model_validate(value)
-            for key, value in dict(configured).items()
-        }
-    return load_api_keys()
+    """Keys from the environment, or from ``Settings.api_keys`` / ``api_keys_file`` if defined."""
+    environ = dict(os.environ)
+    configured = getattr(settings, "api_keys", None)
+    keys_file = getattr(settings, "api_keys_file", None)
+    if configured is not None:
+        environ.pop(ENV_KEYS, None)  # the settings field has read it already
+    if keys_file is not None:
+        environ[ENV_KEYS_FILE] = str(keys_file)
+    keys = load_api_keys(environ)
+    for key, value in dict(configured or {}).items():
+        if key in keys:
+            raise ApiKeyConfigError(f"an API key (ending …{key[-4:]}) is defined twice")
+        keys[key] = value if isinstance(value, ApiClient) else ApiClient.model_validate(value)
+    return keys
 
 
 def create_app(

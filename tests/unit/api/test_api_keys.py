@@ -101,3 +101,24 @@ async def test_create_app_reads_keys_from_the_environment(
         assert ok.status_code == 202
         unknown = await http.post("/v1/events", json=event, headers={"X-API-Key": "other"})
         assert unknown.status_code == 401
+
+
+def test_keys_from_settings_fields_once_they_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.api import _api_keys
+    from streams.settings import Settings
+
+    class WithKeys(Settings):
+        api_keys: dict[str, dict[str, object]] | None = None
+        api_keys_file: Path | None = None
+
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"k-file": SALESFORCE}))
+    monkeypatch.setenv("TANDEM_API_KEYS", json.dumps({"k-env": HUBSPOT}))
+    monkeypatch.setenv("TANDEM_API_KEYS_FILE", str(path))
+    keys = _api_keys(WithKeys())  # the settings read both variables; nothing is doubled
+    assert set(keys) == {"k-env", "k-file"}
+    assert keys["k-env"].tool == "hubspot"
+    monkeypatch.delenv("TANDEM_API_KEYS_FILE")
+    assert set(_api_keys(WithKeys())) == {"k-env"}
