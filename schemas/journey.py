@@ -201,6 +201,17 @@ class CompactedTouchpoint(_Model):
     currency: str | None = None
 
 
+class PinnedTrigger(_Model):
+    """A signal's facts computed before compaction folded some of their inputs away.
+
+    Reused as long as the retained touchpoints between the horizon and the trigger are the
+    same ones (`fingerprint`), so compaction alone never changes a signal's content.
+    """
+
+    fingerprint: str
+    trigger: SignalTrigger
+
+
 class HorizonState(_Model):
     """The fold's state right after the last compacted touchpoint (resumable)."""
 
@@ -226,6 +237,9 @@ class HorizonState(_Model):
     wins: int = 0
     last_at: AwareDatetime | None = None
     triggers: list[SignalTrigger] = Field(default_factory=list)
+    pinned: list[PinnedTrigger] = Field(
+        default_factory=list, description="facts of signals triggered after the horizon"
+    )
 
 
 class CompactedPrefix(_Model):

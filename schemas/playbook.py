@@ -248,5 +248,6 @@ class Playbook(_Model):
         problems += [f"personas: {n!r} is defined twice" for n in sorted(set(names)) if
                      names.count(n) > 1]  # fmt: skip
         if problems:
-            raise ValueError("; ".join(problems))
+            # One line per problem: the loader reports each line separately.
+            raise ValueError("\n".join(problems))
         return self

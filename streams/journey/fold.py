@@ -17,9 +17,10 @@ beyond the retention cap are compacted (see `streams.journey.record`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from events.envelope import Envelope
 from events.vocabulary import (
@@ -36,6 +37,7 @@ from schemas.journey import (
     FitScore,
     HorizonState,
     Objection,
+    PinnedTrigger,
     ScoreItem,
     SignalTrigger,
     Stage,
@@ -107,16 +109,23 @@ class FoldState:
     wins: int = 0
     last_at: datetime | None = None
     triggers: list[SignalTrigger] = field(default_factory=list)
+    pinned: dict[tuple[str, str, str], PinnedTrigger] = field(default_factory=dict)
+    since_horizon: Any = field(default_factory=hashlib.sha256)
     _fit: FitScore | None = None
 
     # --- resuming and freezing -------------------------------------------------------------
 
     @classmethod
-    def start(cls, playbook: Playbook, horizon: HorizonState | None = None) -> FoldState:
-        """A fresh state, or one resumed from a compacted prefix."""
+    def start(
+        cls, playbook: Playbook, horizon: HorizonState | None = None, pins: bool = True
+    ) -> FoldState:
+        """A fresh state, or one resumed from a compacted prefix (with its pinned signal
+        facts unless `pins` is False: they were computed under another playbook)."""
         state = cls(playbook, IdentityGuards.from_playbook(playbook))
         if horizon is None:
             return state
+        if pins:
+            state.pinned = {_pin_key(p.trigger): p for p in horizon.pinned}
         f = horizon.firmographics
         state.stage, state.cycle = horizon.stage, horizon.cycle
         state.history = list(horizon.stage_history)
@@ -168,6 +177,10 @@ class FoldState:
             last_at=self.last_at,
             triggers=self.triggers,
         )
+
+    def fingerprint(self) -> str:
+        """Which touchpoints were folded since the horizon (event ids, in order)."""
+        return str(self.since_horizon.hexdigest())
 
     # --- derived values --------------------------------------------------------------------
 
@@ -239,6 +252,7 @@ class FoldState:
         """Fold one touchpoint (touchpoints must come in (occurred_at, event_id) order)."""
         at = tp.occurred_at
         self.last_at = at
+        self.since_horizon.update(tp.event_id.encode() + b"\n")
         if tp.type in LEDGER_TYPES or tp.identity is None:
             # Spend and cost are about campaigns, not a person: aggregates only.
             if tp.identity is not None:
@@ -368,6 +382,11 @@ class FoldState:
 
     def _capture(self, rule: TriggerRule, key: str, tp: Envelope, reason: str) -> None:
         assert self.stage is not None
+        pin = self.pinned.get((rule, key, tp.event_id))
+        if pin is not None and pin.fingerprint == self.fingerprint():
+            # Same inputs since the horizon: the facts computed before compaction still hold.
+            self.triggers.append(pin.trigger)
+            return
         self.triggers.append(
             SignalTrigger(
                 rule=rule,
@@ -391,11 +410,35 @@ class FoldState:
         )
 
 
+def _pin_key(trigger: SignalTrigger) -> tuple[str, str, str]:
+    return (trigger.rule, trigger.key, trigger.event_id)
+
+
+def pin_triggers(
+    triggers: list[SignalTrigger], kept: list[Envelope], horizon: tuple[datetime, str]
+) -> list[PinnedTrigger]:
+    """Pin the facts of the signals triggered after a new horizon, before compaction."""
+    pins: list[PinnedTrigger] = []
+    hasher = hashlib.sha256()
+    position = 0
+    for trigger in triggers:
+        if (trigger.at, trigger.event_id) <= horizon:
+            continue
+        while position < len(kept) and kept[position].order_key <= (trigger.at, trigger.event_id):
+            hasher.update(kept[position].event_id.encode() + b"\n")
+            position += 1
+        pins.append(PinnedTrigger(fingerprint=hasher.hexdigest(), trigger=trigger))
+    return pins
+
+
 def run(
-    touchpoints: list[Envelope], playbook: Playbook, horizon: HorizonState | None = None
+    touchpoints: list[Envelope],
+    playbook: Playbook,
+    horizon: HorizonState | None = None,
+    pins: bool = True,
 ) -> FoldState:
     """Fold touchpoints (already in order) from the start or from a compacted horizon."""
-    state = FoldState.start(playbook, horizon)
+    state = FoldState.start(playbook, horizon, pins)
     for tp in touchpoints:
         state.step(tp)
     return state

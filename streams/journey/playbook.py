@@ -38,7 +38,9 @@ def _problems(error: ValidationError) -> list[str]:
             message = "unknown key (check the spelling; see streams/defaults/playbook.yaml)"
         elif item["type"] == "missing":
             message = "required key is missing"
-        problems.append(f"{_where(item['loc'])}: {message}")
+        for line in message.splitlines():
+            # Document-level checks name their own paths.
+            problems.append(f"{_where(item['loc'])}: {line}" if item["loc"] else line)
     return problems
 
 

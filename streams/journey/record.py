@@ -48,6 +48,7 @@ from events.vocabulary import (
 from schemas.journey import (
     CompactedPrefix,
     CompactedTouchpoint,
+    HorizonState,
     JourneyRecord,
     LedgerEntry,
     MergeEntry,
@@ -176,17 +177,23 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
     excess = len(record.touchpoints) - max_retained
     if excess <= 0:
         return record
-    oldest, kept = record.touchpoints[:excess], record.touchpoints[excess:]
+    oldest, kept = list(record.touchpoints[:excess]), list(record.touchpoints[excess:])
     prefix = record.compacted
-    state = folding.run(list(oldest), playbook, prefix.state if prefix else None)
+    # The signal facts as they stand before compaction, to pin those triggered after the
+    # new horizon: compaction must not change a signal's content (see fold.PinnedTrigger).
+    before = derive(record, playbook)
+    state = folding.run(oldest, playbook, *_resume(record, playbook))
     summaries = [*(prefix.touchpoints if prefix else []), *map(compact_summary, oldest)]
     summaries.sort(key=_summary_key)
     horizon = oldest[-1]
+    frozen = state.freeze().model_copy(
+        update={"pinned": folding.pin_triggers(before.triggers, kept, horizon.order_key)}
+    )
     new_prefix = CompactedPrefix(
         horizon_at=horizon.occurred_at,
         horizon_event_id=horizon.event_id,
         playbook_version=playbook.version,
-        state=state.freeze(),
+        state=frozen,
         touchpoints=summaries,
     )
     return record.model_copy(update={"touchpoints": list(kept), "compacted": new_prefix})
@@ -195,10 +202,17 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
 # --- deriving state and reconciling signals ------------------------------------------------
 
 
+def _resume(record: JourneyRecord, playbook: Playbook) -> tuple[HorizonState | None, bool]:
+    prefix = record.compacted
+    if prefix is None:
+        return None, True
+    # Pinned facts were computed under the prefix's playbook: void under another one.
+    return prefix.state, prefix.playbook_version == playbook.version
+
+
 def derive(record: JourneyRecord, playbook: Playbook) -> folding.FoldState:
     """The fold state of a record under a playbook."""
-    prefix = record.compacted
-    return folding.run(list(record.touchpoints), playbook, prefix.state if prefix else None)
+    return folding.run(list(record.touchpoints), playbook, *_resume(record, playbook))
 
 
 def _reconcile(

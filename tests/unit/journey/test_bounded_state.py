@@ -1,0 +1,134 @@
+"""The retention cap: boundaries, the compacted prefix, late touchpoints behind the horizon."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.journey import JourneyRecord
+from streams import journey as core
+
+from .builders import FIT_FORM, apply_all, at, tp
+
+PB = core.default_playbook()
+CAP = 5
+E = "ada@lovelace.example"
+
+
+def journey(n: int) -> list[core.Touchpoint]:
+    """A form, then page views, a won deal at the end — one touchpoint per hour, in order."""
+    events = [tp("marketing.form_submitted", "t00", at(), email=E, props=FIT_FORM,
+                 campaign_id="launch", channel="paid_search")]  # fmt: skip
+    events += [
+        tp("marketing.webinar_attended", f"t{i:02d}", at(hours=i), email=E) for i in range(1, n)
+    ]
+    return events
+
+
+@pytest.mark.parametrize("n", [CAP - 1, CAP])
+def test_at_or_under_the_cap_nothing_is_compacted(n: int) -> None:
+    record, _ = apply_all(journey(n), PB, max_retained=CAP)
+    assert record.compacted is None and len(record.touchpoints) == n
+
+
+def test_one_over_the_cap_compacts_the_oldest() -> None:
+    record, _ = apply_all(journey(CAP + 1), PB, max_retained=CAP)
+    assert len(record.touchpoints) == CAP
+    assert record.touchpoints[0].event_id == "t01"
+    prefix = record.compacted
+    assert prefix is not None
+    assert (prefix.horizon_event_id, prefix.horizon_at) == ("t00", at())
+    assert [s.event_id for s in prefix.touchpoints] == ["t00"]
+    assert prefix.state.stage == "lead" and prefix.state.carry == 20
+    assert record.seen_event_ids() == {f"t{i:02d}" for i in range(CAP + 1)}
+
+
+def test_in_order_the_capped_view_matches_the_uncapped_one() -> None:
+    events = journey(12)
+    capped, capped_signals = apply_all(events, PB, max_retained=CAP)
+    full, full_signals = apply_all(events, PB)
+    a, b = core.view(capped, PB), core.view(full, PB)
+    for name in (
+        "stage",
+        "cycle",
+        "stage_history",
+        "fit",
+        "firmographics",
+        "campaigns",
+        "counts_by_type",
+        "touchpoint_count",
+        "first_touch",
+        "last_touch_at",
+    ):
+        assert getattr(a, name) == getattr(b, name), name  # fmt: skip
+    assert a.engagement.score == pytest.approx(b.engagement.score, abs=0.01)
+    assert len(a.engagement.breakdown) == CAP and a.engagement.carried > 0
+    # Compaction never changes a signal: the same signals, no corrections.
+    assert capped_signals == full_signals
+    assert capped.signal_ledger == full.signal_ledger
+    assert a.first_touch is not None and a.first_touch.campaign_id == "launch"
+
+
+def test_a_late_touchpoint_behind_the_horizon_only_updates_the_aggregates() -> None:
+    record, _ = apply_all(journey(12), PB, max_retained=CAP)
+    before = core.view(record, PB)
+    late = tp(
+        "sales.deal_won",
+        "late",
+        at(minutes=-30),
+        email=E,
+        props={"amount": "900", "currency": "EUR"},
+        campaign_id="old",
+        channel="event",
+    )
+    outcome = core.apply_touchpoint(record, late, PB, max_retained=CAP)
+    after = core.view(outcome.record, PB)
+    assert outcome.applied and not outcome.duplicate and outcome.signals == []
+    assert after.stage_history == before.stage_history  # the won deal is behind the horizon
+    assert after.engagement == before.engagement
+    assert str(after.revenue["EUR"]) == "900"
+    assert after.counts_by_type["sales.deal_won"] == 1 and after.touchpoint_count == 13
+    assert after.first_touch is not None and after.first_touch.event_id == "late"
+    assert len(outcome.record.touchpoints) == CAP
+
+
+def test_a_redelivered_compacted_touchpoint_is_a_duplicate() -> None:
+    events = journey(CAP + 3)
+    record, _ = apply_all(events, PB, max_retained=CAP)
+    outcome = core.apply_touchpoint(record, events[0], PB, max_retained=CAP)
+    assert outcome.duplicate and not outcome.applied and outcome.signals == []
+    assert outcome.record.duplicates == 1
+
+
+def test_a_late_touchpoint_after_the_horizon_still_counts_in_full() -> None:
+    record, _ = apply_all(journey(12), PB, max_retained=CAP)
+    late = tp("sales.objection_raised", "obj", at(hours=10, minutes=30), email=E,
+              props={"category": "timing"})  # fmt: skip
+    outcome = core.apply_touchpoint(record, late, PB, max_retained=CAP)
+    assert [o.category for o in core.view(outcome.record, PB).open_objections] == ["timing"]
+    assert len(outcome.record.touchpoints) == CAP
+
+
+def test_a_compacted_record_survives_json() -> None:
+    record, _ = apply_all(journey(12), PB, max_retained=CAP)
+    assert JourneyRecord.model_validate_json(record.model_dump_json()) == record
+
+
+def test_snapshot_counts_compacted_touchpoints() -> None:
+    record, _ = apply_all(journey(12), PB, max_retained=CAP)
+    counts = core.snapshot(record, PB).counts
+    assert (counts.touchpoints, counts.retained) == (12, CAP)
+
+
+def test_fold_from_scratch_compacts_like_an_in_order_stream() -> None:
+    events = journey(12)
+    folded = core.fold("cus_test", list(reversed(events)), PB, max_retained=CAP)
+    streamed, _ = apply_all(events, PB, max_retained=CAP)
+    assert folded.touchpoints == streamed.touchpoints
+    a, b = core.view(folded, PB), core.view(streamed, PB)
+    assert a.stage_history == b.stage_history
+    assert a.engagement.score == pytest.approx(b.engagement.score, abs=0.01)
+
+
+def test_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        core.apply_touchpoint(core.new_journey("c"), journey(1)[0], PB, max_retained=0)
