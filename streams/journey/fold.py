@@ -18,6 +18,7 @@ beyond the retention cap are compacted (see `streams.journey.record`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -415,7 +416,7 @@ def _pin_key(trigger: SignalTrigger) -> tuple[str, str, str]:
 
 
 def pin_triggers(
-    triggers: list[SignalTrigger], kept: list[Envelope], horizon: tuple[datetime, str]
+    triggers: list[SignalTrigger], kept: Sequence[Envelope], horizon: tuple[datetime, str]
 ) -> list[PinnedTrigger]:
     """Pin the facts of the signals triggered after a new horizon, before compaction."""
     pins: list[PinnedTrigger] = []
@@ -432,7 +433,7 @@ def pin_triggers(
 
 
 def run(
-    touchpoints: list[Envelope],
+    touchpoints: Sequence[Envelope],
     playbook: Playbook,
     horizon: HorizonState | None = None,
     pins: bool = True,

@@ -74,7 +74,7 @@ def test_a_rejected_hand_off_raises_no_alert() -> None:
 def test_no_escalation_when_the_playbook_has_none() -> None:
     pb = PB.model_copy(update={"handoff": PB.handoff.model_copy(
         update={"escalate_after_hours": None})})  # fmt: skip
-    record, signals = apply_all(hot_lead(), pb)
+    record, _ = apply_all(hot_lead(), pb)
     outcome = core.evaluate_timers(record, at(days=30), pb)
     assert [s.signal_type for s in outcome.signals if "sla" in s.signal_type] == [
         "handoff_sla_breached"]  # fmt: skip
