@@ -248,3 +248,28 @@ def test_deadletter_list_and_redrive(
         assert nothing.exit_code == 1 and "choose what to redrive" in nothing.output
     finally:
         get_settings.cache_clear()
+
+
+async def test_http_ingest_publishes_a_batch_to_kafka(kafka: Settings) -> None:
+    import httpx
+
+    from streams.api import create_app
+    from streams.api.auth import ApiClient
+
+    keys = {"it-key": ApiClient(tool="it", domains=frozenset({"marketing", "sales"}))}
+    app = create_app(kafka, api_keys=keys)
+    batch = [
+        example("marketing.form_viewed") | {"event_id": "http-1"},
+        example("sales.demo_held") | {"event_id": "http-2"},
+    ]
+    before = await consume(kafka, MARKETING) + await consume(kafka, SALES)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post("/v1/events", json=batch, headers={"X-API-Key": "it-key"})
+    assert response.status_code == 202, response.text
+    after = await consume(kafka, MARKETING) + await consume(kafka, SALES)
+    new = {json.loads(r[4] or b"")["event_id"]: r for r in after if r not in before}
+    assert set(new) == {"http-1", "http-2"}
+    assert new["http-1"][0].endswith("touchpoints.marketing")
+    assert new["http-2"][0].endswith("touchpoints.sales")
