@@ -93,6 +93,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         broker_commit_interval=1.0,
         web_enabled=False,
         autodiscover=False,
+        # Tandem controls its own encodings: bytes in, bytes out, JSON produced by pydantic.
+        key_serializer="raw",
+        value_serializer="raw",
     )
     topics = {
         name: _raw_topic(app, settings, name)
@@ -111,24 +114,24 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         "identity",
         default=None,
         partitions=1,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,
+        value_type=bytes,
         help="identifier -> customer id, and members:<customer id> -> identifiers",
     )
     journeys = app.Table(
         "journeys",
         default=None,
         partitions=settings.partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,
+        value_type=bytes,
         help="customer id -> journey record (JSON)",
     )
     deadlines = app.Table(
         "deadlines",
         default=None,
         partitions=settings.partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,
+        value_type=bytes,
         help="customer id -> next timer due (ISO time)",
     )
     projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
