@@ -31,6 +31,7 @@ from streams.projection import JourneyProjection
 from streams.settings import Settings
 from streams.topics import (
     ACCEPTED,
+    DEADLETTER_MAX_BYTES,
     ALERTS,
     DEADLETTER,
     HANDOFF,
@@ -96,6 +97,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         # Tandem controls its own encodings: bytes in, bytes out, JSON produced by pydantic.
         key_serializer="raw",
         value_serializer="raw",
+        producer_max_request_size=DEADLETTER_MAX_BYTES,
     )
     topics = {
         name: _raw_topic(app, settings, name)

@@ -11,6 +11,7 @@ from events.topics import MARKETING as MARKETING  # the contract owns the touchp
 from events.topics import SALES as SALES
 
 DAY_MS = 24 * 60 * 60 * 1000
+DEADLETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,52 @@ NURTURE = "signals.nurture"
 ALERTS = "signals.alerts"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
-    TopicSpec(MARKETING, "inbound marketing touchpoints, published by marketing tools", None,
-              _retained(30), key="any identifier of the person"),
-    TopicSpec(SALES, "outbound sales touchpoints, published by sales tools", None,
-              _retained(30), key="any identifier of the person"),
-    TopicSpec(DEADLETTER, "rejected input: original bytes, origin, reason code and message", 1,
-              _retained(30), key="origin topic/partition/offset"),
-    TopicSpec(ACCEPTED, "valid touchpoints on their way to identity resolution (one partition: "
-              "the identity sequencer)", 1, _retained(7), key="event id"),
-    TopicSpec(RESOLVED, "touchpoints and journey moves keyed by the resolved customer id", None,
-              _retained(7)),
-    TopicSpec(JOURNEYS, "latest journey snapshot per customer (compacted)", None,
-              {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
-               "segment.ms": str(DAY_MS)}),
+    TopicSpec(
+        MARKETING,
+        "inbound marketing touchpoints, published by marketing tools",
+        None,
+        _retained(30),
+        key="any identifier of the person",
+    ),
+    TopicSpec(
+        SALES,
+        "outbound sales touchpoints, published by sales tools",
+        None,
+        _retained(30),
+        key="any identifier of the person",
+    ),
+    # Dead letters carry the original bytes base64-encoded (4/3 larger): room for 1 MiB input.
+    TopicSpec(
+        DEADLETTER,
+        "rejected input: original bytes, origin, reason code and message",
+        1,
+        {**_retained(30), "max.message.bytes": str(DEADLETTER_MAX_BYTES)},
+        key="origin topic/partition/offset",
+    ),
+    TopicSpec(
+        ACCEPTED,
+        "valid touchpoints on their way to identity resolution (one partition: "
+        "the identity sequencer)",
+        1,
+        _retained(7),
+        key="event id",
+    ),
+    TopicSpec(
+        RESOLVED,
+        "touchpoints and journey moves keyed by the resolved customer id",
+        None,
+        _retained(7),
+    ),
+    TopicSpec(
+        JOURNEYS,
+        "latest journey snapshot per customer (compacted)",
+        None,
+        {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": str(DAY_MS),
+        },
+    ),
     TopicSpec(HANDOFF, "hand-off signals for sales tooling", None, _retained(90)),
     TopicSpec(NURTURE, "nurture signals for marketing automation", None, _retained(90)),
     TopicSpec(ALERTS, "alerts: hand-off SLA breaches and escalations", None, _retained(90)),
