@@ -31,9 +31,9 @@ from streams.projection import JourneyProjection
 from streams.settings import Settings
 from streams.topics import (
     ACCEPTED,
-    DEADLETTER_MAX_BYTES,
     ALERTS,
     DEADLETTER,
+    DEADLETTER_MAX_BYTES,
     HANDOFF,
     JOURNEYS,
     MARKETING,
@@ -45,8 +45,6 @@ from streams.topics import (
 )
 
 log = logging.getLogger("tandem.worker")
-
-LEDGER_CUSTOMER = "ledger"
 
 
 def utcnow() -> datetime:
@@ -193,7 +191,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             try:
                 touchpoint = TOUCHPOINT.validate_json(raw)
                 if touchpoint.type in LEDGER_TYPES and touchpoint.identity is None:
-                    customer_id = LEDGER_CUSTOMER
+                    customer_id = core.LEDGER_CUSTOMER
                 else:
                     decision = core.resolve(
                         store, touchpoint.identity.identifiers(), guards, touchpoint.event_id
@@ -252,6 +250,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                     else core.new_journey(customer_id)
                 )
                 kind = command["kind"]
+                if stored and record.playbook_version != playbook.version:
+                    # A changed playbook: re-evaluate before applying anything new.
+                    changed = core.reevaluate(record, playbook)
+                    await publish_outcome(customer_id, changed)
+                    record = changed.record
+                if kind == "reevaluate":
+                    continue
                 if kind == "touchpoint":
                     touchpoint = TOUCHPOINT.validate_python(command["touchpoint"])
                     outcome = core.apply_touchpoint(record, touchpoint, playbook)
@@ -304,9 +309,19 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                     Rejection(ReasonCode.INVALID, f"journey processing failed: {exc}"), raw, event
                 )
 
+    swept: list[bool] = []
+
     @app.timer(settings.timer_interval_s)
     async def timers() -> None:
         """Wake journeys whose hand-off SLA or nurture timers are due."""
+        if not swept and not app.tables.recovery.in_recovery:
+            # Once per start: journeys evaluated under another playbook version are re-evaluated
+            # now, not only when their next touchpoint arrives.
+            swept.append(True)
+            for key, stored in list(journeys.items()):
+                version = core.JourneyRecord.model_validate_json(stored).playbook_version
+                if version != playbook.version:
+                    await topics[RESOLVED].send(key=key, value=_command("reevaluate"))
         now = utcnow()
         for key, due in list(deadlines.items()):
             if due and datetime.fromisoformat(due.decode()) <= now:
