@@ -39,6 +39,7 @@ JOURNEYS = "journeys.state"
 HANDOFF = "signals.handoff"
 NURTURE = "signals.nurture"
 ALERTS = "signals.alerts"
+WEBHOOK_DEADLETTER = "signals.webhook-deadletter"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(
@@ -90,6 +91,14 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(HANDOFF, "hand-off signals for sales tooling", None, _retained(90)),
     TopicSpec(NURTURE, "nurture signals for marketing automation", None, _retained(90)),
     TopicSpec(ALERTS, "alerts: hand-off SLA breaches and escalations", None, _retained(90)),
+    TopicSpec(
+        WEBHOOK_DEADLETTER,
+        "signals a webhook receiver did not accept after the last attempt: signal, URL, "
+        "attempts, last error (`tandem webhooks`)",
+        1,
+        _retained(30),
+        key="signal id",
+    ),
 )
 
 TOUCHPOINT_TOPICS = (MARKETING, SALES)
