@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from events.topics import topic_for
 from events.vocabulary import TOUCHPOINT, TYPE_NAMES
 from schemas.deadletter import DeadLetter
+from schemas.kpis import KpiReport
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "urn:tandem:schema:"
@@ -163,4 +164,14 @@ register(
     description="A rejected input on `touchpoints.deadletter`, keyed by `dead_letter_id`: the "
     "reason code and message, the origin (topic, partition, offset, key) and the exact "
     "original bytes.",
+)
+register(
+    "kpi_report",
+    KpiReport,
+    title="KPI report",
+    description="Tandem's shared KPIs for an event-time window (`tandem kpis --json`, "
+    "`GET /v1/kpis`, the dashboard snapshot in Redis): funnel counts and conversion, sales "
+    "cycle, win rate, revenue, cost per lead, CAC, CLV, churn, NPS, form conversion, ROI, "
+    "hand-off SLA, attribution (first-touch, last-touch, linear, U-shaped) and customer "
+    "feedback insight. Definitions: docs/kpis.md.",
 )
