@@ -36,6 +36,34 @@ return 1
 """
 
 
+# KPI facts: one hash of facts by customer id (read in one HGETALL), one of their versions, and
+# a change counter the KPI snapshot refresh compares against.
+# KEYS[1] facts hash, KEYS[2] versions hash, KEYS[3] change counter; ARGV: id, version, facts
+_WRITE_FACTS_IF_NEWER = """
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if current and tonumber(current) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+# Same keys; ARGV: id, version. The version stays behind as a tombstone, so a stale write of
+# the moved journey's facts can never bring it back.
+_DROP_FACTS = """
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if current and tonumber(current) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+
 class JourneyProjection:
     """Writes and reads journey snapshots in Redis under a key prefix."""
 
@@ -128,6 +156,75 @@ class JourneyProjection:
             pipe.hget(self._journey_key(customer_id), "snapshot")
         raws = await pipe.execute()
         return {cid: json.loads(raw) for cid, raw in zip(ids, raws, strict=True) if raw}
+
+    # --- KPI facts and the KPI snapshot (see streams.journey.kpis, docs/kpis.md) -----------
+
+    # Registered on first use (class defaults keep __init__ as it is).
+    _facts_write: Any = None
+    _facts_drop: Any = None
+
+    @property
+    def _facts_key(self) -> str:
+        return f"{self.prefix}kpi:facts"
+
+    @property
+    def _facts_versions_key(self) -> str:
+        return f"{self.prefix}kpi:versions"
+
+    @property
+    def _facts_changes_key(self) -> str:
+        return f"{self.prefix}kpi:changes"
+
+    @property
+    def kpi_snapshot_key(self) -> str:
+        """Where the dashboard finds the latest KPI report (JSON)."""
+        return f"{self.prefix}kpi:snapshot"
+
+    def _facts_keys(self) -> list[str]:
+        return [self._facts_key, self._facts_versions_key, self._facts_changes_key]
+
+    async def write_facts(self, customer_id: str, version: int, facts_json: str) -> bool:
+        """Store a journey's KPI facts if newer than the stored ones; True when written."""
+        if self._facts_write is None:
+            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
+        written = await self._facts_write(
+            keys=self._facts_keys(), args=[customer_id, version, facts_json]
+        )
+        return bool(written)
+
+    async def drop_facts(self, customer_id: str, version: int) -> bool:
+        """Remove a moved (absorbed or renamed) journey's facts, unless newer ones exist."""
+        if self._facts_drop is None:
+            self._facts_drop = self.redis.register_script(_DROP_FACTS)
+        dropped = await self._facts_drop(keys=self._facts_keys(), args=[customer_id, version])
+        return bool(dropped)
+
+    async def all_facts(self) -> dict[str, str]:
+        """Every live journey's KPI facts (JSON text) by customer id, in one round trip."""
+        return dict(await self.redis.hgetall(self._facts_key))
+
+    async def facts_changes(self) -> int:
+        """How many facts writes and drops there have been (a cheap "did anything change")."""
+        raw = await self.redis.get(self._facts_changes_key)
+        return int(raw) if raw is not None else 0
+
+    async def write_kpi_snapshot(self, report_json: str, changes: int | None = None) -> None:
+        """Store the KPI report for the dashboard, with the change count it reflects."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.kpi_snapshot_key, report_json)
+        if changes is not None:
+            pipe.set(f"{self.kpi_snapshot_key}:changes", changes)
+        await pipe.execute()
+
+    async def kpi_snapshot(self) -> dict[str, Any] | None:
+        """The latest KPI report written for the dashboard, if any."""
+        raw = await self.redis.get(self.kpi_snapshot_key)
+        return json.loads(raw) if raw else None
+
+    async def kpi_snapshot_changes(self) -> int | None:
+        """The change count the stored KPI snapshot reflects (None: no snapshot yet)."""
+        raw = await self.redis.get(f"{self.kpi_snapshot_key}:changes")
+        return int(raw) if raw is not None else None
 
     async def close(self) -> None:
         await self.redis.aclose()
