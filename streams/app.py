@@ -27,6 +27,8 @@ from events.decode import ReasonCode, Rejection
 from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from streams import journey as core
+from streams.journey import kpis
+from streams.kpi_service import KpiSnapshotter
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 from streams.topics import (
@@ -232,6 +234,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         snapshot = core.snapshot(record, playbook).model_dump(mode="json")
         await topics[JOURNEYS].send(key=key, value=json.dumps(snapshot).encode())
         await projection.write_snapshot(customer_id, record.version, snapshot, snapshot["stage"])
+        facts = kpis.journey_facts(record, playbook).model_dump_json()
+        await projection.write_facts(customer_id, record.version, facts)
         await projection.link_identifiers(customer_id, list(record.identifiers))
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
@@ -279,6 +283,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                         del deadlines[key]
                     await topics[JOURNEYS].send(key=key, value=None)
                     await projection.mark_moved(customer_id, target, record.version + 1)
+                    await projection.drop_facts(customer_id, record.version + 1)
                 elif kind == "absorb":
                     other = core.JourneyRecord.model_validate(command["record"])
                     outcome = core.absorb(
@@ -326,6 +331,16 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         for key, due in list(deadlines.items()):
             if due and datetime.fromisoformat(due.decode()) <= now:
                 await topics[RESOLVED].send(key=key, value=_command("tick", now=now.isoformat()))
+
+    kpi_snapshots = KpiSnapshotter(projection)
+
+    @app.timer(10.0)
+    async def kpi_snapshot() -> None:
+        """Recompute the dashboard's KPI snapshot in Redis when journeys changed (docs/kpis.md)."""
+        try:
+            await kpi_snapshots.refresh(utcnow())
+        except Exception:  # a failed refresh is retried on the next tick; never stop the worker
+            log.exception("KPI snapshot refresh failed")
 
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 
