@@ -201,7 +201,8 @@ class JourneyProjection:
 
     async def all_facts(self) -> dict[str, str]:
         """Every live journey's KPI facts (JSON text) by customer id, in one round trip."""
-        return dict(await self.redis.hgetall(self._facts_key))
+        raw = await self.redis.hgetall(self._facts_key)
+        return {str(k): str(v) for k, v in raw.items()}  # decode_responses: already text
 
     async def facts_changes(self) -> int:
         """How many facts writes and drops there have been (a cheap "did anything change")."""

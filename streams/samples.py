@@ -174,3 +174,171 @@ def funnel(count: int, now: datetime, seed: int = 7, prefix: str = "lead") -> li
                     w.add("sales.deal_lost", start - 58, person, {"reason": "budget"},
                           source="salesforce")  # fmt: skip
     return w.documents
+
+
+KPI_CHANNELS = ("organic_search", "paid_search", "social", "referral", "event", "email")
+KPI_PERSONAS: tuple[dict[str, Any], ...] = (
+    # (fit under the bundled playbook) marketing-leader 70+, revenue-leader 70, data-practitioner
+    # 35 (never sales-ready), none.
+    {"job_title": "VP Marketing", "company_size": 250, "industry": "software"},
+    {"job_title": "Head of Sales", "company_size": 1200, "industry": "manufacturing"},
+    {"job_title": "Data Analyst", "company_size": 60, "industry": "retail"},
+    {"job_title": "Student", "company_size": 2, "industry": "education"},
+)
+KPI_PAINS = ("attribution", "reporting", "pipeline visibility", "forecasting", "data silos")
+KPI_MOTIVATIONS = ("save time", "one funnel", "better forecasts", "roi proof")
+KPI_OBJECTIONS = ("price", "timing", "competitor", "authority", "need", "other")
+
+
+def kpi_funnel(
+    count: int, start: datetime, seed: int = 11, prefix: str = "kpi", days: int = 40
+) -> list[Document]:
+    """`count` people through the whole funnel, for the KPIs (tests and benchmarks).
+
+    Inbound and outbound, four personas (two sales-ready), every stage, hand-offs answered
+    within seconds, hours or days (or never), rejections, disqualifications, wins (a few in
+    USD) and losses, objections, feedback with NPS, churn and renewals, anonymous visitors
+    identified later (a journey rename), people known to marketing and sales under different
+    identifiers until one touchpoint carries both (a merge), and the spend and cost ledger.
+    Event times lie in [start, start + days + 30 days).
+    """
+    rng = random.Random(seed)
+    w = _Writer(prefix, start)
+
+    def add(type_: str, at: timedelta, identity: dict[str, str] | None,
+            properties: dict[str, Any] | None = None, source: str = "website",
+            **context: str) -> Document:  # fmt: skip
+        return w.add(type_, -at.total_seconds() / 60, identity, properties, source, **context)
+
+    minute, hour, day = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+    for n in range(count):
+        t0 = timedelta(seconds=rng.uniform(0, days * 86_400))
+        firm = dict(rng.choice(KPI_PERSONAS))
+        pains = rng.sample(KPI_PAINS, rng.randrange(3))
+        email = {"email": f"{prefix}{n}@co{n % 211}.example"}
+        outbound = rng.random() < 0.2
+        if outbound:
+            person = {"contact_id": f"{prefix}-crm-{n}"}
+            sales = {"channel": "outbound", "campaign_id": f"outbound-{rng.randrange(3)}"}
+            add("sales.prospect_added", t0, person, {**firm, "pain_points": pains,
+                "owner_id": "rep-1"}, source="salesforce", **sales)  # fmt: skip
+            add("sales.outreach_sent", t0 + hour, person, {"channel": "email"},
+                source="outreach", **sales)  # fmt: skip
+            if rng.random() < 0.6:
+                add("sales.reply_received", t0 + day, person,
+                    {"sentiment": rng.choice(["positive", "neutral"])}, source="outreach",
+                    **sales)  # fmt: skip
+                if rng.random() < 0.8:
+                    add("sales.meeting_booked", t0 + 2 * day, person, source="salesforce")
+                    _kpi_pipeline(rng, add, person, t0 + 2 * day)
+            continue
+        channel = rng.choice(KPI_CHANNELS)
+        campaign = f"{channel}-{rng.randrange(3)}"
+        first = email
+        if rng.random() < 0.15:
+            # An anonymous visitor first; the form identifies them (the journey is renamed).
+            anon = {"anonymous_id": f"{prefix}-anon-{n}"}
+            add("marketing.ad_clicked" if channel == "paid_search" else "marketing.page_viewed",
+                t0 - 10 * minute, anon, {} if channel == "paid_search" else {
+                    "url": "https://tandem.example/"}, channel=channel,
+                campaign_id=campaign)  # fmt: skip
+            first = {**anon, **email}
+        person = email
+        add("marketing.page_viewed", t0, first, {"url": "https://tandem.example/pricing"},
+            channel=channel, campaign_id=campaign)  # fmt: skip
+        add("marketing.form_viewed", t0 + 2 * minute, first, {"form_id": "demo"}, channel=channel)
+        if rng.random() < 0.15:
+            continue  # viewed the form, never submitted it: a subscriber, not a lead
+        add("marketing.form_submitted", t0 + 3 * minute, first,
+            {"form_id": "demo", **firm, "pain_points": pains}, channel=channel,
+            campaign_id=campaign)  # fmt: skip
+        if rng.random() < 0.3:
+            add("marketing.email_clicked", t0 + 30 * minute, person, {"email_id": "n1"},
+                source="hubspot", channel="email", campaign_id="nurture")  # fmt: skip
+        if rng.random() < 0.55:
+            add("marketing.webinar_attended", t0 + hour, person, {"minutes": 40}, source="zoom",
+                channel="event", campaign_id=f"event-{rng.randrange(3)}")  # fmt: skip
+            add("marketing.content_downloaded", t0 + 2 * hour, person,
+                {"content_id": "buyers-guide"}, channel="email",
+                campaign_id="nurture")  # fmt: skip
+        if rng.random() < 0.06:
+            # Sales knew this person under a CRM id before marketing did: two journeys (two
+            # leads) until a touchpoint names both identifiers — then one person, one lead.
+            crm = {"contact_id": f"{prefix}-crm-{n}"}
+            add("sales.prospect_added", t0 - day, crm, {**firm, "owner_id": "rep-2"},
+                source="salesforce", channel="outbound", campaign_id="outbound-0")  # fmt: skip
+            add("sales.outreach_sent", t0 + 3 * hour, {**crm, **email}, {"channel": "call"},
+                source="outreach")  # fmt: skip
+        handoff_at = t0 + 2 * hour
+        fate = rng.random()
+        if fate < 0.15:
+            continue  # nobody answers
+        if fate < 0.3:
+            add("sales.handoff_rejected", handoff_at + hour, person,
+                {"signal_id": "sig-x", "reason": "no budget"}, source="salesforce")  # fmt: skip
+            continue
+        if rng.random() < 0.3:
+            add("sales.outreach_sent", handoff_at + 20 * minute, person, {"channel": "email"},
+                source="outreach")  # fmt: skip
+        delay = rng.choice([timedelta(seconds=5), 2 * hour, 30 * hour])
+        add("sales.handoff_accepted", handoff_at + delay, person, {"signal_id": "sig-x"},
+            source="salesforce")  # fmt: skip
+        _kpi_pipeline(rng, add, person, handoff_at + delay)
+
+    # The ledger: weekly spend per channel and campaign, weekly sales cost.
+    for week in range(days // 7 + 5):
+        at = timedelta(days=7 * week, hours=12)
+        for channel in KPI_CHANNELS:
+            add("marketing.spend_recorded", at, None, {
+                "campaign_id": f"{channel}-{rng.randrange(3)}", "channel": channel,
+                "amount": str(rng.randrange(200, 3000)), "currency": "EUR",
+                "period": (start + at).strftime("%Y-%m-%d"),
+            }, source="ads")  # fmt: skip
+        add("sales.cost_recorded", at, None, {
+            "amount": str(rng.randrange(2000, 9000)), "currency": "EUR",
+            "period": (start + at).strftime("%Y-%m"),
+            **({"campaign_id": "outbound-0"} if week % 2 else {}),
+        }, source="finance", **({"channel": "outbound"} if week % 3 == 0 else {}))  # fmt: skip
+    return w.documents
+
+
+def _kpi_pipeline(rng: random.Random, add: Any, person: dict[str, str], t: timedelta) -> None:
+    """From an accepted lead on: qualification, opportunity, the deal, the customer's life."""
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    roll = rng.random()
+    if roll < 0.1:
+        add("sales.lead_disqualified", t + day, person, {"reason": "too small"},
+            source="salesforce")  # fmt: skip
+        return
+    qualified = roll < 0.75
+    add("sales.lead_qualified", t + day, person, {"budget": True, "authority": True,
+        "need": True, "timeline": qualified}, source="salesforce")  # fmt: skip
+    if not qualified:
+        return
+    add("sales.demo_held", t + 2 * day, person, source="salesforce")
+    if rng.random() < 0.4:
+        add("sales.objection_raised", t + 2 * day + hour, person,
+            {"category": rng.choice(KPI_OBJECTIONS)}, source="salesforce")  # fmt: skip
+    amount = rng.randrange(5, 80) * 1000
+    add("sales.proposal_sent", t + 3 * day, person, {"amount": str(amount), "currency": "EUR"},
+        source="salesforce")  # fmt: skip
+    closed = t + timedelta(days=rng.uniform(4, 9))
+    if rng.random() < 0.4:
+        add("sales.deal_lost", closed, person, {"reason": "competitor"}, source="salesforce")
+        return
+    won = {"amount": str(amount), "currency": "USD" if rng.random() < 0.05 else "EUR"}
+    if rng.random() < 0.9:
+        won["gross_margin"] = rng.choice([0.7, 0.8])
+    add("sales.deal_won", closed, person, won, source="salesforce")
+    if rng.random() < 0.7:
+        add("sales.feedback_recorded", closed + 5 * day, person, {
+            "nps": rng.randrange(11), "pain_points": rng.sample(KPI_PAINS, rng.randrange(2)),
+            "motivations": rng.sample(KPI_MOTIVATIONS, rng.randrange(1, 3)),
+        }, source="delighted")  # fmt: skip
+    fate = rng.random()
+    if fate < 0.2:
+        add("sales.churned", closed + 15 * day, person, {"reason": "budget cut"},
+            source="salesforce")  # fmt: skip
+    elif fate < 0.35:
+        add("sales.renewed", closed + 20 * day, person,
+            {"amount": str(amount // 2), "currency": "EUR"}, source="salesforce")  # fmt: skip

@@ -1,0 +1,235 @@
+"""`tandem kpis`: the shared KPIs of marketing and sales, from every live journey.
+
+Definitions and formulas: docs/kpis.md. The numbers are computed on the spot from each
+journey's facts in Redis (one round trip), for the event-time window asked for.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any, get_args
+
+import typer
+from rich.table import Table
+
+from streams.cli import app
+from streams.cli._common import console, fail, run
+from streams.settings import get_settings
+
+if TYPE_CHECKING:
+    from schemas.kpis import GroupBy, KpiReport
+
+ROWS: list[tuple[str, str, str]] = [
+    # (field, label, format)
+    ("journeys", "new journeys", "int"),
+    ("leads", "leads", "int"),
+    ("mqls", "MQLs", "int"),
+    ("sals", "SALs", "int"),
+    ("sqls", "SQLs", "int"),
+    ("opportunities", "opportunities", "int"),
+    ("customers_won", "customers won", "int"),
+    ("deals_won", "deals won", "int"),
+    ("deals_lost", "deals lost", "int"),
+    ("churned", "churned", "int"),
+    ("lead_to_customer_rate", "lead → customer", "pct"),
+    ("win_rate", "win rate", "pct"),
+    ("sales_cycle_days_mean", "sales cycle, mean (days)", "num"),
+    ("sales_cycle_days_median", "sales cycle, median (days)", "num"),
+    ("revenue", "revenue", "money"),
+    ("revenue_growth", "revenue growth vs previous period", "pct"),
+    ("average_revenue_per_account", "average revenue per account", "money"),
+    ("gross_margin", "gross margin", "pct"),
+    ("marketing_spend", "marketing spend", "money"),
+    ("sales_cost", "sales cost", "money"),
+    ("cost_per_lead", "cost per lead", "money"),
+    ("customer_acquisition_cost", "customer acquisition cost", "money"),
+    ("customer_lifetime_value", "customer lifetime value", "money"),
+    ("retention_rate", "retention rate", "pct"),
+    ("churn_rate", "churn rate", "pct"),
+    ("nps", "NPS", "num"),
+    ("form_conversion_rate", "form conversion", "pct"),
+    ("marketing_roi", "marketing ROI", "pct"),
+    ("handoffs", "hand-offs", "int"),
+    ("handoff_sla_attainment", "hand-off SLA attainment", "pct"),
+    (
+        "handoff_to_first_sales_touch_hours_median",
+        "hand-off → first sales touch, median (h)",
+        "num",
+    ),
+]
+
+
+def _fmt(value: Any, kind: str, currency: str | None) -> str:
+    if value is None:
+        return "—"
+    if kind == "pct":
+        return f"{float(value) * 100:.1f} %"
+    if kind == "num":
+        return f"{float(value):,.2f}"
+    if kind == "money":
+        return f"{float(value):,.2f} {currency or ''}".rstrip()
+    return f"{value:,}"
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} takes a date, YYYY-MM-DD (got {value!r})")
+
+
+async def _report(
+    since: date | None,
+    until: date | None,
+    by: GroupBy | None,
+    currency: str | None,
+    daily: bool,
+) -> KpiReport:
+    from streams import kpi_service
+    from streams.projection import JourneyProjection
+
+    settings = get_settings()
+    start, end = kpi_service.day_window(since, until)
+    projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        return await kpi_service.report(
+            projection, since=start, until=end, by=by, currency=currency, daily=daily
+        )
+    finally:
+        await projection.close()
+
+
+def render_report(report: KpiReport) -> None:
+    """Print a KPI report for people: KPIs (per group), funnel, attribution, feedback."""
+    window = (
+        f"{report.since.date() if report.since else 'the beginning'} … "
+        f"{report.until.date() if report.until else 'now'} (event time)"
+    )
+    console.rule(f"[bold]Tandem KPIs[/]  {window}")
+    groups = report.groups or {}
+    table = Table(title=f"KPIs{f' by {report.by}' if report.by else ''}", show_lines=False)
+    table.add_column("KPI")
+    table.add_column("all", justify="right", style="bold")
+    for name in groups:
+        table.add_column(name, justify="right")
+    for field, label, kind in ROWS:
+        values = [getattr(report, field)] + [getattr(g, field) for g in groups.values()]
+        table.add_row(label, *(_fmt(v, kind, report.currency) for v in values))
+    console.print(table)
+
+    funnel = Table(title="funnel of the window's leads")
+    for column in ("stage", "journeys", "conversion from the previous stage"):
+        funnel.add_column(column, justify="left" if column == "stage" else "right")
+    for step in report.funnel:
+        funnel.add_row(step.stage.value, f"{step.journeys:,}", _fmt(step.conversion, "pct", None))
+    console.print(funnel)
+
+    attribution = report.attribution
+    for dim in ("channel", "campaign"):
+        models = getattr(attribution, dim)
+        names = sorted(set().union(*(getattr(models, m) for m in models.model_fields)))
+        if not names:
+            continue
+        credit = Table(title=f"won revenue by {dim} ({attribution.won_revenue} {report.currency})")
+        credit.add_column(dim)
+        for model in models.model_fields:
+            credit.add_column(model.replace("_", " "), justify="right")
+        for name in names:
+            credit.add_row(
+                name,
+                *(_fmt(getattr(models, m).get(name), "money", None) for m in models.model_fields),
+            )
+        console.print(credit)
+
+    personas = report.feedback.personas
+    if personas:
+        table = Table(title="personas: who converts, who only engages")
+        for column in (
+            "persona",
+            "engaged",
+            "touches/journey",
+            "leads",
+            "customers",
+            "lead → customer",
+            "verdict",
+        ):
+            table.add_column(
+                column, justify="left" if column in ("persona", "verdict") else "right"
+            )
+        for name, p in personas.items():
+            table.add_row(
+                name,
+                f"{p.engaged:,}",
+                _fmt(p.touches_per_journey, "num", None),
+                f"{p.leads:,}",
+                f"{p.customers_won:,}",
+                _fmt(p.lead_to_customer_rate, "pct", None),
+                p.verdict,
+            )
+        console.print(table)
+    voices = report.feedback.by_persona
+    if voices:
+        table = Table(title="what customers tell, by persona (journeys)")
+        for column in ("persona", "pain points", "motivations", "objections"):
+            table.add_column(column)
+
+        def top(counts: dict[str, int]) -> str:
+            return ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:4]) or "—"
+
+        for name, v in voices.items():
+            table.add_row(name, top(v.pain_points), top(v.motivations), top(v.objections))
+        console.print(table)
+    if report.series:
+        table = Table(title="by event-time day (UTC)")
+        for column in ("day", "leads", "MQLs", "SQLs", "won", "lost", "revenue", "spend"):
+            table.add_column(column, justify="right")
+        for d in report.series:
+            table.add_row(
+                str(d.day),
+                str(d.leads),
+                str(d.mqls),
+                str(d.sqls),
+                str(d.deals_won),
+                str(d.deals_lost),
+                _fmt(d.revenue, "money", None),
+                _fmt(d.marketing_spend, "money", None),
+            )
+        console.print(table)
+    if report.other_currencies:
+        console.print(
+            "left out (other currencies, no conversion): "
+            + ", ".join(f"{v} {c}" for c, v in report.other_currencies.items())
+        )
+
+
+@app.command()
+def kpis(
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    since: str | None = typer.Option(None, help="first day, YYYY-MM-DD (event time, UTC)"),
+    until: str | None = typer.Option(None, help="last day, YYYY-MM-DD, inclusive"),
+    by: str | None = typer.Option(None, help="slice by channel, campaign, persona or source"),
+    daily: bool = typer.Option(False, "--daily", help="add the counts per event-time day"),
+    currency: str | None = typer.Option(
+        None, help="money KPIs in this currency (default: the most used one)"
+    ),
+) -> None:
+    """Shared KPIs: funnel, conversion, cycle, revenue, CAC, CLV, churn, NPS, SLA, attribution."""
+    from schemas.kpis import GroupBy
+
+    choices = get_args(GroupBy)
+    if by is not None and by not in choices:
+        fail(f"--by takes one of {', '.join(choices)} (got {by!r})")
+    settings = get_settings()
+    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+    if first is not None and last is not None and first > last:
+        fail(f"--since {first} is after --until {last}")
+    try:
+        report = run(_report(first, last, by, currency, daily))  # type: ignore[arg-type]
+    except Exception as exc:
+        fail(f"cannot read KPI facts from Redis at {settings.redis_url}: {exc}")
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        render_report(report)
