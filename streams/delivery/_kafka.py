@@ -46,10 +46,11 @@ def signal_consumer(
     max_poll_records: int = 100,
     max_poll_interval_ms: int = 300_000,
 ) -> AIOKafkaConsumer:
-    """A consumer-group member for the signal topics of `kinds`, committing by hand only."""
-    topics = [full_name(KIND_TOPICS[kind], settings.topic_prefix) for kind in kinds]
+    """A consumer-group member for the signal topics of `kinds`, committing by hand only.
+
+    Not subscribed yet: `start_and_subscribe` checks the topics exist first.
+    """
     return AIOKafkaConsumer(
-        *topics,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id(settings, group),
         client_id=f"{client_id}-{uuid.uuid4().hex[:6]}",
@@ -64,22 +65,29 @@ def signal_consumer(
     )
 
 
-async def check_topics(
+async def start_and_subscribe(
     consumer: AIOKafkaConsumer, settings: Settings, kinds: Iterable[SignalKind]
 ) -> None:
-    """Fail clearly when a signal topic is missing, instead of waiting forever (or having the
-    broker auto-create it with the wrong partitions)."""
-    existing = await consumer.topics()
-    missing = [
-        full_name(KIND_TOPICS[kind], settings.topic_prefix)
-        for kind in kinds
-        if full_name(KIND_TOPICS[kind], settings.topic_prefix) not in existing
-    ]
-    if missing:
-        raise TopicMissingError(
-            f"topic(s) {', '.join(missing)} do not exist on {settings.kafka_bootstrap}; "
-            "run `tandem topics create`"
-        )
+    """Start `consumer` and subscribe it to the signal topics of `kinds`.
+
+    Fails at once with `TopicMissingError` when a topic is missing — subscribing first would
+    make the client retry metadata for a minute (or the broker auto-create the topic with the
+    wrong partitions). The consumer is stopped again on any failure.
+    """
+    topics = [full_name(KIND_TOPICS[kind], settings.topic_prefix) for kind in kinds]
+    await consumer.start()
+    try:
+        existing = await consumer.topics()
+        missing = [topic for topic in topics if topic not in existing]
+        if missing:
+            raise TopicMissingError(
+                f"topic(s) {', '.join(missing)} do not exist on {settings.kafka_bootstrap}; "
+                "run `tandem topics create`"
+            )
+        consumer.subscribe(topics)
+    except BaseException:
+        await consumer.stop()
+        raise
 
 
 class IdleClock:

@@ -31,8 +31,8 @@ from streams.delivery._kafka import (
     SIGNAL_KINDS,
     IdleClock,
     SignalKind,
-    check_topics,
     signal_consumer,
+    start_and_subscribe,
 )
 from streams.settings import Settings
 
@@ -181,12 +181,7 @@ class SignalSubscriber:
         self._pending: dict[TopicPartition, int] = {}
 
     async def __aenter__(self) -> Self:
-        await self._consumer.start()
-        try:
-            await check_topics(self._consumer, self.settings, self.kinds)
-        except BaseException:
-            await self._consumer.stop()
-            raise
+        await start_and_subscribe(self._consumer, self.settings, self.kinds)
         return self
 
     async def __aexit__(

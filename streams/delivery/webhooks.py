@@ -72,8 +72,8 @@ from streams.delivery._kafka import (
     TOPIC_KINDS,
     IdleClock,
     SignalKind,
-    check_topics,
     signal_consumer,
+    start_and_subscribe,
 )
 from streams.settings import Settings
 from streams.topics import WEBHOOK_DEADLETTER, full_name
@@ -562,8 +562,7 @@ class WebhookDelivery:
 
     async def __aenter__(self) -> Self:
         try:
-            await self._consumer.start()
-            await check_topics(self._consumer, self.settings, self.kinds)
+            await start_and_subscribe(self._consumer, self.settings, self.kinds)
             await self._producer.start()
         except BaseException:
             await self._close()
