@@ -383,6 +383,11 @@ class FoldState:
 
     def _capture(self, rule: TriggerRule, key: str, tp: Envelope, reason: str) -> None:
         assert self.stage is not None
+        # A rule can fire twice under the same key (disqualified, re-engaged, disqualified
+        # again in one cycle): number the repeats so every signal keeps its own id.
+        repeats = sum(1 for t in self.triggers if t.rule == rule and t.key.split("#")[0] == key)
+        if repeats:
+            key = f"{key}#{repeats + 1}"
         pin = self.pinned.get((rule, key, tp.event_id))
         if pin is not None and pin.fingerprint == self.fingerprint():
             # Same inputs since the horizon: the facts computed before compaction still hold.

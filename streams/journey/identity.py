@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Protocol
 
 from events.envelope import IDENTIFIER_KINDS
@@ -49,6 +50,17 @@ def strength(identifier: str) -> tuple[int, str]:
 def by_strength(identifiers: Iterable[str]) -> list[str]:
     """Unique identifiers, strongest first."""
     return sorted(set(identifiers), key=strength)
+
+
+@lru_cache(maxsize=65_536)
+def _blocked(identifier: str, blocklist: tuple[str, ...]) -> bool:
+    # Cached: the fold asks about the same few identifiers for every touchpoint.
+    return any(identifier == entry or fnmatchcase(identifier, entry) for entry in blocklist)
+
+
+@lru_cache(maxsize=65_536)
+def _linkable(identifiers: tuple[str, ...], blocklist: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(by_strength(i for i in identifiers if not _blocked(i, blocklist)))
 
 
 class IdentityStore(Protocol):
@@ -78,13 +90,11 @@ class IdentityGuards:
 
     def is_blocked(self, identifier: str) -> bool:
         """Whether the identifier matches a blocklist entry (exact or fnmatch pattern)."""
-        return any(
-            identifier == entry or fnmatchcase(identifier, entry) for entry in self.blocklist
-        )
+        return _blocked(identifier, self.blocklist)
 
     def linkable(self, identifiers: Iterable[str]) -> list[str]:
         """The identifiers that may link, strongest first."""
-        return by_strength(i for i in identifiers if not self.is_blocked(i))
+        return list(_linkable(tuple(identifiers), self.blocklist))
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ import bisect
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from events.envelope import Envelope
 from events.vocabulary import (
@@ -76,8 +77,8 @@ FUNNEL: tuple[Stage, ...] = (
 )
 """The funnel, in order. Reaching a stage counts as reaching every earlier one (see docs)."""
 
-_RANK: dict[Stage, int] = {stage: rank for rank, stage in enumerate(FUNNEL)}
-_RANK[Stage.CHURNED] = _RANK[Stage.CUSTOMER]  # only a customer can churn
+_RANK: dict[str, int] = {stage.value: rank for rank, stage in enumerate(FUNNEL)}
+_RANK[Stage.CHURNED.value] = _RANK[Stage.CUSTOMER.value]  # only a customer can churn
 
 NO_CURRENCY = "XXX"
 """ISO 4217's "no currency": renewals that name none."""
@@ -147,7 +148,7 @@ def _voices(
             said = [("pain_point", x) for x in p.pain_points]
             said += [("motivation", x) for x in p.motivations]
             if p.nps is not None:
-                nps.append(NpsResponse(at=tp.occurred_at, score=p.nps))
+                nps.append(NpsResponse(at=micros(tp.occurred_at), score=p.nps))
         elif isinstance(tp, ObjectionRaised):
             said = [("objection", tp.properties.category)]
         if not said:
@@ -156,7 +157,7 @@ def _voices(
         # Normalised like the fold normalises pain points, so "Attribution " = "attribution".
         for kind, value in sorted({(k, v.strip().lower()) for k, v in said}):
             if value:
-                voices.append(Voice(at=tp.occurred_at, kind=kind, value=value, stage=stage))
+                voices.append(Voice(at=micros(tp.occurred_at), kind=kind, value=value, stage=stage))
     return voices, nps
 
 
@@ -172,18 +173,18 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
     }
 
     won: list[WonDeal] = []
-    lost: list[datetime] = []
+    lost: list[int] = []
     renewals: list[Amount] = []
-    form_views: list[datetime] = []
-    form_submissions: list[datetime] = []
-    marketing: list[datetime] = []
+    form_views: list[int] = []
+    form_submissions: list[int] = []
+    marketing: list[int] = []
     channels, campaigns = _PathBuilder(), _PathBuilder()
     for s in people:
         if s.type == "sales.deal_won" and s.amount is not None:
             # The path is what came strictly before the win (not the win's own context).
             won.append(
                 WonDeal(
-                    at=s.occurred_at,
+                    at=micros(s.occurred_at),
                     amount=s.amount,
                     currency=s.currency or NO_CURRENCY,
                     gross_margin=margins.get(s.event_id),
@@ -192,24 +193,26 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
                 )
             )
         elif s.type == "sales.deal_lost":
-            lost.append(s.occurred_at)
+            lost.append(micros(s.occurred_at))
         elif s.type == "sales.renewed" and s.amount is not None:
             renewals.append(
-                Amount(at=s.occurred_at, amount=s.amount, currency=s.currency or NO_CURRENCY)
+                Amount(
+                    at=micros(s.occurred_at), amount=s.amount, currency=s.currency or NO_CURRENCY
+                )
             )
         elif s.type == "marketing.form_viewed":
-            form_views.append(s.occurred_at)
+            form_views.append(micros(s.occurred_at))
         elif s.type == "marketing.form_submitted":
-            form_submissions.append(s.occurred_at)
+            form_submissions.append(micros(s.occurred_at))
         if s.type.startswith("marketing."):
-            marketing.append(s.occurred_at)
+            marketing.append(micros(s.occurred_at))
         channels.add(s.channel)
         campaigns.add(s.campaign_id)
 
     ledger = [
         LedgerItem(
             kind="spend" if s.type == "marketing.spend_recorded" else "cost",
-            at=s.occurred_at,
+            at=micros(s.occurred_at),
             amount=s.amount,
             currency=s.currency or NO_CURRENCY,
             campaign=s.campaign_id,
@@ -229,11 +232,13 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         after = bisect.bisect_right(sales_keys, key)
         handoffs.append(
             HandoffFacts(
-                at=entry.entered_at,
+                at=micros(entry.entered_at),
                 cycle=entry.cycle,
-                deadline=entry.entered_at + sla,
-                answered_at=history[i + 1].entered_at if i + 1 < len(history) else None,
-                first_sales_touch_at=sales_keys[after][0] if after < len(sales_keys) else None,
+                deadline=micros(entry.entered_at + sla),
+                answered_at=micros(history[i + 1].entered_at) if i + 1 < len(history) else None,
+                first_sales_touch_at=(
+                    micros(sales_keys[after][0]) if after < len(sales_keys) else None
+                ),
             )
         )
 
@@ -248,10 +253,10 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         playbook_version=playbook.version,
         persona=state.fit().persona,
         source=source,
-        first_touch_at=None if first is None else first.occurred_at,
+        first_touch_at=None if first is None else micros(first.occurred_at),
         first_channel=next((s.channel for s in people if s.channel), None),
         first_campaign=next((s.campaign_id for s in people if s.campaign_id), None),
-        stages=[StageEntry(stage=h.stage, at=h.entered_at, cycle=h.cycle) for h in history],
+        stages=[StageEntry(stage=h.stage, at=micros(h.entered_at), cycle=h.cycle) for h in history],
         won=won,
         lost=lost,
         renewals=renewals,
@@ -267,6 +272,21 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
 
 # === facts → KPIs =========================================================================
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US_PER_DAY = 86_400_000_000
+_US_PER_HOUR = 3_600_000_000
+_FOREVER = 1 << 62
+
+
+def micros(at: datetime) -> int:
+    """An aware datetime as exact microseconds since the Unix epoch (the facts' time unit)."""
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(us: int) -> datetime:
+    """Microseconds since the Unix epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
 
 @dataclass(frozen=True)
 class Window:
@@ -279,12 +299,12 @@ class Window:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError(f"empty window: since {self.since} is not before until {self.until}")
 
-    def __contains__(self, at: datetime) -> bool:
-        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
-
-    def before_end(self, at: datetime | None) -> bool:
-        """Whether `at` happened by the end of the window (the report's "as of")."""
-        return at is not None and (self.until is None or at < self.until)
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """[lo, hi) in microseconds, with far-away sentinels for open ends."""
+        lo = -_FOREVER if self.since is None else micros(self.since)
+        hi = _FOREVER if self.until is None else micros(self.until)
+        return lo, hi
 
     def previous(self) -> Window | None:
         """The same-length window just before this one (None when unbounded)."""
@@ -293,37 +313,297 @@ class Window:
         return Window(self.since - (self.until - self.since), self.since)
 
 
-@dataclass(frozen=True)
+# --- facts, loaded for aggregation ---------------------------------------------------------
+
+WonTuple = tuple[int, Decimal, str, float | None, Mapping[str, Any], Mapping[str, Any]]
+LedgerTuple = tuple[str, int, Decimal, str, str | None, str | None]
+
+
+@dataclass(slots=True)
 class _Journey:
-    """Facts plus what every slice needs, computed once."""
+    """A journey's facts as plain tuples and integers: the hot loop touches nothing else."""
 
-    facts: JourneyFacts
-    reached: dict[Stage, datetime]
+    customer_id: str
+    persona: str | None
+    source: str | None
+    channel: str | None
+    campaign: str | None
+    first: int | None
+    stages: list[tuple[str, int]]
+    reached: dict[str, int]
+    won: list[WonTuple]
+    lost: list[int]
+    renewals: list[tuple[int, Decimal, str]]
+    form_views: list[int]
+    form_submissions: list[int]
+    marketing: list[int]
+    handoffs: list[tuple[int, int, int | None, int | None]]
+    nps: list[tuple[int, int]]
+    voices: list[tuple[int, str, str, str | None]]
+    ledger: list[LedgerTuple]
 
-    @classmethod
-    def of(cls, facts: JourneyFacts) -> _Journey:
-        reached: dict[Stage, datetime] = {}
-        for entry in facts.stages:
-            rank = _RANK.get(entry.stage)
-            if rank is None:
-                continue
-            for stage in FUNNEL[: rank + 1]:
-                if stage not in reached or entry.at < reached[stage]:
-                    reached[stage] = entry.at
-        return cls(facts, reached)
 
-    def stage_before(self, at: datetime) -> Stage | None:
-        """The stage the journey was in just before `at`."""
-        stage = None
-        for entry in self.facts.stages:
-            if entry.at >= at:
-                break
-            stage = entry.stage
-        return stage
+def _load(facts: JourneyFacts | Mapping[str, Any]) -> _Journey:
+    # Mappings are the stored JSON decoded as is: the read path skips model validation (the
+    # worker validated the facts when it built them), which is most of a query's time.
+    d: Mapping[str, Any] = facts.model_dump() if isinstance(facts, JourneyFacts) else facts
+    stages = [(str(e["stage"]), e["at"]) for e in d.get("stages", ())]
+    reached: dict[str, int] = {}
+    for stage, at in stages:
+        rank = _RANK.get(stage)
+        if rank is None:
+            continue
+        for earlier in _FUNNEL_VALUES[: rank + 1]:
+            known = reached.get(earlier)
+            if known is None or at < known:
+                reached[earlier] = at
+    return _Journey(
+        customer_id=d["customer_id"],
+        persona=d.get("persona"),
+        source=d.get("source"),
+        channel=d.get("first_channel"),
+        campaign=d.get("first_campaign"),
+        first=d.get("first_touch_at"),
+        stages=stages,
+        reached=reached,
+        won=[
+            (
+                w["at"],
+                Decimal(w["amount"]),
+                w["currency"],
+                w.get("gross_margin"),
+                w.get("channels") or {},
+                w.get("campaigns") or {},
+            )
+            for w in d.get("won", ())
+        ],
+        lost=list(d.get("lost", ())),
+        renewals=[(r["at"], Decimal(r["amount"]), r["currency"]) for r in d.get("renewals", ())],
+        form_views=list(d.get("form_views", ())),
+        form_submissions=list(d.get("form_submissions", ())),
+        marketing=list(d.get("marketing_touches", ())),
+        handoffs=[
+            (h["at"], h["deadline"], h.get("answered_at"), h.get("first_sales_touch_at"))
+            for h in d.get("handoffs", ())
+        ],
+        nps=[(r["at"], r["score"]) for r in d.get("nps", ())],
+        voices=[(v["at"], v["kind"], v["value"], v.get("stage")) for v in d.get("voices", ())],
+        ledger=[
+            (
+                i["kind"],
+                i["at"],
+                Decimal(i["amount"]),
+                i["currency"],
+                i.get("campaign"),
+                i.get("channel"),
+            )
+            for i in d.get("ledger", ())
+        ],
+    )
+
+
+_FUNNEL_VALUES: tuple[str, ...] = tuple(stage.value for stage in FUNNEL)
+
+
+# --- one pass per journey, accumulated per slice -------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    lo: int
+    hi: int
+    prev_lo: int | None
+    prev_hi: int | None
+    currency: str | None
+    clock: int  # now, or the window's end if earlier: deadlines not passed by then are pending
+
+
+@dataclass(slots=True)
+class _Acc:
+    """Sums and samples of a slice; one journey's contribution is an `_Acc` as well."""
+
+    journeys: int = 0
+    period: list[int] = field(default_factory=lambda: [0] * len(FUNNEL))
+    funnel: list[int] = field(default_factory=lambda: [0] * len(FUNNEL))
+    deals_won: int = 0
+    deals_lost: int = 0
+    churned: int = 0
+    at_start: int = 0
+    exposed: int = 0
+    paying: int = 0
+    cycle_days: list[float] = field(default_factory=list)
+    stays: dict[str, list[float]] = field(default_factory=dict)
+    revenue: Decimal = Decimal(0)
+    revenue_previous: Decimal = Decimal(0)
+    margin_weighted: Decimal = Decimal(0)
+    margin_base: Decimal = Decimal(0)
+    nps: list[int] = field(default_factory=list)
+    form_views: int = 0
+    form_submissions: int = 0
+    handoffs: int = 0
+    in_sla: int = 0
+    breached: int = 0
+    pending: int = 0
+    touch_hours: list[float] = field(default_factory=list)
+    engaged: int = 0
+    marketing: int = 0
+
+    def merge(self, c: _Acc) -> None:
+        """Add another slice (or one journey's contribution) to this one."""
+        self.journeys += c.journeys
+        for i in range(len(FUNNEL)):
+            self.period[i] += c.period[i]
+            self.funnel[i] += c.funnel[i]
+        self.deals_won += c.deals_won
+        self.deals_lost += c.deals_lost
+        self.churned += c.churned
+        self.at_start += c.at_start
+        self.exposed += c.exposed
+        self.paying += c.paying
+        self.cycle_days += c.cycle_days
+        for stage, days in c.stays.items():
+            self.stays.setdefault(stage, []).extend(days)
+        self.revenue += c.revenue
+        self.revenue_previous += c.revenue_previous
+        self.margin_weighted += c.margin_weighted
+        self.margin_base += c.margin_base
+        self.nps += c.nps
+        self.form_views += c.form_views
+        self.form_submissions += c.form_submissions
+        self.handoffs += c.handoffs
+        self.in_sla += c.in_sla
+        self.breached += c.breached
+        self.pending += c.pending
+        self.touch_hours += c.touch_hours
+        self.engaged += c.engaged
+        self.marketing += c.marketing
+
+
+def _accumulate(j: _Journey, x: _Context, targets: Sequence[_Acc]) -> None:
+    """Add what one journey contributes to every slice it belongs to (see docs/kpis.md).
+
+    Computed once per journey and added to each target: the journey loop is the hot path.
+    """
+    lo, hi, cur = x.lo, x.hi, x.currency
+    first = j.first
+    new = first is not None and lo <= first < hi
+    reached = j.reached
+    period = [i for i, s in enumerate(_FUNNEL_VALUES) if lo <= reached.get(s, _NEVER) < hi]
+    funnel: list[int] = []
+    if period and period[0] == 0:
+        # The window's lead cohort, followed to the window's end.
+        funnel = [i for i, s in enumerate(_FUNNEL_VALUES) if reached.get(s, _NEVER) < hi]
+    customer_at = reached.get(_CUSTOMER)
+    cycle = None
+    if customer_at is not None and lo <= customer_at < hi and first is not None:
+        cycle = (customer_at - first) / _US_PER_DAY
+    stays: list[tuple[str, float]] = []
+    before = None
+    churned = exposed = False
+    stages = j.stages
+    for i, (stage, at) in enumerate(stages):
+        if at < lo:
+            before = stage
+        elif at < hi:
+            if i:
+                left, left_at = stages[i - 1]
+                stays.append((left, (at - left_at) / _US_PER_DAY))
+            if stage == _CHURNED:
+                churned = True
+            elif stage == _CUSTOMER:
+                exposed = True
+    at_start = before == _CUSTOMER and lo > -_FOREVER
+    exposed = exposed or at_start
+    deals_won = 0
+    revenue = revenue_previous = margin_weighted = margin_base = _ZERO
+    paid = False
+    for at, amount, currency, margin, _, _ in j.won:
+        if lo <= at < hi:
+            deals_won += 1
+            if currency == cur:
+                revenue += amount
+                paid = True
+                if margin is not None:
+                    margin_weighted += amount * Decimal(str(margin))
+                    margin_base += amount
+        elif x.prev_lo is not None and x.prev_lo <= at < lo and currency == cur:
+            revenue_previous += amount
+    for at, amount, currency in j.renewals:
+        if currency != cur:
+            continue
+        if lo <= at < hi:
+            revenue += amount
+            paid = True
+        elif x.prev_lo is not None and x.prev_lo <= at < lo:
+            revenue_previous += amount
+    deals_lost = sum(1 for at in j.lost if lo <= at < hi)
+    answers = [(at, score) for at, score in j.nps if lo <= at < hi]
+    nps = max(answers)[1] if answers else None  # one voice per customer: the latest answer
+    form_views = sum(1 for at in j.form_views if lo <= at < hi)
+    form_submissions = sum(1 for at in j.form_submissions if lo <= at < hi)
+    marketing = sum(1 for at in j.marketing if lo <= at < hi)
+    handoffs = in_sla = breached = pending = 0
+    touch_hours: list[float] = []
+    for at, deadline, answered, touch in j.handoffs:
+        if not lo <= at < hi:
+            continue
+        handoffs += 1
+        if answered is not None and answered < hi:
+            if answered <= deadline:
+                in_sla += 1
+            else:
+                breached += 1
+        elif deadline <= x.clock:
+            breached += 1
+        else:
+            pending += 1
+        if touch is not None and touch < hi:
+            touch_hours.append((touch - at) / _US_PER_HOUR)
+
+    for a in targets:
+        a.journeys += new
+        for i in period:
+            a.period[i] += 1
+        for i in funnel:
+            a.funnel[i] += 1
+        if cycle is not None:
+            a.cycle_days.append(cycle)
+        for stage, days in stays:
+            a.stays.setdefault(stage, []).append(days)
+        a.churned += churned
+        a.at_start += at_start
+        a.exposed += exposed
+        a.deals_won += deals_won
+        a.deals_lost += deals_lost
+        if paid:
+            a.paying += 1
+            a.revenue += revenue
+            a.margin_weighted += margin_weighted
+            a.margin_base += margin_base
+        a.revenue_previous += revenue_previous
+        if nps is not None:
+            a.nps.append(nps)
+        a.form_views += form_views
+        a.form_submissions += form_submissions
+        a.marketing += marketing
+        a.engaged += marketing > 0
+        if handoffs:
+            a.handoffs += handoffs
+            a.in_sla += in_sla
+            a.breached += breached
+            a.pending += pending
+            a.touch_hours += touch_hours
+
+
+_NEVER = _FOREVER + 1  # a reach time that is in no window (and after every window's end)
+_ZERO = Decimal(0)
+_CUSTOMER = Stage.CUSTOMER.value
+_CHURNED = Stage.CHURNED.value
 
 
 def _inside(at: datetime | None, window: Window) -> bool:
-    return at is not None and at in window
+    lo, hi = window.bounds
+    return at is not None and lo <= micros(at) < hi
 
 
 def _ratio(numerator: float | int, denominator: float | int) -> float | None:
@@ -342,206 +622,119 @@ def _median(values: Sequence[float]) -> float | None:
     return round(float(statistics.median(values)), 6) if values else None
 
 
-def _amounts(facts: JourneyFacts) -> list[WonDeal | Amount]:
-    """Revenue items: won deals and renewals."""
-    return [*facts.won, *facts.renewals]
-
-
-def _revenue(journeys: Iterable[_Journey], window: Window, currency: str | None) -> Decimal:
-    total = Decimal(0)
-    for j in journeys:
-        for deal in j.facts.won:
-            if deal.currency == currency and deal.at in window:
-                total += deal.amount
-        for renewal in j.facts.renewals:
-            if renewal.currency == currency and renewal.at in window:
-                total += renewal.amount
-    return total
-
-
-def _kpis(
-    journeys: Sequence[_Journey],
-    ledger: Sequence[LedgerItem] | None,
-    window: Window,
-    currency: str | None,
-    now: datetime,
-) -> Kpis:
-    """The KPIs of one slice; `ledger` None: spend and cost cannot be attributed to it."""
-    period = {stage: 0 for stage in FUNNEL}
-    # The cohort: journeys that became a lead in the window, followed to the window's end.
-    cohort = [j for j in journeys if _inside(j.reached.get(Stage.LEAD), window)]
-    funnel_counts = [
-        sum(1 for j in cohort if window.before_end(j.reached.get(stage))) for stage in FUNNEL
-    ]
-    new_journeys = deals_won = deals_lost = churned = 0
-    customers_at_start = exposed = paying = 0
-    cycle_days: list[float] = []
-    stays: dict[Stage, list[float]] = defaultdict(list)
-    revenue = weighted_margin = margin_base = Decimal(0)
-    nps_scores: list[int] = []
-    form_views = form_submissions = 0
-    handoffs = in_sla = breached = pending = 0
-    touch_hours: list[float] = []
-    clock = now if window.until is None else min(now, window.until)
-    for j in journeys:
-        f = j.facts
-        if f.first_touch_at is not None and f.first_touch_at in window:
-            new_journeys += 1
-        for stage, at in j.reached.items():
-            if at in window:
-                period[stage] += 1
-        customer_at = j.reached.get(Stage.CUSTOMER)
-        if customer_at is not None and customer_at in window and f.first_touch_at is not None:
-            cycle_days.append((customer_at - f.first_touch_at).total_seconds() / _DAY)
-        for left, entry in zip(f.stages, f.stages[1:], strict=False):
-            if entry.at in window:
-                stays[left.stage].append((entry.at - left.at).total_seconds() / _DAY)
-        if any(e.stage == Stage.CHURNED and e.at in window for e in f.stages):
-            churned += 1
-        at_start = window.since is not None and j.stage_before(window.since) == Stage.CUSTOMER
-        customers_at_start += at_start
-        exposed += at_start or any(e.stage == Stage.CUSTOMER and e.at in window for e in f.stages)
-        paid = Decimal(0)
-        has_revenue = False
-        for deal in f.won:
-            if deal.at not in window:
-                continue
-            deals_won += 1
-            if deal.currency == currency:
-                paid += deal.amount
-                has_revenue = True
-                if deal.gross_margin is not None:
-                    weighted_margin += deal.amount * Decimal(str(deal.gross_margin))
-                    margin_base += deal.amount
-        for renewal in f.renewals:
-            if renewal.at in window and renewal.currency == currency:
-                paid += renewal.amount
-                has_revenue = True
-        revenue += paid
-        paying += has_revenue
-        deals_lost += sum(1 for at in f.lost if at in window)
-        answers = [r for r in f.nps if r.at in window]
-        if answers:
-            # One voice per customer: the latest answer in the window.
-            nps_scores.append(max(answers, key=lambda r: r.at).score)
-        form_views += sum(1 for at in f.form_views if at in window)
-        form_submissions += sum(1 for at in f.form_submissions if at in window)
-        for h in f.handoffs:
-            if h.at not in window:
-                continue
-            handoffs += 1
-            answered = h.answered_at if window.before_end(h.answered_at) else None
-            if answered is not None:
-                if answered <= h.deadline:
-                    in_sla += 1
-                else:
-                    breached += 1
-            elif h.deadline <= clock:
-                breached += 1
-            else:
-                pending += 1
-            touch = h.first_sales_touch_at
-            if touch is not None and window.before_end(touch):
-                touch_hours.append((touch - h.at).total_seconds() / _HOUR)
-
-    spend = cost = None
-    if ledger is not None:
-        spend, cost = Decimal(0), Decimal(0)
-        for item in ledger:
-            if item.currency == currency and item.at in window:
-                if item.kind == "spend":
-                    spend += item.amount
-                else:
-                    cost += item.amount
-    previous = window.previous()
-    revenue_previous = None if previous is None else _revenue(journeys, previous, currency)
+def _kpis(a: _Acc, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> Kpis:
+    """The KPIs of a slice's sums; `ledger` (spend, cost) None: not attributable to it."""
+    period = a.period
+    customers = period[-1]
+    spend, cost = (None, None) if ledger is None else ledger
+    revenue_previous = a.revenue_previous if previous else None
     growth = None
     if revenue_previous:
-        growth = round(float((revenue - revenue_previous) / revenue_previous), 6)
-    arpa = _money_ratio(revenue, paying)
-    margin = round(float(weighted_margin / margin_base), 6) if margin_base else None
-    churn_rate = _ratio(churned, exposed)
+        growth = round(float((a.revenue - revenue_previous) / revenue_previous), 6)
+    arpa = _money_ratio(a.revenue, a.paying)
+    margin = round(float(a.margin_weighted / a.margin_base), 6) if a.margin_base else None
+    churn_rate = _ratio(a.churned, a.exposed)
     clv = None
     if arpa is not None and margin is not None and churn_rate:
         clv = (arpa * Decimal(str(margin)) / Decimal(str(churn_rate))).quantize(CENT)
-    promoters = sum(1 for s in nps_scores if s >= 9)
-    detractors = sum(1 for s in nps_scores if s <= 6)
-    nps = None
-    if nps_scores:
-        nps = round(100 * (promoters - detractors) / len(nps_scores), 6)
-    roi = None
-    if spend:
-        roi = round(float((revenue - spend) / spend), 6)
+    promoters = sum(1 for s in a.nps if s >= 9)
+    detractors = sum(1 for s in a.nps if s <= 6)
+    nps = round(100 * (promoters - detractors) / len(a.nps), 6) if a.nps else None
+    roi = round(float((a.revenue - spend) / spend), 6) if spend else None
     cac = None
     if spend is not None and cost is not None:
-        cac = _money_ratio(spend + cost, period[Stage.CUSTOMER])
+        cac = _money_ratio(spend + cost, customers)
     funnel = [
         FunnelStep(
-            stage=stage,
-            journeys=n,
-            conversion=None if i == 0 else _ratio(n, funnel_counts[i - 1]),
+            stage=stage, journeys=n, conversion=None if i == 0 else _ratio(n, a.funnel[i - 1])
         )
-        for i, (stage, n) in enumerate(zip(FUNNEL, funnel_counts, strict=True))
+        for i, (stage, n) in enumerate(zip(FUNNEL, a.funnel, strict=True))
     ]
     return Kpis(
-        journeys=new_journeys,
-        leads=period[Stage.LEAD],
-        mqls=period[Stage.MQL],
-        sals=period[Stage.SAL],
-        sqls=period[Stage.SQL],
-        opportunities=period[Stage.OPPORTUNITY],
-        customers_won=period[Stage.CUSTOMER],
-        deals_won=deals_won,
-        deals_lost=deals_lost,
-        churned=churned,
+        journeys=a.journeys,
+        leads=period[0],
+        mqls=period[1],
+        sals=period[2],
+        sqls=period[3],
+        opportunities=period[4],
+        customers_won=period[5],
+        deals_won=a.deals_won,
+        deals_lost=a.deals_lost,
+        churned=a.churned,
         funnel=funnel,
-        lead_to_customer_rate=_ratio(funnel_counts[-1], funnel_counts[0]),
-        sales_cycle_days_mean=_mean(cycle_days),
-        sales_cycle_days_median=_median(cycle_days),
+        lead_to_customer_rate=_ratio(a.funnel[-1], a.funnel[0]),
+        sales_cycle_days_mean=_mean(a.cycle_days),
+        sales_cycle_days_median=_median(a.cycle_days),
         days_in_stage={
             stage.value: StageTime(
-                stays=len(stays[stage]),
-                days_mean=_mean(stays[stage]),
-                days_median=_median(stays[stage]),
+                stays=len(a.stays[stage.value]),
+                days_mean=_mean(a.stays[stage.value]),
+                days_median=_median(a.stays[stage.value]),
             )
             for stage in Stage
-            if stays.get(stage)
+            if a.stays.get(stage.value)
         },
-        win_rate=_ratio(deals_won, deals_won + deals_lost),
-        revenue=revenue,
+        win_rate=_ratio(a.deals_won, a.deals_won + a.deals_lost),
+        revenue=a.revenue,
         revenue_previous=revenue_previous,
         revenue_growth=growth,
-        paying_accounts=paying,
+        paying_accounts=a.paying,
         average_revenue_per_account=arpa,
         gross_margin=margin,
         marketing_spend=spend,
         sales_cost=cost,
-        cost_per_lead=None if spend is None else _money_ratio(spend, period[Stage.LEAD]),
+        cost_per_lead=None if spend is None else _money_ratio(spend, period[0]),
         customer_acquisition_cost=cac,
         customer_lifetime_value=clv,
-        customers_at_start=customers_at_start,
-        customers_exposed=exposed,
+        customers_at_start=a.at_start,
+        customers_exposed=a.exposed,
         retention_rate=None if churn_rate is None else round(1 - churn_rate, 6),
         churn_rate=churn_rate,
         nps=nps,
-        nps_responses=len(nps_scores),
+        nps_responses=len(a.nps),
         promoters=promoters,
         detractors=detractors,
-        form_views=form_views,
-        form_submissions=form_submissions,
-        form_conversion_rate=_ratio(form_submissions, form_views),
+        form_views=a.form_views,
+        form_submissions=a.form_submissions,
+        form_conversion_rate=_ratio(a.form_submissions, a.form_views),
         marketing_roi=roi,
-        handoffs=handoffs,
-        handoffs_in_sla=in_sla,
-        handoffs_breached=breached,
-        handoffs_pending=pending,
-        handoff_sla_attainment=_ratio(in_sla, in_sla + breached),
-        handoff_to_first_sales_touch_hours_mean=_mean(touch_hours),
-        handoff_to_first_sales_touch_hours_median=_median(touch_hours),
+        handoffs=a.handoffs,
+        handoffs_in_sla=a.in_sla,
+        handoffs_breached=a.breached,
+        handoffs_pending=a.pending,
+        handoff_sla_attainment=_ratio(a.in_sla, a.in_sla + a.breached),
+        handoff_to_first_sales_touch_hours_mean=_mean(a.touch_hours),
+        handoff_to_first_sales_touch_hours_median=_median(a.touch_hours),
     )
 
 
 # --- attribution ---------------------------------------------------------------------------
+
+
+def _credit_terms(path: Mapping[str, Any], model: str) -> list[tuple[str, int, int]]:
+    # (value, numerator, denominator) of each share: integers keep the sums exact and fast.
+    counts: Mapping[str, int] = path.get("counts") or {}
+    first, last = path.get("first"), path.get("last")
+    n = sum(counts.values())
+    if n == 0 or first is None or last is None:
+        return [(NONE_GROUP, 1, 1)]
+    if model == "first_touch":
+        return [(first, 1, 1)]
+    if model == "last_touch":
+        return [(last, 1, 1)]
+    if model == "linear":
+        return [(value, count, n) for value, count in counts.items()]
+    if n == 1:
+        return [(first, 1, 1)]
+    if n == 2:
+        return [(first, 1, 2), (last, 1, 2)]
+    # U-shaped: 40 % to the first touch, 40 % to the last, 20 % over the ones between.
+    terms = [(first, 2, 5), (last, 2, 5)]
+    middle = dict(counts)
+    middle[first] -= 1
+    middle[last] -= 1
+    terms += [(value, count, 5 * (n - 2)) for value, count in middle.items() if count]
+    return terms
 
 
 def credits(path: PathSummary, model: AttributionModel) -> dict[str, Fraction]:
@@ -549,84 +742,84 @@ def credits(path: PathSummary, model: AttributionModel) -> dict[str, Fraction]:
 
     An empty path (no touchpoint named the dimension) credits everything to `NONE_GROUP`.
     """
-    n = sum(path.counts.values())
-    if n == 0 or path.first is None or path.last is None:
-        return {NONE_GROUP: Fraction(1)}
     shares: dict[str, Fraction] = defaultdict(Fraction)
-    if model == "first_touch":
-        shares[path.first] += 1
-    elif model == "last_touch":
-        shares[path.last] += 1
-    elif model == "linear":
-        for value, count in path.counts.items():
-            shares[value] += Fraction(count, n)
-    elif n == 1:
-        shares[path.first] += 1
-    elif n == 2:
-        shares[path.first] += Fraction(1, 2)
-        shares[path.last] += Fraction(1, 2)
-    else:
-        # U-shaped: 40 % to the first touch, 40 % to the last, 20 % over the ones between.
-        shares[path.first] += Fraction(2, 5)
-        shares[path.last] += Fraction(2, 5)
-        middle = Counter(path.counts)
-        middle[path.first] -= 1
-        middle[path.last] -= 1
-        for value, count in middle.items():
-            if count:
-                shares[value] += Fraction(count, 5 * (n - 2))
+    for value, numerator, denominator in _credit_terms(path.model_dump(), model):
+        shares[value] += Fraction(numerator, denominator)
     return dict(shares)
 
 
-def _round_to_total(exact: dict[str, Fraction], total: Decimal) -> dict[str, Decimal]:
-    # Largest remainder: each value rounded down to the quantum, the missing quanta go to the
-    # largest remainders, so the rounded credits add up to the total exactly.
-    scale = int(1 / ATTRIBUTION_QUANTUM)
-    units_total = int(total * scale)  # the contract's amounts have at most 4 decimals
-    scaled = {k: v * scale for k, v in exact.items()}
-    units = {k: math.floor(v) for k, v in scaled.items()}
+_SCALE = int(1 / ATTRIBUTION_QUANTUM)
+
+
+class _Attribution:
+    """Exact credit sums: per (dimension, model, value, denominator), integer quanta."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+        self.deals = 0
+        self.sums: dict[tuple[str, str, str, int], int] = defaultdict(int)
+
+    def add(
+        self, amount: Decimal, channels: Mapping[str, Any], campaigns: Mapping[str, Any]
+    ) -> None:
+        """Credit one won deal along both dimensions under every model."""
+        self.total += amount
+        self.deals += 1
+        units = int(amount * _SCALE)  # the contract's amounts have at most 4 decimals
+        for dim, path in (("channel", channels), ("campaign", campaigns)):
+            for model in ATTRIBUTION_MODELS:
+                for value, numerator, denominator in _credit_terms(path, model):
+                    self.sums[dim, model, value, denominator] += units * numerator
+
+    def report(self) -> AttributionReport:
+        exact: dict[tuple[str, str], dict[str, Fraction]] = defaultdict(dict)
+        for (dim, model, value, denominator), units in self.sums.items():
+            shares = exact[dim, model]
+            shares[value] = shares.get(value, Fraction(0)) + Fraction(units, denominator)
+
+        def build(dim: str) -> Attribution:
+            return Attribution(
+                **{
+                    m: _round_to_total(exact[dim, m], int(self.total * _SCALE))
+                    for m in ATTRIBUTION_MODELS
+                }
+            )
+
+        return AttributionReport(
+            won_revenue=self.total,
+            deals=self.deals,
+            channel=build("channel"),
+            campaign=build("campaign"),
+        )
+
+
+def _round_to_total(exact: Mapping[str, Fraction], units_total: int) -> dict[str, Decimal]:
+    # Largest remainder: each credit rounded down to the quantum, the missing quanta go to the
+    # largest remainders, so the rounded credits add up to the won revenue exactly.
+    units = {k: math.floor(v) for k, v in exact.items()}
     missing = units_total - sum(units.values())
-    for k in sorted(scaled, key=lambda k: (units[k] - scaled[k], k))[: max(missing, 0)]:
+    for k in sorted(exact, key=lambda k: (units[k] - exact[k], k))[: max(missing, 0)]:
         units[k] += 1
     return {k: Decimal(units[k]) * ATTRIBUTION_QUANTUM for k in sorted(units)}
 
 
 def attribute(deals: Sequence[WonDeal]) -> AttributionReport:
     """Won revenue attributed to channels and campaigns under every model, side by side."""
-    total = sum((d.amount for d in deals), Decimal(0))
-    dims: dict[str, dict[AttributionModel, dict[str, Fraction]]] = {}
-    for dim in ("channel", "campaign"):
-        per_model: dict[AttributionModel, dict[str, Fraction]] = {}
-        for model in ATTRIBUTION_MODELS:
-            exact: dict[str, Fraction] = defaultdict(Fraction)
-            for deal in deals:
-                path = deal.channels if dim == "channel" else deal.campaigns
-                amount = Fraction(deal.amount)
-                for value, share in credits(path, model).items():
-                    exact[value] += amount * share
-            per_model[model] = dict(exact)
-        dims[dim] = per_model
-
-    def build(dim: str) -> Attribution:
-        return Attribution(**{m: _round_to_total(dims[dim][m], total) for m in ATTRIBUTION_MODELS})
-
-    return AttributionReport(
-        won_revenue=total, deals=len(deals), channel=build("channel"), campaign=build("campaign")
-    )
+    acc = _Attribution()
+    for deal in deals:
+        acc.add(deal.amount, deal.channels.model_dump(), deal.campaigns.model_dump())
+    return acc.report()
 
 
-# --- feedback and personas -----------------------------------------------------------------
+# --- feedback ------------------------------------------------------------------------------
 
 
-def _voice_counts(pairs: Iterable[tuple[str, str, Voice]]) -> dict[str, VoiceCounts]:
-    seen: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
-    for group, customer_id, voice in pairs:
-        seen[group][voice.kind].add((voice.value, customer_id))
+def _voice_counts(seen: Mapping[str, Mapping[str, set[tuple[str, str]]]]) -> dict[str, VoiceCounts]:
     out: dict[str, VoiceCounts] = {}
     for group in sorted(seen):
         kinds = seen[group]
 
-        def count(kind: str, kinds: dict[str, set[tuple[str, str]]] = kinds) -> dict[str, int]:
+        def count(kind: str, kinds: Mapping[str, set[tuple[str, str]]] = kinds) -> dict[str, int]:
             # Distinct journeys per value: a customer repeating a pain point is one voice.
             tally = Counter(value for value, _ in kinds.get(kind, set()))
             return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -639,138 +832,132 @@ def _voice_counts(pairs: Iterable[tuple[str, str, Voice]]) -> dict[str, VoiceCou
     return out
 
 
-def _feedback(
-    journeys: Sequence[_Journey], window: Window, currency: str | None, now: datetime
-) -> FeedbackInsight:
-    voices = [(j, v) for j in journeys for v in j.facts.voices if v.at in window]
-    by_persona = _voice_counts(
-        (j.facts.persona or NONE_GROUP, j.facts.customer_id, v) for j, v in voices
+def _persona(a: _Acc, x: _Context) -> PersonaEngagement:
+    customers = a.period[-1]
+    verdict = "converts" if customers else ("engages_only" if a.engaged else "inactive")
+    return PersonaEngagement(
+        engaged=a.engaged,
+        marketing_touches=a.marketing,
+        touches_per_journey=_ratio(a.marketing, a.engaged),
+        leads=a.period[0],
+        customers_won=customers,
+        lead_to_customer_rate=_ratio(a.funnel[-1], a.funnel[0]),
+        revenue=a.revenue,
+        verdict=verdict,
     )
-    by_stage = _voice_counts(
-        ((v.stage.value if v.stage else NONE_GROUP), j.facts.customer_id, v) for j, v in voices
-    )
-    personas: dict[str, PersonaEngagement] = {}
-    grouped = _group(journeys, lambda f: f.persona)
-    for name, members in grouped.items():
-        touches = [sum(1 for t in j.facts.marketing_touches if t in window) for j in members]
-        engaged = sum(1 for n in touches if n)
-        k = _kpis(members, None, window, currency, now)
-        verdict = "converts" if k.customers_won else ("engages_only" if engaged else "inactive")
-        personas[name] = PersonaEngagement(
-            engaged=engaged,
-            marketing_touches=sum(touches),
-            touches_per_journey=_ratio(sum(touches), engaged),
-            leads=k.leads,
-            customers_won=k.customers_won,
-            lead_to_customer_rate=k.lead_to_customer_rate,
-            revenue=k.revenue,
-            verdict=verdict,
-        )
-    return FeedbackInsight(by_persona=by_persona, by_stage=by_stage, personas=personas)
 
 
 # --- daily series --------------------------------------------------------------------------
 
+_SERIES_COUNTS = (
+    "leads",
+    "mqls",
+    "sals",
+    "sqls",
+    "opportunities",
+    "customers_won",
+    "deals_won",
+    "deals_lost",
+    "churned",
+    "handoffs",
+    "form_views",
+    "form_submissions",
+)
+_EPOCH_DAY = EPOCH.date()
 
-def _day(at: datetime) -> date:
-    return at.astimezone(UTC).date()
 
+class _Series:
+    def __init__(self, x: _Context) -> None:
+        self.x = x
+        self.ints: dict[int, Counter[str]] = defaultdict(Counter)
+        self.money: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
 
-def _series(
-    journeys: Sequence[_Journey],
-    ledger: Sequence[LedgerItem],
-    window: Window,
-    currency: str | None,
-) -> list[DailyKpis]:
-    ints: dict[date, Counter[str]] = defaultdict(Counter)
-    money: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    names = {
-        Stage.LEAD: "leads",
-        Stage.MQL: "mqls",
-        Stage.SAL: "sals",
-        Stage.SQL: "sqls",
-        Stage.OPPORTUNITY: "opportunities",
-        Stage.CUSTOMER: "customers_won",
-    }
-
-    def count(name: str, times: Iterable[datetime]) -> None:
+    def _count(self, name: str, times: Iterable[int]) -> None:
+        lo, hi = self.x.lo, self.x.hi
         for at in times:
-            if at in window:
-                ints[_day(at)][name] += 1
+            if lo <= at < hi:
+                self.ints[at // _US_PER_DAY][name] += 1
 
-    for j in journeys:
-        f = j.facts
-        for stage, at in j.reached.items():
-            count(names[stage], [at])
-        count("deals_won", (d.at for d in f.won))
-        count("deals_lost", f.lost)
+    def _money(self, name: str, at: int, amount: Decimal, currency: str) -> None:
+        if self.x.lo <= at < self.x.hi and currency == self.x.currency:
+            self.money[at // _US_PER_DAY][name] += amount
+
+    def add(self, j: _Journey) -> None:
+        for name, stage in zip(_SERIES_COUNTS, _FUNNEL_VALUES, strict=False):
+            at = j.reached.get(stage)
+            if at is not None:
+                self._count(name, (at,))
+        self._count("deals_won", (w[0] for w in j.won))
+        self._count("deals_lost", j.lost)
         # A journey churning twice on one day is one churned journey that day.
-        count("churned", {_day(e.at): e.at for e in f.stages if e.stage == Stage.CHURNED}.values())
-        count("handoffs", (h.at for h in f.handoffs))
-        count("form_views", f.form_views)
-        count("form_submissions", f.form_submissions)
-        for amount in _amounts(f):
-            if amount.at in window and amount.currency == currency:
-                money[_day(amount.at)]["revenue"] += amount.amount
-    for item in ledger:
-        if item.at in window and item.currency == currency:
-            key = "marketing_spend" if item.kind == "spend" else "sales_cost"
-            money[_day(item.at)][key] += item.amount
-    days = sorted(ints.keys() | money.keys())
-    fields = (
-        "leads",
-        "mqls",
-        "sals",
-        "sqls",
-        "opportunities",
-        "customers_won",
-        "deals_won",
-        "deals_lost",
-        "churned",
-        "handoffs",
-        "form_views",
-        "form_submissions",
-    )
-    return [
-        DailyKpis(
-            day=day,
-            **{name: ints[day][name] for name in fields},
-            revenue=money[day]["revenue"],
-            marketing_spend=money[day]["marketing_spend"],
-            sales_cost=money[day]["sales_cost"],
-        )
-        for day in days
-    ]
+        churn_days = {at // _US_PER_DAY: at for stage, at in j.stages if stage == _CHURNED}
+        self._count("churned", churn_days.values())
+        self._count("handoffs", (h[0] for h in j.handoffs))
+        self._count("form_views", j.form_views)
+        self._count("form_submissions", j.form_submissions)
+        for w in j.won:
+            self._money("revenue", w[0], w[1], w[2])
+        for at, amount, currency in j.renewals:
+            self._money("revenue", at, amount, currency)
+
+    def add_ledger(self, item: LedgerTuple) -> None:
+        kind, at, amount, currency, _, _ = item
+        self._money("marketing_spend" if kind == "spend" else "sales_cost", at, amount, currency)
+
+    def days(self) -> list[DailyKpis]:
+        return [
+            DailyKpis(
+                day=_EPOCH_DAY + timedelta(days=index),
+                **{name: self.ints[index][name] for name in _SERIES_COUNTS},
+                revenue=self.money[index]["revenue"],
+                marketing_spend=self.money[index]["marketing_spend"],
+                sales_cost=self.money[index]["sales_cost"],
+            )
+            for index in sorted(self.ints.keys() | self.money.keys())
+        ]
 
 
 # --- the report ----------------------------------------------------------------------------
 
 
-GROUP_KEYS: dict[GroupBy, Callable[[JourneyFacts], str | None]] = {
-    "channel": lambda f: f.first_channel,
-    "campaign": lambda f: f.first_campaign,
-    "persona": lambda f: f.persona,
-    "source": lambda f: f.source,
+GROUP_KEYS: dict[GroupBy, Callable[[_Journey], str | None]] = {
+    "channel": lambda j: j.channel,
+    "campaign": lambda j: j.campaign,
+    "persona": lambda j: j.persona,
+    "source": lambda j: j.source,
 }
 """The value a journey is grouped under, per slicing dimension (None → `NONE_GROUP`)."""
 
 
-def _group(
-    journeys: Sequence[_Journey], key: Callable[[JourneyFacts], str | None]
-) -> dict[str, list[_Journey]]:
-    groups: dict[str, list[_Journey]] = defaultdict(list)
-    for j in journeys:
-        groups[key(j.facts) or NONE_GROUP].append(j)
-    return dict(sorted(groups.items()))
+_LEDGER_KEYS: dict[GroupBy, Callable[[LedgerTuple], str | None]] = {
+    "channel": lambda item: item[5],
+    "campaign": lambda item: item[4],
+}
+"""Spend and cost can be attributed to channel and campaign groups only (by what they name)."""
 
 
-def default_currency(facts: Iterable[JourneyFacts]) -> str | None:
+def _ledger_sums(ledger: Iterable[LedgerTuple], x: _Context) -> tuple[Decimal, Decimal]:
+    spend, cost = Decimal(0), Decimal(0)
+    for kind, at, amount, currency, _, _ in ledger:
+        if x.lo <= at < x.hi and currency == x.currency:
+            if kind == "spend":
+                spend += amount
+            else:
+                cost += amount
+    return spend, cost
+
+
+def default_currency(facts: Iterable[JourneyFacts | Mapping[str, Any]]) -> str | None:
     """The currency most amounts (deals, renewals, spend, cost) are in; ties: alphabetical."""
+    return _default_currency([_load(f) for f in facts])
+
+
+def _default_currency(journeys: Iterable[_Journey]) -> str | None:
     tally: Counter[str] = Counter()
-    for f in facts:
-        tally.update(d.currency for d in f.won)
-        tally.update(r.currency for r in f.renewals)
-        tally.update(i.currency for i in f.ledger)
+    for j in journeys:
+        tally.update(w[2] for w in j.won)
+        tally.update(r[2] for r in j.renewals)
+        tally.update(i[3] for i in j.ledger)
     tally.pop(NO_CURRENCY, None)
     if not tally:
         return None
@@ -778,7 +965,7 @@ def default_currency(facts: Iterable[JourneyFacts]) -> str | None:
 
 
 def compute_kpis(
-    facts: Iterable[JourneyFacts],
+    facts: Iterable[JourneyFacts | Mapping[str, Any]],
     *,
     now: datetime,
     since: datetime | None = None,
@@ -789,54 +976,88 @@ def compute_kpis(
 ) -> KpiReport:
     """The KPI report over every journey's facts for the event-time window [since, until).
 
-    `now` is the wall-clock time of the question (only hand-off SLA deadlines that have not
-    passed yet depend on it). `currency` defaults to `default_currency`. With `by`, the same
-    KPIs per group; with `daily`, the period counts per event-time day (UTC).
+    `facts` are `JourneyFacts`, or their stored JSON decoded to mappings (the fast path of
+    the read side). `now` is the wall-clock time of the question: only whether an unanswered
+    hand-off is pending or breached depends on it. `currency` defaults to the most used one.
+    With `by`, the same KPIs per group; with `daily`, the period counts per event-time day.
     """
     window = Window(since, until)
-    all_facts = list(facts)
-    cur = currency or default_currency(all_facts)
-    journeys = [_Journey.of(f) for f in all_facts if f.first_touch_at is not None]
-    ledger = [item for f in all_facts for item in f.ledger]
-    total = _kpis(journeys, ledger, window, cur, now)
+    loaded = [_load(f) for f in facts]
+    cur = currency or _default_currency(loaded)
+    lo, hi = window.bounds
+    previous = window.previous()
+    plo, phi = previous.bounds if previous is not None else (None, None)
+    x = _Context(lo, hi, plo, phi, cur, min(micros(now), hi))
+    ledger = [item for j in loaded for item in j.ledger]
 
-    groups: dict[str, Kpis] | None = None
-    if by is not None:
-        groups = {}
-        members = _group(journeys, GROUP_KEYS[by])
-        names = set(members)
-        if by in ("channel", "campaign"):
-            names |= {
-                (item.channel if by == "channel" else item.campaign) or NONE_GROUP
-                for item in ledger
-            }
-        for name in sorted(names):
-            attributable: list[LedgerItem] | None = None
-            if by in ("channel", "campaign") and name != NONE_GROUP:
-                # A group sees only the ledger records that name it; the rest stays in the total.
-                attributable = [
-                    item
-                    for item in ledger
-                    if (item.channel if by == "channel" else item.campaign) == name
-                ]
-            groups[name] = _kpis(members.get(name, []), attributable, window, cur, now)
-
+    personas: dict[str, _Acc] = defaultdict(_Acc)
+    groups: dict[str, _Acc] = defaultdict(_Acc)
+    key = GROUP_KEYS[by] if by is not None else None
+    attribution = _Attribution()
+    by_persona: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
+    by_stage: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
     other: dict[str, Decimal] = defaultdict(Decimal)
-    for j in journeys:
-        for amount in _amounts(j.facts):
-            if amount.currency != cur and amount.at in window:
-                other[amount.currency] += amount.amount
-    won = [d for j in journeys for d in j.facts.won if d.at in window and d.currency == cur]
+    series = _Series(x) if daily else None
+    for j in loaded:
+        if j.first is None:
+            continue  # no person touchpoint: the spend and cost ledger
+        persona = personas[j.persona or NONE_GROUP]
+        if key is None:
+            _accumulate(j, x, (persona,))
+        else:
+            _accumulate(j, x, (persona, groups[key(j) or NONE_GROUP]))
+        for at, amount, currency_, _, channels, campaigns in j.won:
+            if lo <= at < hi:
+                if currency_ == cur:
+                    attribution.add(amount, channels, campaigns)
+                else:
+                    other[currency_] += amount
+        for at, amount, currency_ in j.renewals:
+            if lo <= at < hi and currency_ != cur:
+                other[currency_] += amount
+        for at, kind, value, stage in j.voices:
+            if lo <= at < hi:
+                by_persona[j.persona or NONE_GROUP][kind].add((value, j.customer_id))
+                by_stage[stage or NONE_GROUP][kind].add((value, j.customer_id))
+        if series is not None:
+            series.add(j)
+    if series is not None:
+        for item in ledger:
+            series.add_ledger(item)
+
+    total = _Acc()
+    for slice_ in personas.values():
+        total.merge(slice_)  # every journey is in exactly one persona slice
+    has_previous = previous is not None
+    report_groups: dict[str, Kpis] | None = None
+    if by is not None:
+        ledger_key = _LEDGER_KEYS.get(by)
+        names = set(groups)
+        if ledger_key is not None:
+            names |= {ledger_key(item) or NONE_GROUP for item in ledger}
+        report_groups = {}
+        for name in sorted(names):
+            sums = None
+            if ledger_key is not None and name != NONE_GROUP:
+                # A group sees only the ledger records that name it; the rest stays in the total.
+                sums = _ledger_sums([i for i in ledger if ledger_key(i) == name], x)
+            report_groups[name] = _kpis(groups.get(name, _Acc()), sums, has_previous)
+
+    kpis = _kpis(total, _ledger_sums(ledger, x), has_previous)
     return KpiReport(
-        **total.model_dump(),
+        **{name: getattr(kpis, name) for name in Kpis.model_fields},
         since=since,
         until=until,
         as_of=now,
         currency=cur,
         other_currencies=dict(sorted(other.items())),
         by=by,
-        groups=groups,
-        attribution=attribute(won),
-        feedback=_feedback(journeys, window, cur, now),
-        series=_series(journeys, ledger, window, cur) if daily else None,
+        groups=report_groups,
+        attribution=attribution.report(),
+        feedback=FeedbackInsight(
+            by_persona=_voice_counts(by_persona),
+            by_stage=_voice_counts(by_stage),
+            personas={name: _persona(a, x) for name, a in sorted(personas.items())},
+        ),
+        series=series.days() if series is not None else None,
     )

@@ -24,7 +24,6 @@ after a restart never duplicates them.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,8 +61,8 @@ def signal_id(customer_id: str, rule: str, key: str) -> str:
 
 def content_hash(signal: SignalBase) -> str:
     """A hash of what the signal says (not of its version or bookkeeping)."""
-    content = signal.model_dump(mode="json", exclude={"version", "supersedes", "playbook_version"})
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Fields serialise in declaration order, so this JSON is canonical for a model.
+    text = signal.model_dump_json(exclude={"version", "supersedes", "playbook_version"})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
