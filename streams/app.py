@@ -98,6 +98,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         key_serializer="raw",
         value_serializer="raw",
         producer_max_request_size=DEADLETTER_MAX_BYTES,
+        # Batch the many small sends (signals, snapshots, re-keyed touchpoints) per partition.
+        producer_linger_ms=5,
     )
     topics = {
         name: _raw_topic(app, settings, name)
@@ -233,10 +235,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             await topics[signal.topic].send(key=key, value=signal.model_dump_json().encode())
         snapshot = core.snapshot(record, playbook).model_dump(mode="json")
         await topics[JOURNEYS].send(key=key, value=json.dumps(snapshot).encode())
-        await projection.write_snapshot(customer_id, record.version, snapshot, snapshot["stage"])
         facts = kpis.journey_facts(record, playbook).model_dump_json()
-        await projection.write_facts(customer_id, record.version, facts)
-        await projection.link_identifiers(customer_id, list(record.identifiers))
+        await projection.publish_journey(customer_id, record.version, snapshot, facts)
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:

@@ -227,5 +227,31 @@ class JourneyProjection:
         raw = await self.redis.get(f"{self.kpi_snapshot_key}:changes")
         return int(raw) if raw is not None else None
 
+    async def publish_journey(
+        self,
+        customer_id: str,
+        version: int,
+        snapshot: dict[str, Any],
+        facts_json: str | None = None,
+    ) -> None:
+        """Snapshot, KPI facts and identifier links in one round trip (each version-checked)."""
+        if self._facts_write is None:
+            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
+        pipe = self.redis.pipeline(transaction=False)
+        await self._write(
+            keys=[self._journey_key(customer_id), self._live_key],
+            args=[version, json.dumps(snapshot, separators=(",", ":")), snapshot["stage"],
+                  customer_id],
+            client=pipe,
+        )  # fmt: skip
+        if facts_json is not None:
+            await self._facts_write(
+                keys=self._facts_keys(), args=[customer_id, version, facts_json], client=pipe
+            )
+        identifiers = snapshot.get("identities") or []
+        if identifiers:
+            pipe.mset({self._identity_key(i): customer_id for i in identifiers})
+        await pipe.execute()
+
     async def close(self) -> None:
         await self.redis.aclose()
