@@ -175,3 +175,50 @@ register(
     "hand-off SLA, attribution (first-touch, last-touch, linear, U-shaped) and customer "
     "feedback insight. Definitions: docs/kpis.md.",
 )
+
+
+def _register_journey_documents() -> None:
+    # Imported here so the registry's own imports stay minimal.
+    from schemas.journey import JourneySnapshot
+    from schemas.playbook import Playbook
+    from schemas.signals import SIGNAL, SIGNAL_MODELS
+
+    register(
+        "journey_snapshot",
+        JourneySnapshot,
+        title="Journey snapshot",
+        description="One customer's journey as Tandem publishes it (Redis, the compacted "
+        "`journeys.state` topic keyed by customer id, `tandem journey --json`): stage and stage "
+        "history, engagement and fit scores with breakdowns, firmographics, objections, "
+        "campaigns and messages seen, recent touchpoints, merges, the signal ledger, counts. "
+        "`version` grows with every change. Definitions: docs/journey.md.",
+    )
+    for model in SIGNAL_MODELS:
+        signal_type = model.model_fields["signal_type"].default
+        summary = " ".join((model.__doc__ or "").split())
+        register(
+            f"signal.{signal_type}",
+            model,
+            title=f"Signal: {signal_type}",
+            description=f"{summary} Published to `{model.TOPIC}`, keyed "
+            "by customer id; consumers keep the highest `version` per `signal_id`.",
+        )
+    register(
+        "signal",
+        SIGNAL,
+        title="Signal",
+        description="Any Tandem signal (discriminated on `signal_type`): hand-offs and "
+        "revocations on `signals.handoff`, nurture on `signals.nurture`, hand-off SLA alerts on "
+        "`signals.alerts`.",
+    )
+    register(
+        "playbook",
+        Playbook,
+        title="Playbook",
+        description="The YAML playbook (personas, scoring, MQL rule, stage rules, hand-off "
+        "SLA, nurture tracks, content catalogue, identity guards) that turns touchpoints into "
+        "stages, scores and signals. The bundled default is streams/defaults/playbook.yaml.",
+    )
+
+
+_register_journey_documents()

@@ -5,6 +5,7 @@ under a `Playbook` (see docs/journey.md). The Faust worker, the CLI and the test
 names exported here.
 """
 
+from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord, JourneySnapshot, Stage
 from schemas.playbook import Playbook
 from schemas.signals import (
@@ -68,6 +69,7 @@ __all__ = [
     "ReplayResult",
     "Signal",
     "Stage",
+    "Touchpoint",
     "absorb",
     "apply_touchpoint",
     "customer_id_for",

@@ -182,6 +182,8 @@ def reconcile(
     """
     updated = dict(ledger)
     out: list[Signal] = []
+    if len({d.signal.signal_id for d in desired}) != len(desired):
+        raise ValueError("two desired signals share an id: trigger keys must be unique")
     wanted = {(d.rule, d.key) for d in desired}
     desired_ids = {d.signal.signal_id for d in desired}
     for d in desired:
