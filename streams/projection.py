@@ -199,10 +199,12 @@ class JourneyProjection:
         dropped = await self._facts_drop(keys=self._facts_keys(), args=[customer_id, version])
         return bool(dropped)
 
-    async def all_facts(self) -> dict[str, str]:
-        """Every live journey's KPI facts (JSON text) by customer id, in one round trip."""
-        raw = await self.redis.hgetall(self._facts_key)
-        return {str(k): str(v) for k, v in raw.items()}  # decode_responses: already text
+    async def all_facts(self) -> list[str]:
+        """Every live journey's KPI facts (JSON text, each naming its customer id), at once.
+
+        HVALS, not HGETALL: the ids are inside the facts, and half the replies parse faster.
+        """
+        return [str(v) for v in await self.redis.hvals(self._facts_key)]
 
     async def facts_changes(self) -> int:
         """How many facts writes and drops there have been (a cheap "did anything change")."""

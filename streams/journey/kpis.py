@@ -955,9 +955,10 @@ def default_currency(facts: Iterable[JourneyFacts | Mapping[str, Any]]) -> str |
 def _default_currency(journeys: Iterable[_Journey]) -> str | None:
     tally: Counter[str] = Counter()
     for j in journeys:
-        tally.update(w[2] for w in j.won)
-        tally.update(r[2] for r in j.renewals)
-        tally.update(i[3] for i in j.ledger)
+        if j.won or j.renewals or j.ledger:  # most journeys have no amounts at all
+            tally.update(w[2] for w in j.won)
+            tally.update(r[2] for r in j.renewals)
+            tally.update(i[3] for i in j.ledger)
     tally.pop(NO_CURRENCY, None)
     if not tally:
         return None
