@@ -235,7 +235,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             await topics[signal.topic].send(key=key, value=signal.model_dump_json().encode())
         snapshot = core.snapshot(record, playbook).model_dump(mode="json")
         await topics[JOURNEYS].send(key=key, value=json.dumps(snapshot).encode())
-        facts = kpis.journey_facts(record, playbook).model_dump_json()
+        facts = kpis.journey_facts(record, playbook).model_dump_json(exclude_defaults=True)
         await projection.publish_journey(customer_id, record.version, snapshot, facts)
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
