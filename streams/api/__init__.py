@@ -43,11 +43,12 @@ from streams.api.ingest import (
 from streams.api.ingest import (
     router as ingest_router,
 )
+from streams.api.kpis import router as kpis_router
 from streams.settings import Settings, get_settings
 
 log = logging.getLogger("tandem.api")
 
-ROUTERS: list[APIRouter] = [ingest_router, schemas_router]
+ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
