@@ -132,3 +132,25 @@ def test_fold_from_scratch_compacts_like_an_in_order_stream() -> None:
 def test_cap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         core.apply_touchpoint(core.new_journey("c"), journey(1)[0], PB, max_retained=0)
+
+
+def test_a_late_touchpoint_between_horizon_and_trigger_still_corrects_the_signal() -> None:
+    views = [tp("marketing.page_viewed", f"v{i}", at(hours=i), email=E, props={"url": "u"})
+             for i in range(8)]  # fmt: skip
+    hot = [
+        tp("marketing.form_submitted", "f8", at(hours=8), email=E, props=FIT_FORM),
+        tp("marketing.webinar_attended", "w9", at(hours=9), email=E),
+        tp("marketing.webinar_attended", "w10", at(hours=10), email=E),
+    ]
+    record, signals = apply_all([*views, *hot], PB, max_retained=CAP)
+    [handoff] = [s for s in signals if s.signal_type == "handoff"]
+    assert record.compacted is not None and record.compacted.horizon_event_id == "v5"
+    assert handoff.version == 1 and handoff.trigger_event_id == "w9"
+    late = tp("sales.objection_raised", "o", at(hours=8, minutes=30), email=E,
+              props={"category": "competitor"})  # fmt: skip
+    outcome = core.apply_touchpoint(record, late, PB, max_retained=CAP)
+    [correction] = [s for s in outcome.signals if s.signal_type == "handoff"]
+    assert (correction.signal_id, correction.version) == (handoff.signal_id, 2)
+    assert [o.category for o in correction.open_objections] == ["competitor"]
+    again = core.apply_touchpoint(outcome.record, late, PB, max_retained=CAP)
+    assert again.signals == [] and again.duplicate

@@ -15,7 +15,7 @@ DEFAULT = yaml.safe_load(default_playbook_text())
 
 
 def dump(document: object) -> str:
-    return yaml.safe_dump(document)
+    return str(yaml.safe_dump(document))
 
 
 def problems(document: object) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,12 @@ from streams import journey as core
 from .builders import FIT_FORM, POOR_FORM, apply_all, at, stages, tp
 
 PB = core.default_playbook()
-ADA = {"email": "ada@lovelace.example", "anon": "cookie-ada"}
+ADA_EMAIL = "ada@lovelace.example"
+
+
+def ada(type_: str, event_id: str, when: datetime, **props: Any) -> core.Touchpoint:
+    """A touchpoint by Ada (email and cookie); keyword arguments are its properties."""
+    return tp(type_, event_id, when, email=ADA_EMAIL, anon="cookie-ada", props=props)
 
 
 def inbound_to_mql() -> list[core.Touchpoint]:
@@ -20,11 +27,10 @@ def inbound_to_mql() -> list[core.Touchpoint]:
     return [
         tp("marketing.page_viewed", "e1", at(minutes=0), anon="cookie-ada",
            props={"url": "https://x.example/"}),
-        tp("marketing.email_opened", "e2", at(minutes=5), **ADA),
-        tp("marketing.form_submitted", "e3", at(minutes=10), props=FIT_FORM, **ADA),
-        tp("marketing.webinar_attended", "e4", at(minutes=20), **ADA),
-        tp("marketing.content_downloaded", "e5", at(minutes=30), props={"content_id": "guide"},
-           **ADA),
+        ada("marketing.email_opened", "e2", at(minutes=5)),
+        ada("marketing.form_submitted", "e3", at(minutes=10), **FIT_FORM),
+        ada("marketing.webinar_attended", "e4", at(minutes=20)),
+        ada("marketing.content_downloaded", "e5", at(minutes=30), content_id="guide"),
     ]  # fmt: skip
 
 
@@ -188,7 +194,7 @@ def test_disqualified_records_the_reason() -> None:
 
 
 def test_rejected_hand_off_recycles_and_requalifies_only_on_new_engagement() -> None:
-    e = ADA["email"]
+    e = ADA_EMAIL
     rejected = tp("sales.handoff_rejected", "r1", at(hours=1), email=e,
                   props={"signal_id": "s", "reason": "no budget this year"})  # fmt: skip
     record, _ = apply_all([*inbound_to_mql(), rejected], PB)
@@ -199,10 +205,9 @@ def test_rejected_hand_off_recycles_and_requalifies_only_on_new_engagement() -> 
 
     # New engagement in cycle 1: 20 + 15 + 12 = 47 ≥ 40 (months later: old points decayed).
     later = [
-        tp("marketing.form_submitted", "r2", at(days=90), props=FIT_FORM, **ADA),
-        tp("marketing.webinar_attended", "r3", at(days=90, hours=1), **ADA),
-        tp("marketing.content_downloaded", "r4", at(days=90, hours=2),
-           props={"content_id": "guide"}, **ADA),
+        ada("marketing.form_submitted", "r2", at(days=90), **FIT_FORM),
+        ada("marketing.webinar_attended", "r3", at(days=90, hours=1)),
+        ada("marketing.content_downloaded", "r4", at(days=90, hours=2), content_id="guide"),
     ]  # fmt: skip
     record, _ = apply_all([*inbound_to_mql(), rejected, *later], PB)
     view = core.view(record, PB)
