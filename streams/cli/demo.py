@@ -19,7 +19,12 @@ from rich.panel import Panel
 from streams.cli import app
 from streams.cli._common import console, fail
 from streams.settings import Settings, get_settings
-from streams.topics import HANDOFF, NURTURE, full_name
+from streams.topics import HANDOFF, NURTURE, full_name, spec
+
+
+def _interrupt(*_: object) -> None:
+    # SIGTERM (docker stop, a supervisor) stops the demo like Ctrl-C: cleanly.
+    raise KeyboardInterrupt
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -64,36 +69,45 @@ async def _publish(settings: Settings, documents: list[dict[str, Any]]) -> int:
 
 
 def _show_handoff(signal_doc: dict[str, Any]) -> None:
-    scores = signal_doc.get("scores", {})
+    firm = signal_doc.get("firmographics") or {}
+    who = ", ".join(str(v) for k, v in firm.items() if v and k in ("job_title", "company"))
     lines = [
-        f"[bold]{signal_doc.get('customer_id')}[/]  stage {signal_doc.get('stage')}  "
-        f"version {signal_doc.get('version')}",
+        f"[bold]{signal_doc.get('customer_id')}[/] {who}  ({signal_doc.get('reason')})",
         f"identities: {', '.join(signal_doc.get('identities', []))}",
-        f"scores: {json.dumps(scores)[:200]}",
+        f"engagement {signal_doc['engagement']['score']}, fit {signal_doc['fit']['score']} "
+        f"(persona {signal_doc.get('persona') or '-'})",
+        f"campaigns: {', '.join(signal_doc.get('campaigns') or []) or '-'}",
+        f"messages marketing promised: {', '.join(signal_doc.get('messages') or []) or '-'}",
+        "send next: "
+        + (", ".join(c["title"] for c in signal_doc.get("recommended_content") or []) or "-"),
     ]
-    seen = signal_doc.get("messages_seen") or signal_doc.get("campaigns") or []
-    if seen:
-        lines.append(f"messages seen: {json.dumps(seen)[:200]}")
-    content = signal_doc.get("recommended_content") or []
-    if content:
-        lines.append(f"recommended next: {json.dumps(content)[:200]}")
     console.print(
         Panel("\n".join(lines), title=f"hand-off {signal_doc.get('signal_id')}", expand=False)
     )
 
 
-async def _follow_signals(settings: Settings, seconds: float | None) -> tuple[int, int]:
-    from aiokafka import AIOKafkaConsumer
+async def _signal_consumer(settings: Settings) -> Any:
+    """A consumer positioned at the current end of the signal topics (before publishing)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        full_name(HANDOFF, settings.topic_prefix),
-        full_name(NURTURE, settings.topic_prefix),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
-    handoffs = nurtures = 0
+    partitions = []
+    for topic in (HANDOFF, NURTURE):
+        name = full_name(topic, settings.topic_prefix)
+        count = spec(topic).partition_count(settings.partitions)
+        partitions += [TopicPartition(name, p) for p in range(count)]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)  # resolve "end" now, not when the first fetch happens
+    return consumer
+
+
+async def _follow_signals(consumer: Any, seconds: float | None) -> tuple[int, int, int]:
+    handoffs = nurtures = corrections = 0
     started = time.monotonic()
     try:
         while seconds is None or time.monotonic() - started < seconds:
@@ -101,21 +115,56 @@ async def _follow_signals(settings: Settings, seconds: float | None) -> tuple[in
             for tp, messages in batch.items():
                 for message in messages:
                     doc = json.loads(message.value or b"{}")
-                    if tp.topic.endswith(HANDOFF):
+                    kind = doc.get("signal_type")
+                    if doc.get("version", 1) > 1:
+                        corrections += 1
+                        console.print(
+                            f"[yellow]correction[/] {kind} {doc.get('signal_id')} → version "
+                            f"{doc.get('version')} (a late touchpoint changed what it says)"
+                        )
+                    elif tp.topic.endswith(HANDOFF) and kind == "handoff":
                         handoffs += 1
-                        if doc.get("signal_type") == "handoff":
-                            _show_handoff(doc)
-                        else:
-                            console.print(f"{doc.get('signal_type')}: {doc.get('signal_id')}")
+                        _show_handoff(doc)
+                    elif tp.topic.endswith(HANDOFF):
+                        console.print(f"{kind}: {doc.get('signal_id')}")
                     else:
                         nurtures += 1
                         console.print(
                             f"[dim]nurture[/] {doc.get('customer_id')}: track "
-                            f"{doc.get('track')} — {doc.get('reason')}"
+                            f"[bold]{doc.get('track')}[/] — {doc.get('reason')}"
                         )
+    except asyncio.CancelledError:
+        pass
+    return handoffs, nurtures, corrections
+
+
+async def _publish_and_follow(
+    settings: Settings, documents: list[dict[str, Any]], log_path: Path, seconds: float | None
+) -> None:
+    consumer = await _signal_consumer(settings)
+    try:
+        count = await _publish(settings, documents)
+        console.print(f"  published {count} touchpoints for 5 people (+1 broken message)\n")
+        ada = next(d["identity"]["email"] for d in documents if "email" in d.get("identity", {}))
+        console.print(
+            Panel(
+                f"tandem journey {ada}   one journey, every detail\n"
+                "tandem tail signals.handoff -b       every hand-off so far\n"
+                "tandem deadletter list               what was rejected, and why\n"
+                "tandem kpis                          the shared funnel and KPIs\n"
+                "tandem topics describe               the topics and their settings\n"
+                f"worker log: {log_path}",
+                title="where to look next (in another terminal, while the demo runs)",
+                expand=False,
+            )
+        )
+        console.rule("signals as they fire (Ctrl-C to stop)")
+        handoffs, nurtures, corrections = await _follow_signals(consumer, seconds)
+        console.print(
+            f"\n{handoffs} hand-offs, {nurtures} nurture signals, {corrections} corrections"
+        )
     finally:
         await consumer.stop()
-    return handoffs, nurtures
 
 
 @app.command()
@@ -144,7 +193,7 @@ def demo(
     worker: subprocess.Popen[bytes] | None = None
     status = None
     interrupted = False
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         console.rule("[bold]Tandem demo")
         try:
@@ -160,23 +209,7 @@ def demo(
             worker = _start_worker(settings, log_path)
             _wait_ready(worker, log_path, timeout=120)
         console.print(f"  worker: PID {worker.pid} (log {log_path})")
-        count = asyncio.run(_publish(settings, documents))
-        console.print(f"  published {count} touchpoints for 5 people (+1 broken message)\n")
-        ada = next(d["identity"]["email"] for d in documents if "email" in d.get("identity", {}))
-        console.print(
-            Panel(
-                f"tandem journey {ada}   one journey, every detail\n"
-                "tandem tail signals.handoff -b       every hand-off so far\n"
-                "tandem deadletter list               what was rejected, and why\n"
-                "tandem topics describe               the topics and their settings\n"
-                f"worker log: {log_path}",
-                title="where to look next (in another terminal, while the demo runs)",
-                expand=False,
-            )
-        )
-        console.rule("signals as they fire (Ctrl-C to stop)")
-        handoffs, nurtures = asyncio.run(_follow_signals(settings, seconds))
-        console.print(f"\n{handoffs} hand-off and {nurtures} nurture signals")
+        asyncio.run(_publish_and_follow(settings, documents, log_path, seconds))
     except KeyboardInterrupt:
         interrupted = True
     finally:
