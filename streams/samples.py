@@ -326,7 +326,10 @@ def _kpi_pipeline(rng: random.Random, add: Any, person: dict[str, str], t: timed
     if rng.random() < 0.4:
         add("sales.deal_lost", closed, person, {"reason": "competitor"}, source="salesforce")
         return
-    won = {"amount": str(amount), "currency": "USD" if rng.random() < 0.05 else "EUR"}
+    won: dict[str, Any] = {
+        "amount": str(amount),
+        "currency": "USD" if rng.random() < 0.05 else "EUR",
+    }
     if rng.random() < 0.9:
         won["gross_margin"] = rng.choice([0.7, 0.8])
     add("sales.deal_won", closed, person, won, source="salesforce")

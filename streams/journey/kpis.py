@@ -635,8 +635,11 @@ def _kpis(a: _Acc, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> Kp
     margin = round(float(a.margin_weighted / a.margin_base), 6) if a.margin_base else None
     churn_rate = _ratio(a.churned, a.exposed)
     clv = None
-    if arpa is not None and margin is not None and churn_rate:
-        clv = (arpa * Decimal(str(margin)) / Decimal(str(churn_rate))).quantize(CENT)
+    if a.paying and a.margin_base and a.churned:
+        # ARPA × gross margin ÷ churn rate, from the unrounded sums (rounded once, at the end).
+        clv = (
+            a.revenue * a.margin_weighted * a.exposed / (a.paying * a.margin_base * a.churned)
+        ).quantize(CENT)
     promoters = sum(1 for s in a.nps if s >= 9)
     detractors = sum(1 for s in a.nps if s <= 6)
     nps = round(100 * (promoters - detractors) / len(a.nps), 6) if a.nps else None
