@@ -6,7 +6,7 @@ journey's facts in Redis (one round trip), for the event-time window asked for.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
 import typer
@@ -103,10 +103,9 @@ async def _report(
 
 def render_report(report: KpiReport) -> None:
     """Print a KPI report for people: KPIs (per group), funnel, attribution, feedback."""
-    window = (
-        f"{report.since.date() if report.since else 'the beginning'} … "
-        f"{report.until.date() if report.until else 'now'} (event time)"
-    )
+    # `until` is exclusive: show the last day included, the way it was asked for.
+    last = (report.until - timedelta(microseconds=1)).date() if report.until else "now"
+    window = f"{report.since.date() if report.since else 'the beginning'} … {last} (event time)"
     console.rule(f"[bold]Tandem KPIs[/]  {window}")
     groups = report.groups or {}
     table = Table(title=f"KPIs{f' by {report.by}' if report.by else ''}", show_lines=False)
@@ -132,7 +131,8 @@ def render_report(report: KpiReport) -> None:
         names = sorted(set().union(*(getattr(models, m) for m in models.model_fields)))
         if not names:
             continue
-        credit = Table(title=f"won revenue by {dim} ({attribution.won_revenue} {report.currency})")
+        won = _fmt(attribution.won_revenue, "money", report.currency)
+        credit = Table(title=f"won revenue by {dim} ({won}), four attribution models")
         credit.add_column(dim)
         for model in models.model_fields:
             credit.add_column(model.replace("_", " "), justify="right")
@@ -200,7 +200,7 @@ def render_report(report: KpiReport) -> None:
     if report.other_currencies:
         console.print(
             "left out (other currencies, no conversion): "
-            + ", ".join(f"{v} {c}" for c, v in report.other_currencies.items())
+            + ", ".join(_fmt(v, "money", c) for c, v in report.other_currencies.items())
         )
 
 
