@@ -139,6 +139,18 @@ class MergeEntry(_Model):
     at: AwareDatetime
 
 
+class UnmergeEntry(_Model):
+    """A wrong merge undone (`tandem unmerge`): identifiers split off into another journey.
+
+    Recorded on both sides: `other_customer_id` and `other_identifiers` name the other side.
+    """
+
+    other_customer_id: str
+    other_identifiers: list[str]
+    cause_id: str = Field(description="the unmerge request's id")
+    at: AwareDatetime
+
+
 SignalStatus = Literal["active", "revoked", "withdrawn", "superseded"]
 """active: current; revoked: a hand-off taken back; withdrawn: a nurture no longer wanted
 (nothing is sent: an email cannot be unsent); superseded: re-issued under another id after
@@ -267,6 +279,7 @@ class JourneyRecord(_Model):
     touchpoints: list[Touchpoint] = Field(default_factory=list)
     compacted: CompactedPrefix | None = None
     merges: list[MergeEntry] = Field(default_factory=list)
+    unmerges: list[UnmergeEntry] = Field(default_factory=list)
     signal_ledger: dict[str, LedgerEntry] = Field(default_factory=dict)
     playbook_version: str | None = None
     duplicates: int = Field(0, ge=0, description="deliveries of an already-seen event id")

@@ -23,8 +23,11 @@ from streams.journey.identity import (
     IdentityStore,
     InMemoryIdentityStore,
     Move,
+    UnmergeDecision,
+    UnmergeError,
     customer_id_for,
     resolve,
+    unmerge_identity,
 )
 from streams.journey.playbook import (
     PlaybookError,
@@ -35,6 +38,7 @@ from streams.journey.playbook import (
 from streams.journey.record import (
     MAX_RETAINED_TOUCHPOINTS,
     Outcome,
+    Split,
     absorb,
     apply_touchpoint,
     evaluate_timers,
@@ -42,7 +46,9 @@ from streams.journey.record import (
     merge,
     new_journey,
     next_timer_due,
+    receive_split,
     reevaluate,
+    split,
 )
 from streams.journey.replay import ReplayResult, replay
 from streams.journey.view import JourneyView, snapshot, view
@@ -68,8 +74,11 @@ __all__ = [
     "PlaybookError",
     "ReplayResult",
     "Signal",
+    "Split",
     "Stage",
     "Touchpoint",
+    "UnmergeDecision",
+    "UnmergeError",
     "absorb",
     "apply_touchpoint",
     "customer_id_for",
@@ -81,9 +90,12 @@ __all__ = [
     "merge",
     "new_journey",
     "next_timer_due",
+    "receive_split",
     "reevaluate",
     "replay",
     "resolve",
     "snapshot",
+    "split",
+    "unmerge_identity",
     "view",
 ]

@@ -15,6 +15,11 @@ blocklisted identifiers still gets a journey of its own under its strongest one)
 that would give a customer more than `max_identifiers_per_customer` identifiers is refused —
 the event then stays with the component of its strongest identifier.
 
+Unmerge: `unmerge_identity` splits identifiers off a customer into a customer of their own and
+records *separations* — identifiers that must never link again. `resolve` refuses a link that
+would join separated identifiers (the refusal is in `refused`, like the cap's), and the event
+goes to the component of its strongest identifier.
+
 Spend and cost records (`LEDGER_TYPES`) may have no identity at all; they go to the fixed
 customer id `LEDGER_CUSTOMER` ("ledger"), a journey that only carries aggregates.
 """
@@ -74,6 +79,10 @@ class IdentityStore(Protocol):
         """The identifiers of a customer (empty if unknown)."""
         ...
 
+    def get_separations(self, identifier: str) -> frozenset[str]:
+        """The identifiers this one must never link with (written by an unmerge)."""
+        ...
+
 
 @dataclass(frozen=True)
 class IdentityGuards:
@@ -112,7 +121,8 @@ class IdentityDecision:
 
     `writes`: identifier → customer id to store; `member_writes`: customer id → its full
     identifier list, or None to delete (a customer id that no longer exists); `moves`: journeys
-    to move; `refused`: why a link was not made; `ignored`: blocklisted identifiers.
+    to move; `refused`: why a link was not made; `ignored`: blocklisted identifiers;
+    `separation_writes`: identifier → every identifier it must never link with (an unmerge).
     """
 
     customer_id: str
@@ -121,6 +131,7 @@ class IdentityDecision:
     moves: list[Move] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    separation_writes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def resolve(
@@ -145,12 +156,19 @@ def resolve(
         members.update(store.get_members(customer))
 
     refused: list[str] = []
-    if len(members) > guards.max_identifiers_per_customer:
-        strongest = linkable[0]
+    separated = _separated(store, existing)
+    if separated is not None:
+        refused.append(
+            f"linking {', '.join(linkable)} would join {separated[0]} and {separated[1]}, "
+            f"separated by an unmerge; kept with {linkable[0]}"
+        )
+    elif len(members) > guards.max_identifiers_per_customer:
         refused.append(
             f"linking {', '.join(linkable)} would give {len(members)} identifiers "
-            f"(max {guards.max_identifiers_per_customer}); kept with {strongest}"
+            f"(max {guards.max_identifiers_per_customer}); kept with {linkable[0]}"
         )
+    if refused:
+        strongest = linkable[0]
         home = store.get(strongest)
         if home is not None:
             return IdentityDecision(home, refused=refused, ignored=ignored)
@@ -170,6 +188,87 @@ def resolve(
     return IdentityDecision(target, writes, member_writes, moves, refused, ignored)
 
 
+def _separated(store: IdentityStore, customers: list[str]) -> tuple[str, str] | None:
+    """A pair of separated identifiers the link of these components would join, if any.
+
+    Separated identifiers always live in different components (that is what the refusal keeps
+    true), so only a link joining two or more existing components can violate a separation.
+    """
+    if len(customers) < 2:
+        return None
+    owner = {i: c for c in customers for i in store.get_members(c)}
+    for identifier in by_strength(owner):
+        for other in by_strength(store.get_separations(identifier)):
+            if other in owner and owner[other] != owner[identifier]:
+                return identifier, other
+    return None
+
+
+class UnmergeError(ValueError):
+    """An unmerge request that cannot be carried out (unknown customer or identifiers)."""
+
+
+@dataclass(frozen=True)
+class UnmergeDecision:
+    """What `unmerge_identity` decided: two customers where there was one.
+
+    `remaining` / `split` are the identifiers of each side (strongest first), named
+    `remaining_customer_id` / `split_customer_id` after their strongest identifier. One of the
+    two ids is `customer_id` (the side holding the former strongest identifier keeps it).
+    `identity` holds the store writes (identifiers, members, separations both ways).
+    """
+
+    customer_id: str
+    remaining_customer_id: str
+    split_customer_id: str
+    remaining: tuple[str, ...]
+    split: tuple[str, ...]
+    identity: IdentityDecision
+
+
+def unmerge_identity(
+    store: IdentityStore, customer_id: str, identifiers_to_split: Iterable[str]
+) -> UnmergeDecision:
+    """Split `identifiers_to_split` off `customer_id` into a customer of their own, for good.
+
+    Every split identifier is separated from every remaining one (and vice versa), so no later
+    touchpoint links them again. Raises `UnmergeError` when the customer is unknown, an
+    identifier is not one of its members, or the split would leave either side empty.
+    """
+    members = by_strength(store.get_members(customer_id))
+    if not members:
+        raise UnmergeError(f"unknown customer {customer_id!r} (no identifiers)")
+    split = by_strength(identifiers_to_split)
+    if not split:
+        raise UnmergeError("nothing to split: name at least one identifier")
+    foreign = [i for i in split if i not in members]
+    if foreign:
+        raise UnmergeError(f"{', '.join(foreign)} not identifier(s) of {customer_id}")
+    remaining = [i for i in members if i not in set(split)]
+    if not remaining:
+        raise UnmergeError(f"splitting every identifier of {customer_id} would leave nothing")
+    remaining_id, split_id = customer_id_for(remaining[0]), customer_id_for(split[0])
+    writes = {i: remaining_id for i in remaining if store.get(i) != remaining_id}
+    writes.update({i: split_id for i in split if store.get(i) != split_id})
+    member_writes: dict[str, tuple[str, ...] | None] = {
+        remaining_id: tuple(remaining),
+        split_id: tuple(split),
+    }
+    if customer_id not in (remaining_id, split_id):
+        member_writes[customer_id] = None  # an inconsistent name: both sides are renamed
+    separation_writes = {
+        i: tuple(by_strength({*store.get_separations(i), *other}))
+        for side, other in ((remaining, split), (split, remaining))
+        for i in side
+    }
+    decision = IdentityDecision(
+        customer_id, writes, member_writes, separation_writes=separation_writes
+    )
+    return UnmergeDecision(
+        customer_id, remaining_id, split_id, tuple(remaining), tuple(split), decision
+    )
+
+
 def _sorted_ids(customer_ids: Iterable[str | None]) -> list[str]:
     # Sorted so that the moves of one decision come in a deterministic order.
     return sorted(c for c in customer_ids if c is not None)
@@ -181,6 +280,7 @@ class InMemoryIdentityStore:
     def __init__(self) -> None:
         self.customers: dict[str, str] = {}
         self.members: dict[str, tuple[str, ...]] = {}
+        self.separations: dict[str, frozenset[str]] = {}
 
     def get(self, identifier: str) -> str | None:
         """The customer id the identifier belongs to, if it was seen."""
@@ -190,6 +290,10 @@ class InMemoryIdentityStore:
         """The identifiers of a customer (empty if unknown)."""
         return self.members.get(customer_id, ())
 
+    def get_separations(self, identifier: str) -> frozenset[str]:
+        """The identifiers this one must never link with (written by an unmerge)."""
+        return self.separations.get(identifier, frozenset())
+
     def apply(self, decision: IdentityDecision) -> None:
         """Store a decision's writes (what the identity agent does with its table)."""
         self.customers.update(decision.writes)
@@ -198,6 +302,8 @@ class InMemoryIdentityStore:
                 self.members.pop(customer_id, None)
             else:
                 self.members[customer_id] = tuple(members)
+        for identifier, separated in decision.separation_writes.items():
+            self.separations[identifier] = frozenset(separated)
 
     def components(self) -> dict[str, tuple[str, ...]]:
         """Every customer id with its identifiers."""

@@ -52,12 +52,13 @@ from schemas.journey import (
     JourneyRecord,
     LedgerEntry,
     MergeEntry,
+    UnmergeEntry,
 )
 from schemas.playbook import Playbook
 from schemas.signals import Signal
 from streams.journey import fold as folding
 from streams.journey import signals as sig
-from streams.journey.identity import IdentityGuards, by_strength, strength
+from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, strength
 
 MAX_RETAINED_TOUCHPOINTS = 500
 """Touchpoints kept in full per journey; older ones are compacted."""
@@ -336,6 +337,10 @@ def merge(a: JourneyRecord, b: JourneyRecord) -> JourneyRecord:
         {m.model_dump_json(): m for m in (*a.merges, *b.merges)}.values(),
         key=lambda m: (m.at, m.absorbed_customer_id, m.cause_event_id, m.model_dump_json()),
     )
+    unmerges = sorted(
+        {u.model_dump_json(): u for u in (*a.unmerges, *b.unmerges)}.values(),
+        key=lambda u: (u.at, u.cause_id, u.model_dump_json()),
+    )
     versions = [v for v in (a.playbook_version, b.playbook_version) if v is not None]
     return JourneyRecord(
         customer_id=customer_id,
@@ -344,6 +349,7 @@ def merge(a: JourneyRecord, b: JourneyRecord) -> JourneyRecord:
         touchpoints=touchpoints,
         compacted=prefix,
         merges=merges,
+        unmerges=unmerges,
         signal_ledger=sig.merge_ledgers(a.signal_ledger, b.signal_ledger),
         playbook_version=max(versions) if versions else None,
         duplicates=max(a.duplicates, b.duplicates),
@@ -393,6 +399,147 @@ def absorb(
     merged = compact(merged, playbook, max_retained)
     merged, signals = _reconcile(merged, playbook, at)
     version = max(record.version, other.version) + 1
+    return Outcome(merged.model_copy(update={"version": version}), True, False, signals)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The two journeys `split` makes of one.
+
+    `kept`: the side that keeps the record's customer id (the side of its strongest
+    identifier), with its signals reconciled — a hand-off it no longer calls for is revoked, a
+    nurture withdrawn, changed content re-issued. `moved`: the other side under its own
+    customer id, not yet reconciled: hand it to `receive_split` at that id.
+    """
+
+    kept: Outcome
+    moved: JourneyRecord
+    remaining_customer_id: str
+    split_customer_id: str
+
+
+def split(
+    record: JourneyRecord,
+    identifiers_to_split: Iterable[str],
+    playbook: Playbook,
+    cause_id: str,
+    at: datetime,
+    *,
+    remaining_customer_id: str | None = None,
+    split_customer_id: str | None = None,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> Split:
+    """Undo a wrong merge: rebuild two journeys from the touchpoints of one.
+
+    A touchpoint goes to the split-off side when its strongest (non-blocklisted) identifier
+    is one of `identifiers_to_split`, else it stays. So a touchpoint carrying identifiers of
+    both sides — typically the one that caused the wrong link — goes where its strongest
+    identifier goes: exactly where `resolve` sends it once the sides are separated, so replaying
+    the events later gives the same two journeys. Each side's identifiers, stage, scores and
+    signals are re-derived from its own touchpoints (a compacted prefix, which keeps no
+    identities, stays with the remaining side). Merge entries of the undone merge are dropped,
+    the others follow their identifiers; both sides record an `UnmergeEntry`. The sides are
+    named after their strongest identifier unless the ids are given (the identity agent's
+    decision). Splitting again changes nothing but the history.
+    """
+    chosen = frozenset(identifiers_to_split)
+    if not chosen:
+        raise ValueError("nothing to split: name at least one identifier")
+    guards = IdentityGuards.from_playbook(playbook)
+
+    def goes(tp: Touchpoint) -> bool:
+        linkable = guards.linkable(tp.identity.identifiers()) if tp.identity else []
+        return bool(linkable) and linkable[0] in chosen
+
+    split_tps = [tp for tp in record.touchpoints if goes(tp)]
+    rest_tps = [tp for tp in record.touchpoints if not goes(tp)]
+    remaining_ids = [i for i in record.identifiers if i not in chosen]
+    split_id = split_customer_id or customer_id_for(by_strength(chosen)[0])
+    remaining_id = remaining_customer_id or (
+        customer_id_for(remaining_ids[0]) if remaining_ids else record.customer_id
+    )
+    split_kept = split_id == record.customer_id
+    kept_id, moved_id = (split_id, remaining_id) if split_kept else (record.customer_id, split_id)
+
+    def identifiers_of(tps: list[Touchpoint], extra: Iterable[str] = ()) -> list[str]:
+        found = {i for tp in tps if tp.identity for i in guards.linkable(tp.identity.identifiers())}
+        return by_strength([*found, *extra])
+
+    split_idents = identifiers_of(split_tps)
+    rest_idents = identifiers_of(rest_tps, remaining_ids if record.compacted else ())
+
+    def side_of_merge(entry: MergeEntry) -> str | None:
+        inside = [i in chosen for i in entry.identifiers]
+        side = split_id if all(inside) else remaining_id if not any(inside) else kept_id
+        return None if entry.absorbed_customer_id == side else side
+
+    moved_ledger = {
+        sid: e
+        for sid, e in record.signal_ledger.items()
+        if sid == sig.signal_id(moved_id, e.rule, e.key)
+    }
+    kept_ledger = {sid: e for sid, e in record.signal_ledger.items() if sid not in moved_ledger}
+    sides: dict[str, JourneyRecord] = {}
+    for side_id, tps, idents, prefix in (
+        (split_id, split_tps, split_idents, None),
+        (remaining_id, rest_tps, rest_idents, record.compacted),
+    ):
+        other_id, other_idents = (
+            (remaining_id, rest_idents) if side_id == split_id else (split_id, split_idents)
+        )
+        kept = side_id == kept_id
+        entry = UnmergeEntry(
+            other_customer_id=other_id, other_identifiers=other_idents, cause_id=cause_id, at=at
+        )
+        sides[side_id] = JourneyRecord(
+            customer_id=side_id,
+            version=record.version + 1,
+            identifiers=idents,
+            touchpoints=tps,
+            compacted=prefix,
+            merges=[m for m in record.merges if side_of_merge(m) == side_id],
+            unmerges=[*(record.unmerges if kept else []), entry],
+            signal_ledger=kept_ledger if kept else moved_ledger,
+            playbook_version=playbook.version,
+            duplicates=record.duplicates if kept else 0,
+        )
+    kept_record = compact(sides[kept_id], playbook, max_retained)
+    kept_record, signals = _reconcile(kept_record, playbook, at)
+    return Split(
+        kept=Outcome(kept_record, applied=True, duplicate=False, signals=signals),
+        moved=sides[moved_id],
+        remaining_customer_id=remaining_id,
+        split_customer_id=split_id,
+    )
+
+
+def receive_split(
+    record: JourneyRecord,
+    moved: JourneyRecord,
+    playbook: Playbook,
+    at: datetime,
+    *,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> Outcome:
+    """Take in the side `split` moved to this customer id (usually onto an empty journey).
+
+    A union like `merge` (touchpoints that reached this id since the unmerge are kept), under
+    this record's customer id, with no merge entry; signals are reconciled here: those the
+    journey had under this id before the wrong merge are re-issued (version + 1). Idempotent.
+    """
+    merged = merge(record, moved).model_copy(
+        update={
+            "customer_id": record.customer_id,
+            "version": record.version,
+            "duplicates": max(record.duplicates, moved.duplicates),
+            "playbook_version": playbook.version,
+        }
+    )
+    merged = compact(merged, playbook, max_retained)
+    merged, signals = _reconcile(merged, playbook, at)
+    if merged == record:
+        return Outcome(record, applied=False, duplicate=True)
+    version = max(record.version, moved.version) + 1
     return Outcome(merged.model_copy(update={"version": version}), True, False, signals)
 
 
