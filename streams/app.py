@@ -187,11 +187,39 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
 
     store = _TableIdentityStore(identities)
 
+    async def unmerge(raw: bytes, event: EventT) -> None:
+        """`tandem unmerge`: split identifiers off their customer for good, then the journey."""
+        try:
+            command = json.loads(raw)
+            identifiers = [str(i) for i in command["identifiers"]]
+            # The customer the identifiers belong to now (it may have moved since the request).
+            current = store.get(identifiers[0]) if identifiers else None
+            decision = core.unmerge_identity(store, current or command["customer_id"], identifiers)
+            store.apply(decision.identity)
+            await topics[RESOLVED].send(
+                key=decision.customer_id.encode(),
+                value=_command(
+                    "split",
+                    identifiers=list(decision.split),
+                    remaining_customer_id=decision.remaining_customer_id,
+                    split_customer_id=decision.split_customer_id,
+                    cause_id=command["request_id"],
+                    at=command["requested_at"],
+                ),
+            )
+            log.info("unmerged %s from %s", ", ".join(decision.split), decision.customer_id)
+        except Exception as exc:
+            log.exception("unmerge failed")
+            await dead_letter(Rejection(ReasonCode.INVALID, f"unmerge failed: {exc}"), raw, event)
+
     @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
     async def identity(stream: faust.StreamT[bytes]) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         async for event in stream.events():
             raw = event.value if isinstance(event.value, bytes) else b""
+            if isinstance(event.key, bytes) and event.key.startswith(UNMERGE_KEY):
+                await unmerge(raw, event)  # a command, ordered with the touchpoints
+                continue
             try:
                 touchpoint = TOUCHPOINT.validate_json(raw)
                 if touchpoint.type in LEDGER_TYPES and touchpoint.identity is None:
@@ -294,6 +322,34 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                         datetime.fromisoformat(command["at"]),
                     )
                     await publish_outcome(customer_id, outcome)
+                elif kind == "split":
+                    if not stored:
+                        continue
+                    result = core.split(
+                        record,
+                        command["identifiers"],
+                        playbook,
+                        command["cause_id"],
+                        datetime.fromisoformat(command["at"]),
+                        remaining_customer_id=command["remaining_customer_id"],
+                        split_customer_id=command["split_customer_id"],
+                    )
+                    await publish_outcome(customer_id, result.kept)
+                    await topics[RESOLVED].send(
+                        key=result.moved.customer_id.encode(),
+                        value=_command(
+                            "split_off",
+                            record=json.loads(result.moved.model_dump_json()),
+                            at=command["at"],
+                        ),
+                    )
+                elif kind == "split_off":
+                    moved = core.JourneyRecord.model_validate(command["record"])
+                    outcome = core.receive_split(
+                        record, moved, playbook, datetime.fromisoformat(command["at"])
+                    )
+                    if outcome.applied:
+                        await publish_outcome(customer_id, outcome)
                 elif kind == "tick":
                     if not stored:
                         continue
@@ -345,6 +401,21 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 
 
+UNMERGE_KEY = b"cmd:unmerge"
+"""Key of `tandem unmerge` requests on `touchpoints.accepted` (touchpoints are keyed by id)."""
+
+
+def unmerge_request(
+    customer_id: str, identifiers: list[str], request_id: str, requested_at: datetime
+) -> bytes:
+    """The value of an unmerge request the identity agent carries out (see `tandem unmerge`)."""
+    return json.dumps(
+        {"kind": "unmerge", "customer_id": customer_id, "identifiers": identifiers,
+         "request_id": request_id, "requested_at": requested_at.isoformat()},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+
+
 def _command(kind: str, **fields: Any) -> bytes:
     return json.dumps({"kind": kind, **fields}, separators=(",", ":"), default=str).encode()
 
@@ -363,6 +434,10 @@ class _TableIdentityStore:
         raw = self.table.get(f"members:{customer_id}".encode())
         return tuple(json.loads(raw)) if raw else ()
 
+    def get_separations(self, identifier: str) -> frozenset[str]:
+        raw = self.table.get(f"separations:{identifier}".encode())
+        return frozenset(json.loads(raw)) if raw else frozenset()
+
     def apply(self, decision: Any) -> None:
         for identifier, customer_id in decision.writes.items():
             self.table[identifier.encode()] = customer_id.encode()
@@ -373,3 +448,7 @@ class _TableIdentityStore:
                     del self.table[key]
             else:
                 self.table[key] = json.dumps(sorted(members)).encode()
+        for identifier, separated in getattr(decision, "separation_writes", {}).items():
+            self.table[f"separations:{identifier}".encode()] = json.dumps(
+                sorted(separated)
+            ).encode()
