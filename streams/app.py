@@ -266,6 +266,18 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         facts = kpis.journey_facts(record, playbook).model_dump_json(exclude_defaults=True)
         await projection.publish_journey(customer_id, record.version, snapshot, facts)
 
+    async def publish_split(customer_id: str, result: core.Split) -> None:
+        """Write the side of a split keeping this id; send the other side to its own id."""
+        await publish_outcome(customer_id, result.kept)
+        await topics[RESOLVED].send(
+            key=result.moved.customer_id.encode(),
+            value=_command(
+                "split_off",
+                record=json.loads(result.moved.model_dump_json()),
+                at=result.moved.unmerges[-1].at.isoformat(),
+            ),
+        )
+
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
@@ -322,6 +334,10 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                         datetime.fromisoformat(command["at"]),
                     )
                     await publish_outcome(customer_id, outcome)
+                    # A merge that was in flight during an unmerge: split it off again.
+                    again = core.resplit(outcome.record, playbook)
+                    if again is not None:
+                        await publish_split(customer_id, again)
                 elif kind == "split":
                     if not stored:
                         continue
@@ -334,15 +350,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                         remaining_customer_id=command["remaining_customer_id"],
                         split_customer_id=command["split_customer_id"],
                     )
-                    await publish_outcome(customer_id, result.kept)
-                    await topics[RESOLVED].send(
-                        key=result.moved.customer_id.encode(),
-                        value=_command(
-                            "split_off",
-                            record=json.loads(result.moved.model_dump_json()),
-                            at=command["at"],
-                        ),
-                    )
+                    await publish_split(customer_id, result)
                 elif kind == "split_off":
                     moved = core.JourneyRecord.model_validate(command["record"])
                     outcome = core.receive_split(

@@ -48,6 +48,7 @@ from streams.journey.record import (
     next_timer_due,
     receive_split,
     reevaluate,
+    resplit,
     split,
 )
 from streams.journey.replay import ReplayResult, replay
@@ -94,6 +95,7 @@ __all__ = [
     "reevaluate",
     "replay",
     "resolve",
+    "resplit",
     "snapshot",
     "split",
     "unmerge_identity",

@@ -454,7 +454,8 @@ def split(
     split_tps = [tp for tp in record.touchpoints if goes(tp)]
     rest_tps = [tp for tp in record.touchpoints if not goes(tp)]
     remaining_ids = [i for i in record.identifiers if i not in chosen]
-    split_id = split_customer_id or customer_id_for(by_strength(chosen)[0])
+    split_ids = by_strength(chosen)
+    split_id = split_customer_id or customer_id_for(split_ids[0])
     remaining_id = remaining_customer_id or (
         customer_id_for(remaining_ids[0]) if remaining_ids else record.customer_id
     )
@@ -484,13 +485,19 @@ def split(
         (split_id, split_tps, split_idents, None),
         (remaining_id, rest_tps, rest_idents, record.compacted),
     ):
+        # The other side's identities (not the identifiers seen on its touchpoints): what
+        # `resplit` sends over should more of it arrive.
         other_id, other_idents = (
-            (remaining_id, rest_idents) if side_id == split_id else (split_id, split_idents)
+            (remaining_id, remaining_ids) if side_id == split_id else (split_id, split_ids)
         )
         kept = side_id == kept_id
         entry = UnmergeEntry(
-            other_customer_id=other_id, other_identifiers=other_idents, cause_id=cause_id, at=at
+            other_customer_id=other_id,
+            other_identifiers=list(other_idents),
+            cause_id=cause_id,
+            at=at,
         )
+        history = record.unmerges if kept else []
         sides[side_id] = JourneyRecord(
             customer_id=side_id,
             version=record.version + 1,
@@ -498,7 +505,7 @@ def split(
             touchpoints=tps,
             compacted=prefix,
             merges=[m for m in record.merges if side_of_merge(m) == side_id],
-            unmerges=[*(record.unmerges if kept else []), entry],
+            unmerges=history if entry in history else [*history, entry],
             signal_ledger=kept_ledger if kept else moved_ledger,
             playbook_version=playbook.version,
             duplicates=record.duplicates if kept else 0,
@@ -511,6 +518,27 @@ def split(
         remaining_customer_id=remaining_id,
         split_customer_id=split_id,
     )
+
+
+def resplit(record: JourneyRecord, playbook: Playbook) -> Split | None:
+    """Split off again what belongs to a side this journey was split from, if anything.
+
+    A merge in flight when the unmerge was carried out (moved before it, absorbed after the
+    split) brings the other side's touchpoints back; call this after `absorb`. None when every
+    touchpoint's strongest identifier is on this side.
+    """
+    guards = IdentityGuards.from_playbook(playbook)
+    for entry in record.unmerges:
+        other = set(entry.other_identifiers)
+        for tp in record.touchpoints:
+            linkable = guards.linkable(tp.identity.identifiers()) if tp.identity else []
+            if linkable and linkable[0] in other:
+                return split(
+                    record, entry.other_identifiers, playbook, entry.cause_id, entry.at,
+                    remaining_customer_id=record.customer_id,
+                    split_customer_id=entry.other_customer_id,
+                )  # fmt: skip
+    return None
 
 
 def receive_split(

@@ -228,3 +228,27 @@ def test_bad_unmerge_requests_are_refused(
     world = merged_world()
     with pytest.raises(core.UnmergeError, match=message):
         core.unmerge_identity(world.store, customer, identifiers)
+
+
+def test_a_merge_in_flight_during_the_unmerge_is_split_off_again() -> None:
+    world = merged_world()
+    world.unmerge(cid(ADA), (BOB, BOB_COOKIE))
+    ada = world.records[cid(ADA)]
+    assert ada.unmerges[0].other_identifiers == [BOB, BOB_COOKIE]
+    assert core.resplit(ada, PB) is None
+    # A journey of Bob's moved into Ada's before the unmerge, absorbed after it.
+    late = core.fold(cid("anon:bob-tablet"), [
+        tp("marketing.page_viewed", "b7", at(2), anon="bob-tablet", props={"url": "/"}),
+        tp("marketing.email_clicked", "b8", at(3), email="bob@y.example", anon="bob-tablet"),
+    ], PB)  # fmt: skip
+    absorbed = core.absorb(ada, late, PB, "b8", at(31)).record
+    again = core.resplit(absorbed, PB)
+    assert again is not None
+    assert again.moved.customer_id == cid(BOB)
+    assert [t.event_id for t in again.moved.touchpoints] == ["b8"]
+    assert {t.event_id for t in again.kept.record.touchpoints} == {
+        t.event_id for t in ada.touchpoints
+    } | {"b7"}
+    bob = core.receive_split(world.records[cid(BOB)], again.moved, PB, at(31)).record
+    assert {t.event_id for t in bob.touchpoints} == {"b1", "b2", "b8"}
+    assert again.kept.record.unmerges == ada.unmerges
