@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit integration lint format schemas up down status bench clean
+.PHONY: help venv browser-deps demo test unit integration lint format schemas up down status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,10 +18,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install Tandem with its dev tools
 
+# The dashboard's browser tests drive Debian's headless Chromium (no Playwright download, which
+# offline machines cannot do). `apt-get update` only when the plain install fails: it is slow.
+browser-deps: ## install headless Chromium for the browser tests (Debian/Ubuntu, as root)
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; }
+
 demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show hand-offs (Ctrl-C stops)
 	@$(BIN)/tandem demo
 
-test: venv ## start Kafka and Redis, run the whole suite, stop what it started
+test: venv browser-deps ## start Kafka and Redis, run the whole suite, stop what it started
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest tests
 

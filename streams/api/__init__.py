@@ -33,6 +33,7 @@ from streams.api.auth import (
     ApiKeyConfigError,
     load_api_keys,
 )
+from streams.api.dashboard import router as dashboard_router
 from streams.api.ingest import (
     MAX_BATCH,
     MAX_BODY_BYTES,
@@ -43,6 +44,7 @@ from streams.api.ingest import (
 from streams.api.ingest import (
     router as ingest_router,
 )
+from streams.api.journeys import router as journeys_router
 from streams.api.kpis import router as kpis_router
 from streams.settings import Settings, get_settings
 
@@ -50,6 +52,7 @@ log = logging.getLogger("tandem.api")
 
 ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
+ROUTERS += [journeys_router, dashboard_router]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -66,12 +69,18 @@ Resending a request is always safe: Tandem keeps each `event_id` once.
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. A key may publish `marketing` events,
 `sales` events or both; anything else is refused with `403` and nothing is published.
 
+**Reading needs no API key.** `GET /v1/journeys`, `GET /v1/journeys/{{reference}}`,
+`GET /v1/kpis` and the dashboard at `/` are open: API keys are publishing credentials of tools,
+and a dashboard must not hold one. Journeys carry personal identifiers, so expose the API only
+inside your network or behind your reverse proxy's authentication. Ingest always needs a key.
+
 **The contract.** The envelope, the 29 touchpoint types, the rejection reason codes and the
 evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v1/schemas`.
 """
 
 TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
+    {"name": "journeys", "description": "Read journeys (no API key; see above)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
     {"name": "health", "description": "Liveness."},
 ]
