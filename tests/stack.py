@@ -1,0 +1,139 @@
+"""Real Kafka and Redis, a real worker, started once per session (a pytest plugin).
+
+Loaded for every test directory by ``tests/conftest.py`` (``pytest_plugins``), so the
+integration and browser tests share one session's infrastructure, topics and worker.
+
+`tandem infra up` semantics: whatever already answers is reused; what this session started is
+stopped at the end. Each session uses its own topic prefix, Faust app id and Redis key prefix,
+so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from streams import infra
+from streams.kafka_admin import create_topics, delete_topics
+from streams.projection import JourneyProjection
+from streams.settings import Settings
+
+TEST_PLAYBOOK = Path(__file__).parent / "integration" / "playbook.yaml"
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[infra.InfraStatus]:
+    status = infra.up(Settings())
+    yield status
+    if any(service.started for service in status.services):
+        infra.down(Settings())
+
+
+@pytest.fixture(scope="session")
+def settings(
+    infrastructure: infra.InfraStatus, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    run_id = uuid.uuid4().hex[:8]
+    return Settings(
+        topic_prefix=f"t{run_id}.",
+        app_id="tandem-test",
+        redis_prefix=f"tandem-test-{run_id}:",
+        partitions=4,
+        store="memory://",
+        data_dir=tmp_path_factory.mktemp("tandem-data"),
+        playbook=TEST_PLAYBOOK,
+        timer_interval_s=1.0,
+        kafka_bootstrap=Settings().kafka_bootstrap,
+        redis_url=Settings().redis_url,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def topics(settings: Settings) -> AsyncIterator[dict[str, str]]:
+    created = await create_topics(settings)
+    yield created
+    await delete_topics(settings)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `tandem` subprocess use these settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"TANDEM_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """A real `tandem worker` in a subprocess, with its log."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode("utf-8", "replace")
+            if "Worker: Ready" in text or "[^Worker]: Ready" in text:
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"worker not ready within {timeout} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no graceful shutdown, no final commit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, topics: dict[str, str]) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(settings, settings.data_dir / "worker.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def projection(settings: Settings) -> AsyncIterator[JourneyProjection]:
+    read_model = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
+    yield read_model
+    keys = [k async for k in read_model.redis.scan_iter(f"{settings.redis_prefix}*")]
+    if keys:
+        await read_model.redis.delete(*keys)
+    await read_model.close()
