@@ -211,9 +211,30 @@ def _resume(record: JourneyRecord, playbook: Playbook) -> tuple[HorizonState | N
     return prefix.state, prefix.playbook_version == playbook.version
 
 
+_DERIVED: list[tuple[object, object, Playbook, folding.FoldState]] = []
+_DERIVED_SIZE = 8
+
+
 def derive(record: JourneyRecord, playbook: Playbook) -> folding.FoldState:
-    """The fold state of a record under a playbook."""
-    return folding.run(list(record.touchpoints), playbook, *_resume(record, playbook))
+    """The fold state of a record under a playbook.
+
+    Applying a touchpoint, planning timers, building the snapshot and the KPI facts all need
+    the same fold of the same (immutable) touchpoints; a tiny memo keyed by the very objects
+    (compared with `is`, and kept alive so their ids cannot be reused) folds once. Callers
+    treat the state as read-only.
+    """
+    touchpoints, compacted = record.touchpoints, record.compacted
+    for cached_touchpoints, cached_compacted, cached_playbook, state in _DERIVED:
+        if (
+            cached_touchpoints is touchpoints
+            and cached_compacted is compacted
+            and cached_playbook is playbook
+        ):
+            return state
+    state = folding.run(list(touchpoints), playbook, *_resume(record, playbook))
+    _DERIVED.insert(0, (touchpoints, compacted, playbook, state))
+    del _DERIVED[_DERIVED_SIZE:]
+    return state
 
 
 def _reconcile(
