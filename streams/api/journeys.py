@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from schemas.journey import JourneySnapshot, Stage
 from streams.journey.identity import LEDGER_CUSTOMER
@@ -64,7 +65,7 @@ async def _read_model(request: Request) -> AsyncIterator[JourneyProjection]:
         projection = shared
     try:
         yield projection
-    except (ConnectionError, OSError) as exc:  # redis-py's errors derive from these
+    except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         if own:
