@@ -5,7 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 
 from schemas.journey import Objection
-from schemas.signals import HandoffRevokedSignal, Signal
+from schemas.signals import (
+    HandoffRevokedSignal,
+    HandoffSlaBreachedSignal,
+    NurtureSignal,
+    Signal,
+)
 from streams.cli.subscribe import render_signal
 from streams.delivery.subscriber import (
     Received,
@@ -106,9 +111,11 @@ def test_corrections_and_revocations_stand_out() -> None:
 
 def test_nurture_and_alert_panels() -> None:
     nurture = first("nurture")
+    assert isinstance(nurture, NurtureSignal)
     text = text_of(nurture)
     assert "nurture" in text and nurture.track in text and nurture.reason[:30] in text
     breach = first("handoff_sla_breached")
+    assert isinstance(breach, HandoffSlaBreachedSignal)
     text = text_of(breach)
     assert "SLA breached" in text and breach.handoff_signal_id in text and "deadline" in text
 

@@ -394,7 +394,7 @@ async def test_each_target_gets_only_its_topics_and_failures_dead_letter_per_tar
         Settings(topic_prefix="t1."), config, transport=httpx.MockTransport(receive)
     )
     producer = RecordingProducer()
-    delivery._producer = producer  # type: ignore[assignment]
+    delivery._producer = producer
     try:
         results = await delivery.handle(handoff_message())
         assert sorted(calls) == ["gone.example", "ok.example"]

@@ -1,0 +1,351 @@
+"""`tandem replay FILE.jsonl`: the journey engine over a file, offline — no broker, no Redis.
+
+Every line is decoded exactly as the worker decodes it (`events.decode_touchpoint`); invalid
+lines are counted by reason code, as the worker would dead-letter them. The valid touchpoints
+run, in file order, through the same pure core the worker uses (`streams.journey.replay`:
+identity resolution, journey moves, the fold and signal reconciliation) under the configured
+playbook. Use it to try a playbook change on an export before deploying it, or to check what
+Tandem would have signalled for a batch of history.
+
+Exit codes: 0 replayed (rejected lines are reported, not fatal unless ``--strict``),
+1 lines were rejected and ``--strict`` was given, 2 the input, playbook or output was unusable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from events import Rejection, decode_touchpoint
+from events.vocabulary import Touchpoint
+from streams import journey as core
+from streams.cli import app
+from streams.cli._common import console, err_console, fail
+from streams.cli.publish import InputError, RejectedLine, iter_lines
+from streams.playbooks import load_configured_playbook
+from streams.settings import get_settings
+
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+
+STAGE_ORDER = [stage.value for stage in core.Stage]
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay read, and what the journeys and signals came to."""
+
+    source: str
+    playbook_version: str
+    as_of: datetime | None = None
+    lines: int = 0
+    touchpoints: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    merges: int = 0
+    refused_identifiers: int = 0
+    journeys: int = 0
+    ledger_touchpoints: int = 0
+    stages: Counter[str] = field(default_factory=Counter)
+    signals_by_type: Counter[str] = field(default_factory=Counter)
+    signals_by_rule: Counter[str] = field(default_factory=Counter)
+    corrections: int = 0
+    by_reason: dict[str, list[RejectedLine]] = field(default_factory=dict)
+    out: str | None = None
+
+    @property
+    def rejected(self) -> int:
+        return sum(len(lines) for lines in self.by_reason.values())
+
+    def reject(self, rejected: RejectedLine) -> None:
+        self.by_reason.setdefault(rejected.code, []).append(rejected)
+
+    def as_dict(self, examples: int) -> dict[str, Any]:
+        """The summary `--json` prints."""
+        return {
+            "source": self.source,
+            "playbook": self.playbook_version,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "lines": self.lines,
+            "touchpoints": self.touchpoints,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejections": {
+                code: {
+                    "count": len(lines),
+                    "examples": [line.as_dict() for line in lines[:examples]],
+                }
+                for code, lines in sorted(self.by_reason.items())
+            },
+            "journeys": self.journeys,
+            "ledger_touchpoints": self.ledger_touchpoints,
+            "merges": self.merges,
+            "refused_identifiers": self.refused_identifiers,
+            "stages": {s: self.stages[s] for s in STAGE_ORDER if self.stages[s]},
+            "signals": {
+                "total": sum(self.signals_by_type.values()),
+                "by_type": dict(sorted(self.signals_by_type.items())),
+                "by_rule": dict(sorted(self.signals_by_rule.items())),
+                "corrections": self.corrections,
+            },
+            "out": self.out,
+        }
+
+
+def decoded_touchpoints(
+    stream: IO[bytes], summary: ReplaySummary, advance: Callable[[int], None] = lambda _n: None
+) -> Iterator[Touchpoint]:
+    """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`."""
+    for number, content, consumed in iter_lines(stream):
+        advance(consumed)
+        if not content:
+            continue  # blank lines are not touchpoints
+        summary.lines += 1
+        decoded = decode_touchpoint(content)
+        if isinstance(decoded, Rejection):
+            summary.reject(
+                RejectedLine(
+                    number,
+                    decoded.code.value,
+                    decoded.message,
+                    list(decoded.errors),
+                    decoded.event_id,
+                    decoded.type,
+                )
+            )
+            continue
+        summary.touchpoints += 1
+        yield decoded
+
+
+def _file_name(customer_id: str) -> str:
+    # Customer ids are cus_<hex> or "ledger"; anything else is made safe for a file name.
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", customer_id) + ".json"
+
+
+def replay_stream(
+    stream: IO[bytes],
+    summary: ReplaySummary,
+    playbook: core.Playbook,
+    *,
+    out: Path | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> core.ReplayResult:
+    """Replay a JSON Lines stream through the pure core; fill `summary`, write `out`."""
+    task = progress.add_task("replaying", total=total, lines=0) if progress else None
+
+    def advance(n: int) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, advance=n, lines=summary.lines)
+
+    result = core.replay(decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of)
+    summary.applied = result.applied
+    summary.duplicates = result.duplicates
+    summary.merges = result.moves
+    summary.refused_identifiers = len(result.refused)
+    for signal in result.signals:
+        summary.signals_by_type[signal.signal_type] += 1
+        rule = signal.rule if isinstance(signal, core.NurtureSignal) else signal.signal_type
+        summary.signals_by_rule[rule] += 1
+        if signal.version > 1 and signal.signal_type != "handoff_revoked":
+            summary.corrections += 1
+
+    journeys_dir = None
+    if out is not None:
+        journeys_dir = out / "journeys"
+        journeys_dir.mkdir(parents=True, exist_ok=True)
+        with (out / "signals.jsonl").open("w", encoding="utf-8") as signals_file:
+            for signal in result.signals:
+                signals_file.write(signal.model_dump_json() + "\n")
+    snapshots = (
+        progress.add_task("journeys", total=len(result.records), lines=0) if progress else None
+    )
+    for customer_id, record in sorted(result.records.items()):
+        if progress is not None and snapshots is not None:
+            progress.update(snapshots, advance=1)
+        snapshot = core.snapshot(record, playbook, as_of=summary.as_of)
+        if customer_id == core.LEDGER_CUSTOMER:
+            # Spend and cost about no person: not a customer journey, counted apart.
+            summary.ledger_touchpoints = snapshot.counts.touchpoints
+        else:
+            summary.journeys += 1
+            summary.stages[snapshot.stage.value] += 1
+        if journeys_dir is not None:
+            (journeys_dir / _file_name(customer_id)).write_text(
+                snapshot.model_dump_json(indent=2) + "\n", encoding="utf-8"
+            )
+    return result
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[lines]} lines"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _print_summary(summary: ReplaySummary, examples: int) -> None:
+    as_of = f", timers as of {summary.as_of.isoformat()}" if summary.as_of else ""
+    console.print(
+        f"[bold]{escape(summary.source)}[/] under playbook "
+        f"[bold]{escape(summary.playbook_version)}[/]{as_of}: {summary.lines} lines, "
+        f"[green]{summary.touchpoints} touchpoints[/] "
+        f"({summary.applied} applied, {summary.duplicates} duplicates), "
+        f"[{'red' if summary.rejected else 'green'}]{summary.rejected} rejected[/]"
+    )
+    console.print(
+        f"  {summary.journeys} journeys, {summary.merges} identity merges"
+        + (
+            f", {summary.ledger_touchpoints} ledger record(s) (spend, cost)"
+            if summary.ledger_touchpoints
+            else ""
+        )
+        + (
+            f", {summary.refused_identifiers} identifiers refused by the playbook's guards"
+            if summary.refused_identifiers
+            else ""
+        )
+    )
+    stages = Table(title="customers per stage")
+    stages.add_column("stage")
+    stages.add_column("customers", justify="right")
+    for stage in STAGE_ORDER:
+        if summary.stages[stage]:
+            stages.add_row(stage, str(summary.stages[stage]))
+    signals = Table(title="signals")
+    signals.add_column("signal")
+    signals.add_column("count", justify="right")
+    for rule, count in sorted(summary.signals_by_rule.items()):
+        signals.add_row(rule, str(count))
+    signals.add_row("[bold]total[/]", f"[bold]{sum(summary.signals_by_type.values())}[/]")
+    console.print(stages)
+    console.print(signals)
+    if summary.corrections:
+        console.print(f"  {summary.corrections} signal correction(s) (a later version of an id)")
+    for code, lines in sorted(summary.by_reason.items()):
+        console.print(f"  [red]{code}[/] ({len(lines)}):")
+        for line in lines[:examples]:
+            about = f" {line.event_id}" if line.event_id else ""
+            console.print(f"    line {line.line}{escape(about)}: {escape(line.message)}")
+        if len(lines) > examples:
+            console.print(f"    … {len(lines) - examples} more")
+    if summary.out:
+        written = summary.journeys + (1 if summary.ledger_touchpoints else 0)
+        where = escape(summary.out)
+        console.print(
+            f"  wrote {written} snapshots to {where}/journeys/ and the signals to "
+            f"{where}/signals.jsonl"
+        )
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    if value == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--as-of {value!r} is not an ISO 8601 time (or `now`)", EXIT_ERROR)
+    if moment.tzinfo is None:
+        fail(f"--as-of {value!r} needs a UTC offset, e.g. {value}+00:00", EXIT_ERROR)
+    return moment
+
+
+@app.command()
+def replay(
+    file: str = typer.Argument(
+        ...,
+        metavar="FILE.jsonl",
+        help="JSON Lines, one touchpoint per line (blank lines are skipped); `-` reads stdin",
+    ),
+    playbook_path: Path | None = typer.Option(
+        None, "--playbook", "-p", help="playbook YAML (default: TANDEM_PLAYBOOK or the bundled)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="write one snapshot JSON per journey to OUT/journeys/ and every signal to "
+        "OUT/signals.jsonl",
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="also fire timers due by this time (ISO 8601 or `now`): SLA alerts, stalled, "
+        "upsell and renewal nurture",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 if any line was rejected"),
+    examples: int = typer.Option(
+        3, "--examples", min=0, help="rejected lines to show per reason code"
+    ),
+) -> None:
+    """Replay touchpoints from a file through the journey engine, offline (no Kafka, no Redis).
+
+    Lines are validated exactly as the worker validates them; rejected lines are summarised.
+    Valid ones run in file order through the same pure core as the worker.
+    Prints journeys, customers per stage, signals by type, duplicates and rejected lines.
+    """
+    settings = get_settings()
+    if playbook_path is not None:
+        settings = settings.model_copy(update={"playbook": playbook_path})
+    try:
+        playbook = load_configured_playbook(settings)
+    except Exception as exc:  # missing file or invalid rules: one line, says which
+        fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
+    moment = _parse_as_of(as_of)
+    try:
+        if file == "-":
+            stream: IO[bytes] = sys.stdin.buffer
+            total = None
+        else:
+            path = Path(file)
+            stream = path.open("rb")
+            total = os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_ERROR)
+    source = "stdin" if file == "-" else file
+    summary = ReplaySummary(
+        source=source,
+        playbook_version=playbook.version,
+        as_of=moment,
+        out=str(out) if out is not None else None,
+    )
+    try:
+        with _progress() as progress:
+            replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)
+    except InputError as exc:
+        fail(f"cannot read {source}: {exc}", EXIT_ERROR)
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}", EXIT_ERROR)
+    finally:
+        if file != "-":
+            stream.close()
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(examples), indent=2))
+    else:
+        _print_summary(summary, examples)
+    if strict and summary.rejected:
+        raise typer.Exit(EXIT_REJECTED)
