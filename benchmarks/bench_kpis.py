@@ -16,6 +16,7 @@ goes. Redis keys of the run are deleted at the end.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -36,7 +37,7 @@ from streams.settings import Settings
 
 BUDGET_S = 2.0
 MIN_LEADS = 8_000
-RUNS = 5
+RUNS = 7
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -68,26 +69,42 @@ async def _populate(settings: Settings, people: int) -> tuple[int, int, float]:
 
 
 async def _breakdown(settings: Settings) -> dict[str, float]:
+    # Best of three, with the cyclic GC paused as `tandem kpis` does (kpi_service.report).
+    best: dict[str, float] = {}
     projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
+    gc.disable()
     try:
-        t0 = time.perf_counter()
-        raw = await projection.all_facts()
-        t1 = time.perf_counter()
-        facts = kpi_service.parse_facts(raw)
-        t2 = time.perf_counter()
-        report = kpis.compute_kpis(facts, now=datetime.now(UTC))
-        t3 = time.perf_counter()
-        report.model_dump_json(indent=2)
-        t4 = time.perf_counter()
-        await projection.write_kpi_snapshot(report.model_dump_json())
+        for _ in range(3):
+            t0 = time.perf_counter()
+            raw = await projection.all_facts()
+            t1 = time.perf_counter()
+            facts = kpi_service.parse_facts(raw)
+            t2 = time.perf_counter()
+            report = kpis.compute_kpis(facts, now=datetime.now(UTC))
+            t3 = time.perf_counter()
+            report.model_dump_json(indent=2)
+            t4 = time.perf_counter()
+            parts = {
+                "Redis HVALS": t1 - t0,
+                "decode facts": t2 - t1,
+                "compute": t3 - t2,
+                "serialise": t4 - t3,
+            }
+            best = {k: min(v, best.get(k, v)) for k, v in parts.items()}
     finally:
+        gc.enable()
         await projection.close()
-    return {
-        "redis HGETALL": t1 - t0,
-        "parse facts": t2 - t1,
-        "compute": t3 - t2,
-        "serialise": t4 - t3,
-    }
+    return best
+
+
+def _startup(env: dict[str, str]) -> float:
+    """The fixed cost of any `tandem` command: interpreter and CLI imports (`--help`)."""
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        subprocess.run([*_tandem(), "kpis", "--help"], env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 async def _cleanup(settings: Settings) -> None:
@@ -154,7 +171,14 @@ def main() -> int:
                 print(f"only {output['leads']} leads: raise TANDEM_BENCH_KPI_PEOPLE")
                 return 1
         parts = asyncio.run(_breakdown(settings))
-        print("in process: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()))
+        print(
+            "in process (best of 3, all time): "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items())
+        )
+        print(
+            f"start-up of any tandem command (kpis --help): median {_startup(env):.3f} s; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        )
         verdict = "within" if worst <= BUDGET_S else "OVER"
         print(f"worst median {worst:.3f} s: {verdict} the {BUDGET_S:.0f} s budget")
         return 0 if worst <= BUDGET_S else 1
