@@ -377,6 +377,20 @@ async def test_kpis_from_the_real_pipeline_equal_an_independent_computation(
         for name, value in expected.items():
             assert Decimal(str(series[day][name])) == value, (day, name)
 
+    # The worker keeps the dashboard's all-time snapshot in step with the journeys.
+    async def snapshot_and_now() -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        live = await kpi_service.report(projection)
+        return await projection.kpi_snapshot(), json.loads(live.model_dump_json())
+
+    snap, live = await eventually(
+        snapshot_and_now,
+        lambda pair: pair[0] is not None and pair[0]["leads"] == pair[1]["leads"],
+        timeout=40,
+        interval=1.0,
+    )
+    assert snap is not None and snap["series"]
+    assert (snap["leads"], snap["revenue"]) == (live["leads"], live["revenue"])
+
     # The HTTP API answers the same report.
     client = TestClient(create_app(settings, api_keys={}))
     response = client.get(
