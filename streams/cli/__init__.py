@@ -13,6 +13,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Tandem: one customer journey for marketing and sales, built from Kafka touchpoints."""
+
+
 def _register() -> None:
     # Each command group lives in its own module and registers itself on `app`.
     import importlib
@@ -25,5 +30,15 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point of the `tandem` console script."""
-    _register()
+    import importlib
+    import sys
+    from pathlib import Path
+
+    # Each command lives in the module of the same name: import only that one (start-up time
+    # matters for `tandem kpis` and scripts); `--help` and unknown names import them all.
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name.isidentifier() and (Path(__file__).parent / f"{name}.py").exists():
+        importlib.import_module(f"{__name__}.{name}")
+    else:
+        _register()
     app()
