@@ -30,6 +30,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from events.vocabulary import Touchpoint
 from streams.cli import app
 from streams.cli._common import console, err_console, fail, run
 from streams.settings import Settings, get_settings
@@ -151,16 +152,19 @@ def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
         yield number, (content if content.strip() else b""), len(line)
 
 
-async def publish_stream(
-    stream: IO[bytes],
-    summary: PublishSummary,
-    publisher: _Publisher | None,
-    topic_prefix: str,
-    advance: Callable[[int], None] = lambda _n: None,
-) -> PublishSummary:
-    """Validate every line of `stream`; publish the valid ones (unless `publisher` is None)."""
+class LineSummary(Protocol):
+    """What counts lines and collects rejections (publish and replay summaries)."""
+
+    lines: int
+
+    def reject(self, rejected: RejectedLine) -> None: ...
+
+
+def decode_lines(
+    stream: IO[bytes], summary: LineSummary, advance: Callable[[int], None]
+) -> Iterator[Touchpoint]:
+    """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`."""
     from events import Rejection, decode_touchpoint
-    from events.topics import topic_for
 
     for number, content, consumed in iter_lines(stream):
         advance(consumed)
@@ -180,6 +184,20 @@ async def publish_stream(
                 )
             )
             continue
+        yield decoded
+
+
+async def publish_stream(
+    stream: IO[bytes],
+    summary: PublishSummary,
+    publisher: _Publisher | None,
+    topic_prefix: str,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> PublishSummary:
+    """Validate every line of `stream`; publish the valid ones (unless `publisher` is None)."""
+    from events.topics import topic_for
+
+    for decoded in decode_lines(stream, summary, advance):
         summary.accept(decoded.event_id, topic_for(decoded.type, topic_prefix))
         if publisher is not None:
             await publisher.publish(decoded)

@@ -29,12 +29,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from events import Rejection, decode_touchpoint
 from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams.cli import app
 from streams.cli._common import console, err_console, fail
-from streams.cli.publish import InputError, RejectedLine, iter_lines
+from streams.cli.publish import InputError, RejectedLine, decode_lines
 from streams.playbooks import load_configured_playbook
 from streams.settings import get_settings
 
@@ -110,24 +109,7 @@ def decoded_touchpoints(
     stream: IO[bytes], summary: ReplaySummary, advance: Callable[[int], None] = lambda _n: None
 ) -> Iterator[Touchpoint]:
     """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`."""
-    for number, content, consumed in iter_lines(stream):
-        advance(consumed)
-        if not content:
-            continue  # blank lines are not touchpoints
-        summary.lines += 1
-        decoded = decode_touchpoint(content)
-        if isinstance(decoded, Rejection):
-            summary.reject(
-                RejectedLine(
-                    number,
-                    decoded.code.value,
-                    decoded.message,
-                    list(decoded.errors),
-                    decoded.event_id,
-                    decoded.type,
-                )
-            )
-            continue
+    for decoded in decode_lines(stream, summary, advance):
         summary.touchpoints += 1
         yield decoded
 

@@ -66,6 +66,7 @@ from schemas.kpis import (
 )
 from schemas.playbook import Playbook
 from streams.journey.record import compact_summary, derive
+from streams.journey.view import NO_CURRENCY
 
 FUNNEL: tuple[Stage, ...] = (
     Stage.LEAD,
@@ -80,7 +81,6 @@ FUNNEL: tuple[Stage, ...] = (
 _RANK: dict[str, int] = {stage.value: rank for rank, stage in enumerate(FUNNEL)}
 _RANK[Stage.CHURNED.value] = _RANK[Stage.CUSTOMER.value]  # only a customer can churn
 
-NO_CURRENCY = "XXX"
 """ISO 4217's "no currency": renewals that name none."""
 
 CENT = Decimal("0.01")
