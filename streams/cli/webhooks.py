@@ -141,6 +141,9 @@ def webhooks(
         level=getattr(logging, loglevel.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if loglevel.lower() != "debug":
+        # Group joins and metadata refreshes are Kafka's business; keep the log about signals.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     err_console.print(
         f"tandem webhooks: {len(config.targets)} target(s) for {', '.join(config.kinds())}, "
         f"group {group_id(settings, group)}, broker {settings.kafka_bootstrap}",
