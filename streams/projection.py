@@ -121,17 +121,17 @@ class JourneyProjection:
                 return await self._follow(candidate)
             found = await self.redis.get(self._identity_key(candidate))
             if found:
-                return await self._follow(found)
+                return await self._follow(str(found))
         return None
 
     async def _follow(self, customer_id: str) -> str:
         seen = {customer_id}
         while True:
             moved_to = await self.redis.hget(self._journey_key(customer_id), "moved_to")
-            if not moved_to or moved_to in seen:
+            if not moved_to or str(moved_to) in seen:
                 return customer_id
-            seen.add(moved_to)
-            customer_id = moved_to
+            customer_id = str(moved_to)
+            seen.add(customer_id)
 
     async def snapshot(self, customer_id: str) -> dict[str, Any] | None:
         """The stored snapshot of a customer's journey, if any."""
@@ -144,7 +144,7 @@ class JourneyProjection:
 
     async def customer_ids(self) -> set[str]:
         """Every live (not absorbed) journey's customer id."""
-        return set(await self.redis.smembers(self._live_key))
+        return {str(member) for member in await self.redis.smembers(self._live_key)}
 
     async def snapshots(self) -> dict[str, dict[str, Any]]:
         """Every live snapshot, by customer id."""

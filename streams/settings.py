@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,13 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, description="HTTP API port")
     timer_interval_s: float = Field(5.0, gt=0, description="how often SLA/nurture timers run")
     kafka_heap: str = Field("512m", description="heap of the local Kafka broker")
+    api_keys: dict[str, dict[str, Any]] | None = Field(
+        None, description='HTTP ingest keys, JSON: {"<key>": {"tool": …, "domains": […]}}'
+    )
+    api_keys_file: Path | None = Field(None, description="the same, from a JSON file")
+    # Kept as text: streams.delivery.webhooks parses and validates it with clear errors.
+    webhooks: str | None = Field(None, description="webhook targets, JSON (docs/delivery.md)")
+    webhooks_file: Path | None = Field(None, description="the same, from a JSON or YAML file")
 
     @property
     def broker_url(self) -> str:

@@ -10,6 +10,7 @@ so runs never see each other's data.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"TANDEM_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"TANDEM_{name.upper()}"] = text
     return env
 
 
