@@ -178,7 +178,9 @@ class SignalTrigger(_Model):
     the signal; touchpoints before it (arriving late) do.
     """
 
-    rule: Literal["handoff", "nurture.engaged", "nurture.recycled", "nurture.onboarding"]
+    rule: Literal[
+        "handoff", "nurture.engaged", "nurture.recycled", "nurture.onboarding", "nurture.churn_risk"
+    ]
     key: str = Field(description="which occurrence of the rule (part of the signal id)")
     cycle: int
     event_id: str

@@ -20,7 +20,7 @@ Points = Annotated[float, Field(ge=-1000, le=1000)]
 BANT = Literal["budget", "authority", "need", "timeline"]
 _ALL_BANT: tuple[BANT, ...] = ("budget", "authority", "need", "timeline")
 
-NURTURE_TRACKS = ("engaged", "recycled", "stalled", "onboarding", "upsell", "renewal")
+NURTURE_TRACKS = ("engaged", "recycled", "stalled", "onboarding", "churn_risk", "upsell", "renewal")
 """The tracks every playbook defines: one per nurture rule."""
 
 

@@ -101,6 +101,7 @@ class NurtureSignal(SignalBase):
         "nurture.engaged",
         "nurture.recycled",
         "nurture.onboarding",
+        "nurture.churn_risk",
         "nurture.stalled",
         "nurture.upsell",
         "nurture.renewal",

@@ -54,7 +54,12 @@ RECENT_PER_DOMAIN = 5
 
 ENGAGED_FROM = frozenset({Stage.SUBSCRIBER, Stage.LEAD})
 
-TriggerRule = Literal["handoff", "nurture.engaged", "nurture.recycled", "nurture.onboarding"]
+TriggerRule = Literal[
+    "handoff", "nurture.engaged", "nurture.recycled", "nurture.onboarding", "nurture.churn_risk"
+]
+
+DETRACTOR_MAX_NPS = 6
+"""NPS answers 0–6 are detractors (the standard NPS bands)."""
 
 
 def summarize(tp: Envelope | TouchpointSummary) -> TouchpointSummary:
@@ -288,6 +293,21 @@ class FoldState:
             # firmographics: elsewhere neither rule can start to hold, so skip the sums.
             self._check_mql(tp)
             self._check_engaged(tp)
+        self._check_churn_risk(tp)
+
+    def _check_churn_risk(self, tp: Envelope) -> None:
+        # A customer who complains is a renewal at risk: marketing and the account owner act
+        # now, not at renewal time. Keyed by the event, so each warning is its own signal.
+        if self.stage != Stage.CUSTOMER:
+            return
+        if isinstance(tp, FeedbackRecorded):
+            nps = tp.properties.nps
+            if nps is not None and nps <= DETRACTOR_MAX_NPS:
+                reason = f"churn risk: detractor NPS {nps} from a customer"
+                self._capture("nurture.churn_risk", f"nps:{tp.event_id}", tp, reason)
+        elif isinstance(tp, ObjectionRaised):
+            reason = f"churn risk: a customer raised a {tp.properties.category} objection"
+            self._capture("nurture.churn_risk", f"objection:{tp.event_id}", tp, reason)
 
     def _facts(self, tp: Envelope) -> bool:
         """Firmographics, objections, unsubscribe, contract term; True if fit may change."""

@@ -76,7 +76,7 @@ def test_missing_nurture_track_and_dangling_content_are_reported() -> None:
     found = problems({**DEFAULT, "nurture": {**DEFAULT["nurture"], "tracks": tracks}})
     assert found == [
         "nurture.tracks: missing track(s) renewal; every playbook defines engaged, recycled, "
-        "stalled, onboarding, upsell, renewal"
+        "stalled, onboarding, churn_risk, upsell, renewal"
     ]
     tracks = {**DEFAULT["nurture"]["tracks"], "engaged": {"content": ["nope"]}}
     found = problems({**DEFAULT, "nurture": {**DEFAULT["nurture"], "tracks": tracks}})

@@ -156,6 +156,27 @@ def test_a_won_deal_starts_onboarding() -> None:
         "onboarding-guide", "admin-checklist", "office-hours"]  # fmt: skip
 
 
+def test_a_detractor_or_an_objection_from_a_customer_is_a_churn_risk() -> None:
+    won = tp("sales.deal_won", "w1", at(days=3), email=E,
+             props={"amount": "1000", "currency": "EUR"})  # fmt: skip
+    promoter = tp("sales.feedback_recorded", "f1", at(days=4), email=E, props={"nps": 9})
+    detractor = tp("sales.feedback_recorded", "f2", at(days=5), email=E, props={"nps": 3})
+    objection = tp("sales.objection_raised", "o1", at(days=6), email=E,
+                   props={"category": "price", "note": "renewal too expensive"})  # fmt: skip
+    _, signals = apply_all([*hot_lead(), won, promoter, detractor, objection], PB)
+    risk = [s for s in signals if isinstance(s, NurtureSignal) and s.rule == "nurture.churn_risk"]
+    assert [s.trigger_event_id for s in risk] == ["f2", "o1"]
+    assert risk[0].reason == "churn risk: detractor NPS 3 from a customer"
+    assert risk[1].track == "churn_risk" and risk[1].channel == "sales"
+    assert "value-review-template" in [c.id for c in risk[0].recommended_content]
+
+
+def test_before_the_sale_a_low_nps_is_no_churn_risk() -> None:
+    detractor = tp("sales.feedback_recorded", "f2", at(days=1), email=E, props={"nps": 2})
+    _, signals = apply_all([*hot_lead(), detractor], PB)
+    assert not [s for s in signals if isinstance(s, NurtureSignal) and s.track == "churn_risk"]
+
+
 def test_reevaluate_under_a_stricter_playbook_revokes_and_a_renamed_one_resends_nothing() -> None:
     record, _ = apply_all(hot_lead(), PB)
     renamed = PB.model_copy(update={"version": "2024.2"})
