@@ -152,6 +152,21 @@ def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
         yield number, (content if content.strip() else b""), len(line)
 
 
+def open_input(file: str) -> tuple[IO[bytes], int | None, str]:
+    """`file` (or stdin for ``-``) opened for reading: stream, size if known, display name.
+
+    An unreadable file is a one-line error (exit code 2).
+    """
+    if file == "-":
+        return sys.stdin.buffer, None, "stdin"
+    try:
+        # Returned open: the command reads it to the end and the process then exits.
+        stream = Path(file).open("rb")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_ERROR)
+    return stream, os.fstat(stream.fileno()).st_size, file
+
+
 class LineSummary(Protocol):
     """What counts lines and collects rejections (publish and replay summaries)."""
 
@@ -290,17 +305,7 @@ def publish(
     Exit codes: 0 all accepted, 1 some lines rejected, 2 input or broker error.
     """
     settings = get_settings()
-    try:
-        if file == "-":
-            stream: IO[bytes] = sys.stdin.buffer
-            total = None
-        else:
-            path = Path(file)
-            stream = path.open("rb")
-            total = os.fstat(stream.fileno()).st_size
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_ERROR)
-    source = "stdin" if file == "-" else file
+    stream, total, source = open_input(file)
     try:
         summary = run(_run(source, stream, total, dry_run, settings))
     except typer.Exit:

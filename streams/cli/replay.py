@@ -14,9 +14,7 @@ Exit codes: 0 replayed (rejected lines are reported, not fatal unless ``--strict
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams.cli import app
 from streams.cli._common import console, err_console, fail
-from streams.cli.publish import InputError, RejectedLine, decode_lines
+from streams.cli.publish import InputError, RejectedLine, decode_lines, open_input
 from streams.playbooks import load_configured_playbook
 from streams.settings import get_settings
 
@@ -298,17 +296,7 @@ def replay(
     except Exception as exc:  # missing file or invalid rules: one line, says which
         fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
     moment = _parse_as_of(as_of)
-    try:
-        if file == "-":
-            stream: IO[bytes] = sys.stdin.buffer
-            total = None
-        else:
-            path = Path(file)
-            stream = path.open("rb")
-            total = os.fstat(stream.fileno()).st_size
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_ERROR)
-    source = "stdin" if file == "-" else file
+    stream, total, source = open_input(file)
     summary = ReplaySummary(
         source=source,
         playbook_version=playbook.version,
