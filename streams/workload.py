@@ -98,8 +98,8 @@ class Workload:
 class _Journey:
     """The touches of one person, with what each one joins (for the link statistics)."""
 
-    def __init__(self, prefix: str, person: int, start: datetime) -> None:
-        self.prefix, self.person, self.start = prefix, person, start
+    def __init__(self, prefix: str, person: int, start: datetime, short: bool) -> None:
+        self.prefix, self.person, self.start, self.short = prefix, person, start, short
         self.documents: list[Document] = []
         self.links: list[tuple[Document, frozenset[str]]] = []
 
@@ -137,15 +137,18 @@ def generate(
     duplicates: float = 0.1,
     late: float = 0.05,
     prefix: str = "wl",
+    short: bool = False,
 ) -> list[Document]:
     """The backlog of `people` journeys as touchpoint documents, in delivery order.
 
-    About 6 touchpoints per person on average (plus duplicates); every event time lies in
-    the 30 days before `now`. See the module docstring for what the backlog contains.
+    About 7.5 touchpoints per person on average (plus duplicates); with `short`, about 4:
+    journeys cut to the touches that matter for identity and hand-off (one anonymous touch,
+    no email follow-ups, sales stops at the linking outreach or a booked meeting). Every
+    event time lies in the 30 days before `now`. See the module docstring for the rest.
     """
     return build(
         people, seed=seed, now=now, shuffle=shuffle, duplicates=duplicates, late=late,
-        prefix=prefix,
+        prefix=prefix, short=short,
     ).documents  # fmt: skip
 
 
@@ -158,6 +161,7 @@ def build(
     duplicates: float = 0.1,
     late: float = 0.05,
     prefix: str = "wl",
+    short: bool = False,
 ) -> Workload:
     """Like `generate`, with the people, the distinct events and the backlog's statistics."""
     rng = random.Random(seed)
@@ -168,7 +172,7 @@ def build(
     journeys: list[_Journey] = []
     for n in range(people):
         start = now - timedelta(seconds=rng.uniform(3 * 86_400, 30 * 86_400))
-        journey = _Journey(prefix, n, start)
+        journey = _Journey(prefix, n, start, short)
         person = _person(rng, prefix, n, rng.choices(chains, weights)[0])
         _touches(rng, journey, person)
         persons.append(person)
@@ -239,6 +243,8 @@ def _anonymous(
     else:
         j.add("marketing.page_viewed", timedelta(0), anon, {"url": "https://tandem.example/"},
               channel=channel, campaign_id=campaign)  # fmt: skip
+    if j.short:
+        return 5 * MINUTE
     j.add("marketing.page_viewed", 2 * MINUTE, anon, {"url": "https://tandem.example/pricing"},
           channel=channel)  # fmt: skip
     if rng.random() < 0.5:
@@ -258,7 +264,7 @@ def _marketing(
 ) -> timedelta:
     """Marketing touches under the email; the form fill links the anonymous id to it."""
     email = ids["email"]
-    if "anon" not in ids and rng.random() < 0.5:
+    if "anon" not in ids and not j.short and rng.random() < 0.5:
         j.add("marketing.page_viewed", t, email, {"url": "https://tandem.example/blog"},
               channel=channel)  # fmt: skip
     form = {"form_id": "demo" if hot else "newsletter", **persona}
@@ -273,10 +279,10 @@ def _marketing(
               source="zoom", channel="event", campaign_id=f"event-{rng.randrange(3)}")  # fmt: skip
         j.add("marketing.content_downloaded", t + 3 * HOUR, email,
               {"content_id": "buyers-guide"}, channel="email", campaign_id="nurture")  # fmt: skip
-    elif rng.random() < 0.5:
+    elif not j.short and rng.random() < 0.5:
         j.add("marketing.email_opened", t + 5 * HOUR, email, {"email_id": "newsletter-1"},
               source="hubspot", channel="email")  # fmt: skip
-    if rng.random() < 0.3:
+    if not j.short and rng.random() < 0.3:
         j.add("marketing.email_clicked", t + 6 * HOUR, email, {"email_id": "nurture-2"},
               source="hubspot", channel="email", campaign_id="nurture")  # fmt: skip
     return t + 8 * HOUR
@@ -298,7 +304,9 @@ def _sales(
           source="salesforce", **out)  # fmt: skip
     link = {**contact, **ids["email"]} if "email" in ids else contact
     j.add("sales.outreach_sent", t + HOUR, link, {"channel": "email"}, source="outreach", **out)
-    if rng.random() < 0.3:
+    if j.short or rng.random() < 0.3:
+        if j.short and rng.random() < 0.3:
+            j.add("sales.meeting_booked", t + 2 * DAY, contact, source="salesforce")
         return
     j.add("sales.reply_received", t + DAY, contact, {"sentiment": "positive"},
           source="outreach", **out)  # fmt: skip

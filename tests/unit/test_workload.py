@@ -63,3 +63,14 @@ def test_twenty_thousand_touchpoints_are_generated() -> None:
     workload = build(2600, now=NOW)
     assert len(workload.events) >= 19_000
     assert len(generate(2600, now=NOW, shuffle=False)) > len(workload.events)
+
+
+def test_short_journeys_keep_the_chains_and_the_hand_offs_in_about_four_touchpoints() -> None:
+    workload = build(1000, now=NOW, short=True)
+    assert 3.5 <= len(workload.events) / 1000 <= 4.5
+    assert workload.links_before > 0.3 * workload.links
+    assert workload.links_after > 0.3 * workload.links
+    result = core.replay([parse_touchpoint(d) for d in workload.documents], core.default_playbook())
+    assert len(result.records) == 1001
+    handed_off = {s.customer_id for s in result.signals if isinstance(s, core.HandoffSignal)}
+    assert len(handed_off) > 250
