@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from events import parse_touchpoint
 from events.publisher import TouchpointPublisher
 from streams import journey as core
+from streams import workflow
 from streams.kafka_admin import create_topics, delete_topics
 from streams.playbooks import load_configured_playbook
 from streams.projection import JourneyProjection
@@ -183,7 +184,7 @@ def signal_versions(snapshot: Journey) -> list[tuple[str, int]]:
 def expected_journeys(documents: list[dict[str, Any]], settings: Settings) -> dict[str, Journey]:
     """The replay's snapshots, by customer id, of the documents in the order given."""
     playbook = load_configured_playbook(settings)
-    result = core.replay([parse_touchpoint(d) for d in documents], playbook)
+    result = workflow.replay([parse_touchpoint(d) for d in documents], playbook)
     return {
         cid: core.snapshot(record, playbook).model_dump(mode="json")
         for cid, record in result.records.items()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from events import parse_touchpoint
 from streams import journey as core
+from streams import workflow
 from streams.workload import CHAINS, build, generate
 from tests.stack import TEST_PLAYBOOK
 
@@ -51,7 +52,7 @@ def test_a_fair_share_of_people_are_handed_off_under_both_playbooks() -> None:
     workload = build(400, now=NOW)
     touchpoints = [parse_touchpoint(d) for d in workload.documents]
     for playbook in (core.default_playbook(), core.load_playbook_file(TEST_PLAYBOOK)):
-        result = core.replay(touchpoints, playbook)
+        result = workflow.replay(touchpoints, playbook)
         handed_off = {s.customer_id for s in result.signals if isinstance(s, core.HandoffSignal)}
         people = len(result.records) - 1  # the ledger
         assert people == 400  # one journey per person, whatever the chain
@@ -70,7 +71,9 @@ def test_short_journeys_keep_the_chains_and_the_hand_offs_in_about_four_touchpoi
     assert 3.5 <= len(workload.events) / 1000 <= 4.5
     assert workload.links_before > 0.3 * workload.links
     assert workload.links_after > 0.3 * workload.links
-    result = core.replay([parse_touchpoint(d) for d in workload.documents], core.default_playbook())
+    result = workflow.replay(
+        [parse_touchpoint(d) for d in workload.documents], core.default_playbook()
+    )
     assert len(result.records) == 1001
     handed_off = {s.customer_id for s in result.signals if isinstance(s, core.HandoffSignal)}
     assert len(handed_off) > 250
