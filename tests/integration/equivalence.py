@@ -43,7 +43,7 @@ async def isolated_deployment(
         update={
             "topic_prefix": f"{settings.topic_prefix}{name}{run}.",
             "redis_prefix": f"{settings.redis_prefix}{name}{run}:",
-            "app_id": f"tandem-{name}",
+            "app_id": f"tandem-{name}{run}",
             "data_dir": data_dir,
         }
     )
@@ -79,18 +79,16 @@ async def lag_probe(settings: Settings) -> AsyncIterator[Callable[[], Awaitable[
     await consumer.start()
 
     async def lag() -> int | None:
-        groups = [
-            g[0]
-            for g in await admin.list_consumer_groups()
-            if g[0].startswith(settings.topic_prefix)
-        ]
+        # Faust's group is the app id behind the topic prefix; a plain consumer may use either.
+        mine = (settings.topic_prefix, settings.app_id)
+        groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(mine)]
         committed: dict[TopicPartition, int] = {}
         for group in groups:
             offsets = await admin.list_consumer_group_offsets(group)
             committed.update({tp: meta.offset for tp, meta in offsets.items()})
         if not committed:
             return None
-        ends = await consumer.end_offsets(list(committed))
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(committed))
         return sum(max(0, ends[tp] - max(offset, 0)) for tp, offset in committed.items())
 
     try:
