@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import faust
+from faust.streams import Stream
 from faust.types import EventT
 
 from events import decode_touchpoint, touchpoint_to_json
@@ -65,6 +66,9 @@ from streams.workflow.messages import (
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit, Outgoing
 
 log = logging.getLogger("tandem.worker")
+
+Event = EventT[bytes]
+Domain = Literal["marketing", "sales"]
 
 T = TypeVar("T")
 
@@ -189,9 +193,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         # The producer exists once the app runs; one sender per agent keeps batches apart.
         return KafkaSender(app.producer, settings.topic_prefix)
 
-    async def dead_letter(
-        out: KafkaSender, rejection: Rejection, raw: bytes, event: EventT
-    ) -> None:
+    def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[Event]]:
+        """The stream in batches: up to `batch_size` events, or what came within the wait."""
+        take: Any = cast(Stream[bytes], stream).take_events
+        batched: AsyncIterator[Sequence[Event]] = take(settings.batch_size, settings.batch_within_s)
+        return batched
+
+    async def dead_letter(out: KafkaSender, rejection: Rejection, raw: bytes, event: Event) -> None:
         message = event.message
         key = message.key.decode("utf-8", "replace") if message.key else None
         letter: DeadLetter = dead_letter_for(
@@ -222,11 +230,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         out = senders.setdefault("ingest", sender())
-        async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+        async for events in batches(stream):
             for event in events:
                 raw = event.value if isinstance(event.value, bytes) else b""
                 try:
-                    domain = "marketing" if event.message.topic == marketing_name else "sales"
+                    domain: Domain = (
+                        "marketing" if event.message.topic == marketing_name else "sales"
+                    )
                     decoded = decode_touchpoint(raw, domain)
                     if isinstance(decoded, Rejection):
                         await dead_letter(out, decoded, raw, event)
@@ -237,13 +247,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                     log.exception("ingest failed")
                     reason = f"internal error while validating: {exc}"
                     await dead_letter(out, Rejection(ReasonCode.INVALID, reason), raw, event)
-            await _retrying("ingest: sending a batch", out.delivered)
+            await out.settle()
 
     @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
     async def identity(stream: faust.StreamT[bytes]) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         out = senders.setdefault("identity", sender())
-        async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+        async for events in batches(stream):
             unit = IdentityUnit(identity_store, guards)
             for event in events:
                 raw = event.value if isinstance(event.value, bytes) else b""
@@ -258,13 +268,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                     reason = f"identity resolution failed: {exc}"
                     await dead_letter(out, Rejection(ReasonCode.INVALID, reason), raw, event)
             await send_outgoing(out, unit.outbox)
-            await _retrying("identity: sending a batch", out.delivered)
+            await out.delivered()
             if events:
                 in_partition_of(events[-1])  # one partition: the sequencer's
             identity_store.flush()
 
     async def flush_journeys(
-        out: KafkaSender, unit: JourneyUnit, last_event: dict[str, EventT]
+        out: KafkaSender, unit: JourneyUnit, last_event: dict[str, Event]
     ) -> None:
         changes, outgoing = unit.flush()
         writes: list[JourneyWrite] = []
@@ -280,7 +290,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         await send_outgoing(out, outgoing)
         for write in writes:
             await out.send(JOURNEYS, write.customer_id.encode(), write.state_value)
-        await _retrying("journeys: sending a batch", out.delivered)
+        await out.delivered()
         for write in writes:
             in_partition_of(last_event[write.customer_id])
             journey_store.put(write.customer_id, write.stored)
@@ -298,9 +308,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
         out = senders.setdefault("journeys", sender())
-        async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+        async for events in batches(stream):
             unit = JourneyUnit(journey_store, playbook)
-            last_event: dict[str, EventT] = {}
+            last_event: dict[str, Event] = {}
             for event in events:
                 raw = event.value if isinstance(event.value, bytes) else b""
                 customer_id = event.key.decode() if isinstance(event.key, bytes) else ""
@@ -318,10 +328,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
 
     swept: list[bool] = []
 
-    @app.timer(settings.timer_interval_s)
     async def timers() -> None:
         """Wake journeys whose hand-off SLA or nurture timers are due."""
-        if not swept and not app.tables.recovery.in_recovery:
+        if not swept and not getattr(app.tables, "recovery").in_recovery:  # noqa: B009
             # Once per start: journeys evaluated under another playbook version are re-evaluated
             # now, not only when their next message arrives.
             swept.append(True)
@@ -336,15 +345,17 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             if due and datetime.fromisoformat(due.decode()) <= now:
                 await topics[RESOLVED].send(key=key, value=encode(Tick(now=now)))
 
+    app.timer(settings.timer_interval_s)(timers)
     kpi_snapshots = KpiSnapshotter(projection)
 
-    @app.timer(10.0)
     async def kpi_snapshot() -> None:
         """Recompute the dashboard's KPI snapshot in Redis when journeys changed (docs/kpis.md)."""
         try:
             await kpi_snapshots.refresh(utcnow())
         except Exception:  # a failed refresh is retried on the next tick; never stop the worker
             log.exception("KPI snapshot refresh failed")
+
+    app.timer(10.0)(kpi_snapshot)
 
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 

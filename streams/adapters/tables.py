@@ -23,7 +23,7 @@ DECODED_CACHE_SIZE = 20_000
 """Decoded journeys kept per worker, so a busy customer's record is not parsed per batch."""
 
 
-def in_partition_of(event: EventT) -> None:
+def in_partition_of(event: EventT[Any]) -> None:
     """Make `event` Faust's current event: table reads and writes go to its partition."""
     _current_event.set(weakref.ref(event))
 
