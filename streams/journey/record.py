@@ -17,7 +17,12 @@ canonical JSON (`events.touchpoint_to_json`, bytewise) is kept and the other is 
 duplicate — so the choice does not depend on which arrived first.
 
 Bounded state: at most `max_retained` (default `MAX_RETAINED_TOUCHPOINTS`) touchpoints are kept
-in full. Beyond it the oldest are folded into a compacted prefix — the fold state at the
+in full. When one more arrives, the oldest are compacted in whole chunks of
+`compaction_chunk(max_retained)` (a quarter of the cap, at least one) until no more than the cap
+remain — so with the default cap a journey keeps 375 to 500 in full, and a compaction (a fold
+from the new horizon) runs once per 125 appends: O(1) amortised per touchpoint. Because the
+number compacted depends only on how many are retained, folding from scratch keeps the same
+touchpoints in full as an in-order stream. The oldest are folded into a compacted prefix — the fold state at the
 *horizon* (the newest compacted touchpoint) plus a summary per compacted touchpoint (event id,
 type, time, channel, campaign, amount), which keeps deduplication and the aggregates (counts
 per type, revenue, spend, first touch) exact. What the cap changes: a touchpoint older than the
@@ -26,6 +31,11 @@ or the signals; a conflicting duplicate of a compacted touchpoint cannot replace
 engagement of compacted touchpoints is carried as one decayed sum (no per-event breakdown);
 merging two journeys that both have a prefix keeps the later horizon's state; and a changed
 playbook only re-derives what comes after the horizon. Under the cap none of this applies.
+
+Cost: the fold state of a record is kept with it in process memory (`streams.journey.memo`), so
+an in-order touchpoint steps the previous state once and a late one refolds from the nearest
+checkpoint; a record the process has not seen is folded once. The results are those of a full
+fold, bit for bit.
 """
 
 from __future__ import annotations
