@@ -265,11 +265,8 @@ class FoldState:
         carried = 0.0
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
-        # Built without re-validation (the values are already typed): one item per retained
-        # touchpoint with points is the bulk of a snapshot.
-        construct = ScoreItem.model_construct
         breakdown = [
-            construct(
+            ScoreItem(
                 event_id=event_id,
                 type=type_,
                 occurred_at=t,

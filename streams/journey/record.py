@@ -22,15 +22,16 @@ in full. When one more arrives, the oldest are compacted in whole chunks of
 remain — so with the default cap a journey keeps 375 to 500 in full, and a compaction (a fold
 from the new horizon) runs once per 125 appends: O(1) amortised per touchpoint. Because the
 number compacted depends only on how many are retained, folding from scratch keeps the same
-touchpoints in full as an in-order stream. The oldest are folded into a compacted prefix — the fold state at the
-*horizon* (the newest compacted touchpoint) plus a summary per compacted touchpoint (event id,
-type, time, channel, campaign, amount), which keeps deduplication and the aggregates (counts
-per type, revenue, spend, first touch) exact. What the cap changes: a touchpoint older than the
-horizon arriving late updates the exact aggregates but no longer the stage history, the scores
-or the signals; a conflicting duplicate of a compacted touchpoint cannot replace it; the
-engagement of compacted touchpoints is carried as one decayed sum (no per-event breakdown);
-merging two journeys that both have a prefix keeps the later horizon's state; and a changed
-playbook only re-derives what comes after the horizon. Under the cap none of this applies.
+touchpoints in full as an in-order stream. The oldest are folded into a compacted prefix — the
+fold state at the *horizon* (the newest compacted touchpoint) plus a summary per compacted
+touchpoint (event id, type, time, channel, campaign, amount), which keeps deduplication and the
+aggregates (counts per type, revenue, spend, first touch) exact. What the cap changes: a
+touchpoint older than the horizon arriving late updates the exact aggregates but no longer the
+stage history, the scores or the signals; a conflicting duplicate of a compacted touchpoint
+cannot replace it; the engagement of compacted touchpoints is carried as one decayed sum (no
+per-event breakdown); merging two journeys that both have a prefix keeps the later horizon's
+state; and a changed playbook only re-derives what comes after the horizon. Under the cap none
+of this applies.
 
 Cost: the fold state of a record is kept with it in process memory (`streams.journey.memo`), so
 an in-order touchpoint steps the previous state once and a late one refolds from the nearest
@@ -177,10 +178,12 @@ def _add(
         update = {"identifiers": identifiers, "duplicates": record.duplicates + 1}
         return _Added(record.model_copy(update=update), False, True, None,
                       (ids, compacted_ids), totals)  # fmt: skip
-    summary = compact_summary(tp)
-    totals = totals.plus(summary) if totals is not None else None
     horizon = _horizon(record)
-    if prefix is not None and horizon is not None and _key(tp) <= horizon:
+    behind = prefix is not None and horizon is not None and _key(tp) <= horizon
+    summary = compact_summary(tp) if behind or totals is not None else None
+    if totals is not None and summary is not None:
+        totals = totals.plus(summary)
+    if prefix is not None and summary is not None and behind:
         # Older than the horizon: it can only count in the exact aggregates.
         summaries = list(prefix.touchpoints)
         summaries.insert(bisect.bisect(summaries, _summary_key(summary), key=_summary_key),
@@ -309,11 +312,16 @@ def apply_touchpoint(
     added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook), entry)
     memo.successor(entry, added.record, added.changed_from, added.ids, added.totals)
     updated = compact(added.record, playbook, max_retained)
-    updated = updated.model_copy(update={"playbook_version": playbook.version})
+    if updated.playbook_version != playbook.version:
+        updated = updated.model_copy(update={"playbook_version": playbook.version})
     signals: list[Signal] = []
     if added.changed or record.playbook_version != playbook.version:
         updated, signals = _reconcile(updated, playbook, touchpoint.occurred_at)
-    return Outcome(_bump(record, updated), added.changed, added.duplicate, signals)
+    if added.changed:  # the touchpoints changed: a new version, no need to compare
+        updated = updated.model_copy(update={"version": record.version + 1})
+    else:
+        updated = _bump(record, updated)
+    return Outcome(updated, added.changed, added.duplicate, signals)
 
 
 def fold(
