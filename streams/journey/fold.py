@@ -23,6 +23,7 @@ beyond the retention cap are compacted (see `streams.journey.record`).
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,10 +68,27 @@ DETRACTOR_MAX_NPS = 6
 """NPS answers 0–6 are detractors (the standard NPS bands)."""
 
 
+_SUMMARIES: OrderedDict[int, tuple[Envelope, TouchpointSummary]] = OrderedDict()
+_SUMMARIES_KEPT = 16384
+
+
 def summarize(tp: Envelope | TouchpointSummary) -> TouchpointSummary:
     """A touchpoint in a few fields."""
     if isinstance(tp, TouchpointSummary):
         return tp
+    # Every snapshot lists the latest touchpoints: summarise each once (kept by the very,
+    # immutable, touchpoint object, held so its id cannot be reused).
+    kept = _SUMMARIES.get(id(tp))
+    if kept is not None and kept[0] is tp:
+        return kept[1]
+    summary = _summarize(tp)
+    _SUMMARIES[id(tp)] = (tp, summary)
+    if len(_SUMMARIES) > _SUMMARIES_KEPT:
+        _SUMMARIES.popitem(last=False)
+    return summary
+
+
+def _summarize(tp: Envelope) -> TouchpointSummary:
     content_id = tp.context.content_id
     if content_id is None and isinstance(tp, ContentDownloaded):
         content_id = tp.properties.content_id
@@ -117,6 +135,8 @@ class FoldState:
     score_total: float = 0.0
     score_cycle: float = 0.0
     items: list[tuple[datetime, float, str, str, int]] = field(default_factory=list)
+    score_items: dict[str, ScoreItem] = field(default_factory=dict)
+    """Breakdown items built so far (a cache shared by clones: values, not state)."""
     term_started_at: datetime | None = None
     term_event_id: str | None = None
     nurtured_cycles: set[int] = field(default_factory=set)
@@ -265,16 +285,26 @@ class FoldState:
         carried = 0.0
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
-        breakdown = [
-            ScoreItem(
-                event_id=event_id,
-                type=type_,
-                occurred_at=t,
-                points=points,
-                decayed=round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3),
-            )
-            for t, points, event_id, type_, _ in self.items
-        ]
+        breakdown: list[ScoreItem] = []
+        built = self.score_items
+        for t, points, event_id, type_, _ in self.items:
+            value = round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3)
+            item = built.get(event_id)
+            # Rounded to 3 decimals, an item's value changes only every so many steps: reuse
+            # the one built last time (one breakdown item per retained touchpoint with points
+            # is the bulk of a snapshot).
+            if (
+                item is None
+                or item.decayed != value
+                or item.occurred_at != t
+                or item.points != points
+                or item.type != type_
+            ):
+                item = ScoreItem(
+                    event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value
+                )
+                built[event_id] = item
+            breakdown.append(item)
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),

@@ -87,7 +87,11 @@ def fields(state: FoldState) -> dict[str, Any]:
     found = {
         k: v
         for k, v in vars(state).items()
-        if k not in ("playbook", "guards", "since_horizon", "_fit", "last_marketing", "last_sales")
+        if k
+        not in (
+            *("playbook", "guards", "since_horizon", "_fit", "score_items"),
+            *("last_marketing", "last_sales"),
+        )
     }
     found["fingerprint"] = state.fingerprint()
     found["last"] = [summarize(t) for t in (*state.last_marketing, *state.last_sales)]
