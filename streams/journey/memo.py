@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -128,7 +129,7 @@ def _keep(entry: Derived, predecessor: Derived | None = None) -> Derived:
         # The predecessor was superseded: keep one entry per journey in the usual flow.
         old = (id(predecessor.touchpoints), id(predecessor.compacted))
         if _KEPT.get(old) is predecessor:
-            del _KEPT[old]
+            _KEPT.pop(old, None)
     key = (id(entry.touchpoints), id(entry.compacted))
     _KEPT[key] = entry
     _KEPT.move_to_end(key)
@@ -170,7 +171,8 @@ def lookup(record: JourneyRecord, playbook: Playbook) -> Derived:
         and entry.compacted is record.compacted
         and entry.playbook is playbook
     ):
-        _KEPT.move_to_end(_key(record))
+        with suppress(KeyError):  # dropped meanwhile by another thread (the KPI one, say)
+            _KEPT.move_to_end(_key(record))
         return entry
     return refold(record, playbook, entry)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -159,7 +160,8 @@ def _desired(trigger: SignalTrigger, customer_id: str, playbook: Playbook) -> De
     key = (id(trigger), customer_id, id(playbook))
     kept = _DESIRED.get(key)
     if kept is not None and kept[0] is trigger and kept[1] is playbook:
-        _DESIRED.move_to_end(key)
+        with suppress(KeyError):  # dropped meanwhile by another thread
+            _DESIRED.move_to_end(key)
         return kept[2]
     desired = _from_trigger(trigger, customer_id, playbook)
     _DESIRED[key] = (trigger, playbook, desired)
