@@ -28,6 +28,8 @@ from typing import Any, Literal, TypeVar, cast
 import faust
 from faust.streams import Stream
 from faust.types import EventT
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events import decode_touchpoint, touchpoint_to_json
 from events.decode import ReasonCode, Rejection
@@ -128,18 +130,25 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T:
-    """Wait out an outage: retry with backoff until it works (never drop the batch)."""
+async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
+    """Wait out an outage: retry with backoff while the service is unreachable.
+
+    Anything else is a fault in the write itself: logged, and the batch goes on (the tables
+    hold the truth; the read model catches up with the journey's next write).
+    """
     delay = 0.2
     while True:
         try:
             return await action()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+        except Exception:
+            log.exception("%s failed", what)
+            return None
 
 
 def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
@@ -297,9 +306,12 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         for customer_id, due in timers:
             in_partition_of(last_event[customer_id])
             key = customer_id.encode()
+            stored_due = deadlines.get(key)
             if due is not None:
-                deadlines[key] = due.isoformat().encode()
-            elif deadlines.get(key) is not None:
+                value = due.isoformat().encode()
+                if value != stored_due:  # a changelog write only when the deadline moves
+                    deadlines[key] = value
+            elif stored_due is not None:
                 del deadlines[key]
         live, moved = read_model_batch(writes)
         await _retrying("journeys: writing Redis", lambda: projection.publish_many(live, moved))

@@ -7,6 +7,7 @@ than what Redis holds, so a stale or replayed write can never overwrite a newer 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -62,6 +63,27 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('INCR', KEYS[3])
 return 1
 """
+
+
+@dataclass(frozen=True)
+class LiveJourney:
+    """A journey's read-model write: its snapshot (JSON) and KPI facts, at a version."""
+
+    customer_id: str
+    version: int
+    snapshot_json: str
+    stage: str
+    identities: tuple[str, ...]
+    facts_json: str | None = None
+
+
+@dataclass(frozen=True)
+class MovedPointer:
+    """A journey that moved: the read model points its old id at the new one."""
+
+    customer_id: str
+    moved_to: str
+    version: int
 
 
 class JourneyProjection:
@@ -255,14 +277,10 @@ class JourneyProjection:
             pipe.mset({self._identity_key(i): customer_id for i in identifiers})
         await pipe.execute()
 
-    async def publish_many(
-        self,
-        journeys: list[tuple[str, int, dict[str, Any], str | None]],
-        moved: list[tuple[str, str, int]],
-    ) -> None:
-        """A batch in one round trip: journeys as `publish_journey` writes them (id, version,
-        snapshot, facts), and moved ones as `mark_moved` + `drop_facts` (id, moved_to,
-        version). Every write is version-checked, so a replayed batch changes nothing."""
+    async def publish_many(self, journeys: list[LiveJourney], moved: list[MovedPointer]) -> None:
+        """A batch in one round trip: journeys as `publish_journey` writes them, moved ones
+        as `mark_moved` + `drop_facts`. Every write is version-checked, so a replayed batch
+        changes nothing."""
         if not journeys and not moved:
             return
         if self._facts_write is None:
@@ -271,20 +289,24 @@ class JourneyProjection:
             self._facts_drop = self.redis.register_script(_DROP_FACTS)
         pipe = self.redis.pipeline(transaction=False)
         links: dict[str, str] = {}
-        for customer_id, version, snapshot, facts_json in journeys:
+        for journey in journeys:
+            customer_id, version = journey.customer_id, journey.version
             await self._write(
                 keys=[self._journey_key(customer_id), self._live_key],
-                args=[version, json.dumps(snapshot, separators=(",", ":")), snapshot["stage"],
-                      customer_id],
+                args=[version, journey.snapshot_json, journey.stage, customer_id],
                 client=pipe,
-            )  # fmt: skip
-            if facts_json is not None:
+            )
+            if journey.facts_json is not None:
                 await self._facts_write(
-                    keys=self._facts_keys(), args=[customer_id, version, facts_json], client=pipe
+                    keys=self._facts_keys(),
+                    args=[customer_id, version, journey.facts_json],
+                    client=pipe,
                 )
-            for identifier in snapshot.get("identities") or []:
+            for identifier in journey.identities:
                 links[self._identity_key(identifier)] = customer_id
-        for customer_id, moved_to, version in moved:
+        for customer_id, moved_to, version in (
+            (m.customer_id, m.moved_to, m.version) for m in moved
+        ):
             await self._moved(
                 keys=[self._journey_key(customer_id), self._live_key],
                 args=[version, moved_to, customer_id],

@@ -6,15 +6,14 @@ changed journey before anything is written, so a journey is never half-written.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
 from streams.journey import kpis
+from streams.projection import LiveJourney, MovedPointer
 from streams.workflow.ports import MovedJourney, StoredJourney
 
 
@@ -24,24 +23,31 @@ class JourneyWrite:
 
     customer_id: str
     stored: StoredJourney
-    snapshot: dict[str, Any] | None = None
+    snapshot_json: str | None = None
+    stage: str | None = None
+    identities: tuple[str, ...] = ()
     facts_json: str | None = None
 
     @property
     def state_value(self) -> bytes | None:
         """Its `journeys.state` message: the snapshot, or a tombstone for a moved journey."""
-        if self.snapshot is None:
-            return None
-        return json.dumps(self.snapshot, separators=(",", ":")).encode()
+        return None if self.snapshot_json is None else self.snapshot_json.encode()
 
 
 def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> JourneyWrite:
     """Derive what the read model and `journeys.state` show of a changed journey."""
     if isinstance(stored, MovedJourney):
         return JourneyWrite(customer_id, stored)
-    snapshot = core.snapshot(stored, playbook).model_dump(mode="json")
+    snapshot = core.snapshot(stored, playbook)
     facts = kpis.journey_facts(stored, playbook).model_dump_json(exclude_defaults=True)
-    return JourneyWrite(customer_id, stored, snapshot, facts)
+    return JourneyWrite(
+        customer_id,
+        stored,
+        snapshot.model_dump_json(),
+        snapshot.stage.value,
+        tuple(snapshot.identities),
+        facts,
+    )
 
 
 def next_due(record: JourneyRecord | None, playbook: Playbook) -> datetime | None:
@@ -49,17 +55,20 @@ def next_due(record: JourneyRecord | None, playbook: Playbook) -> datetime | Non
     return None if record is None else core.next_timer_due(record, playbook)
 
 
-def read_model_batch(
-    writes: list[JourneyWrite],
-) -> tuple[list[tuple[str, int, dict[str, Any], str | None]], list[tuple[str, str, int]]]:
+def read_model_batch(writes: list[JourneyWrite]) -> tuple[list[LiveJourney], list[MovedPointer]]:
     """The batch for `JourneyProjection.publish_many`: live journeys and moved ones."""
-    live = []
-    moved = []
+    live: list[LiveJourney] = []
+    moved: list[MovedPointer] = []
     for write in writes:
         stored = write.stored
         if isinstance(stored, MovedJourney):
             if not stored.reclaimed:
-                moved.append((write.customer_id, stored.moved_to, stored.version))
-        elif write.snapshot is not None:
-            live.append((write.customer_id, stored.version, write.snapshot, write.facts_json))
+                moved.append(MovedPointer(write.customer_id, stored.moved_to, stored.version))
+        elif write.snapshot_json is not None and write.stage is not None:
+            live.append(
+                LiveJourney(
+                    write.customer_id, stored.version, write.snapshot_json, write.stage,
+                    write.identities, write.facts_json,
+                )
+            )  # fmt: skip
     return live, moved
