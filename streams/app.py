@@ -57,7 +57,7 @@ from streams.topics import (
     spec,
 )
 from streams.workflow import handlers
-from streams.workflow.codec import decode_journey
+from streams.workflow.codec import playbook_version_of
 from streams.workflow.messages import (
     Reevaluate,
     Tick,
@@ -347,10 +347,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             # now, not only when their next message arrives.
             swept.append(True)
             for key, stored in list(journeys.items()):
-                journey = decode_journey(stored)
-                if isinstance(journey, core.JourneyRecord) and (
-                    journey.playbook_version != playbook.version
-                ):
+                version = playbook_version_of(stored)
+                if version is not None and version != playbook.version:
                     await topics[RESOLVED].send(key=key, value=encode(Reevaluate()))
         now = utcnow()
         for key, due in list(deadlines.items()):

@@ -13,7 +13,7 @@ from streams import journey as core
 from streams import workflow
 from streams.journey.identity import IdentityGuards, customer_id_for
 from streams.workflow import handlers
-from streams.workflow.codec import decode_journey, encode_journey
+from streams.workflow.codec import decode_journey, encode_journey, playbook_version_of
 from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
 from streams.workflow.messages import (
     MAX_HOPS,
@@ -150,5 +150,8 @@ def test_messages_and_journeys_survive_their_wire_forms() -> None:
     assert decode_journey(encode_journey(pointer)) == pointer
     assert decode_journey(encode_journey(record)) == record
     assert decode_journey(record.model_dump_json().encode()) == record  # written before v2
+    assert playbook_version_of(encode_journey(record)) == PB.version
+    assert playbook_version_of(record.model_dump_json().encode()) == PB.version
+    assert playbook_version_of(encode_journey(pointer)) is None
     with pytest.raises(ValueError, match="not a stored journey"):
         decode_journey(b"garbage")
