@@ -47,3 +47,9 @@ __all__ = [
     "journey_facts",
     "micros",
 ]
+
+from streams.journey.kpis.aggregates import AggregateQuery  # noqa: E402
+from streams.journey.kpis.contributions import contributions, delta  # noqa: E402
+from streams.journey.kpis.memory import MemoryKpiStore, aggregate  # noqa: E402
+
+__all__ += ["AggregateQuery", "MemoryKpiStore", "aggregate", "contributions", "delta"]

@@ -1,0 +1,224 @@
+"""Facts → additive contributions: what one journey adds to the per-day KPI aggregates.
+
+A journey's contributions are integers (counts, microseconds, 0.0001 money units) under keys
+``(bucket, field)``; the aggregates are their sums over every live journey. When a journey
+changes, the store subtracts its old contributions and adds its new ones (`delta`), so the
+aggregates always equal the sum over the latest facts — whatever the order of changes.
+
+Buckets (``SEP`` separates the parts of a field; a field starts with the slice's group):
+
+* ``d:{day}:{dim}`` — the counts and sums of a UTC day, per slicing dimension (``persona``,
+  ``channel``, ``campaign``, ``source``); ``d:{day}:x`` holds what is not sliced (attribution,
+  spend and cost); ``d:{day}:vp`` / ``d:{day}:vs`` the voices by persona and by stage.
+* ``q:{day}:{dim}`` — durations (sales cycle, stays, hand-off → first sales touch) as a value
+  histogram, for exact medians.
+* ``c:{day}:{dim}`` — customer stays entered and left that day (customers at a window start).
+* ``l:{dceil}:{dim}`` — exact hand-off deadlines, by the day they end at, for the one day on
+  which "pending or breached" depends on the exact time of the question.
+* ``g`` — all-time tallies: amounts per currency (the default currency), group members.
+
+A KPI that counts journeys rather than events (churned, paying, engaged, customers exposed,
+a journey's latest NPS answer, voices) is made additive by keying each day's entry with the
+neighbouring day it depends on — e.g. a churn day with the journey's previous churn day — so a
+window counts a journey once: at its first such day in the window. See docs/kpis.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from schemas.kpis import NONE_GROUP, JourneyFacts
+from streams.journey.kpis.attribution import credit_sums
+from streams.journey.kpis.loaded import LoadedJourney, load
+from streams.journey.kpis.units import CHURNED, CUSTOMER, FUNNEL_VALUES, US_PER_DAY, units_of
+
+SEP = "\x1f"
+"""Separates the parts of a field (ASCII unit separator: not expected in names)."""
+
+DIMS: tuple[str, ...] = ("persona", "channel", "campaign", "source")
+"""The slicing dimensions a person journey's counts are kept under."""
+
+Key = tuple[str, str]
+Contributions = Counter[Key]
+
+# (kind, day, field without group, value); kind: d (day counts), q (durations), c (customer
+# stays), l (deadlines, "day" is the deadline's ceiling day).
+_Item = tuple[str, int, str, int]
+
+
+def _day(us: int) -> int:
+    return us // US_PER_DAY
+
+
+def _f(*parts: object) -> str:
+    return SEP.join("" if p is None else str(p) for p in parts)
+
+
+def _chain(days: Iterable[int]) -> Iterator[tuple[int, int | None]]:
+    """Distinct days in order, each with the previous one (None for the first)."""
+    previous: int | None = None
+    for day in sorted(set(days)):
+        yield day, previous
+        previous = day
+
+
+def contributions(facts: JourneyFacts | Mapping[str, Any] | None) -> Contributions:
+    """Everything one journey adds to the aggregates (empty for None: no journey)."""
+    out: Contributions = Counter()
+    if facts is None:
+        return out
+    j = load(facts)
+    _ledger(j, out)
+    _currencies(j, out)
+    if j.first is None:
+        return out  # no person touchpoint: the spend and cost ledger only
+    groups = {
+        "persona": j.persona or NONE_GROUP,
+        "channel": j.channel or NONE_GROUP,
+        "campaign": j.campaign or NONE_GROUP,
+        "source": j.source or NONE_GROUP,
+    }
+    items = [*_stages(j), *_money(j, out), *_activity(j), *_handoffs(j)]
+    for dim, group in groups.items():
+        out["g", _f("m", dim, group)] += 1
+        for kind, day, name, value in items:
+            out[f"{kind}:{day}:{dim}", group + SEP + name] += value
+    _voices(j, out)
+    return out
+
+
+def delta(old: Contributions, new: Contributions) -> dict[Key, int]:
+    """new − old, without zeros: what to add to the aggregates when a journey changes."""
+    change: dict[Key, int] = {}
+    for key in old.keys() | new.keys():
+        diff = new.get(key, 0) - old.get(key, 0)
+        if diff:
+            change[key] = diff
+    return change
+
+
+def _stages(j: LoadedJourney) -> Iterator[_Item]:
+    yield "d", _day(j.first or 0), "new", 1
+    reached = j.reached
+    lead = reached.get(FUNNEL_VALUES[0])
+    for i, stage in enumerate(FUNNEL_VALUES):
+        at = reached.get(stage)
+        if at is None:
+            continue
+        yield "d", _day(at), _f("reach", i), 1
+        if lead is not None:  # the lead cohort: who reached the stage, by when
+            yield "d", _day(lead), _f("coh", i, _day(at)), 1
+    customer_at = reached.get(CUSTOMER)
+    if customer_at is not None and j.first is not None:
+        yield "q", _day(customer_at), _f("cyc", "", customer_at - j.first), 1
+    stages = j.stages
+    previous_exit: int | None = None
+    churns: list[int] = []
+    for i, (stage, at) in enumerate(stages):
+        if i:
+            left, left_at = stages[i - 1]
+            yield "q", _day(at), _f("st", left, at - left_at), 1
+        if stage == CHURNED:
+            churns.append(_day(at))
+        elif stage == CUSTOMER:
+            yield "c", _day(at), "in", 1
+            yield "d", _day(at), _f("cus", previous_exit), 1
+            if i + 1 < len(stages):
+                previous_exit = _day(stages[i + 1][1])
+                yield "c", previous_exit, "out", 1
+    for day, before in _chain(churns):
+        yield "d", day, _f("chu", before), 1
+
+
+def _money(j: LoadedJourney, out: Contributions) -> Iterator[_Item]:
+    paid: dict[str, list[int]] = {}
+    for at, amount, currency, margin, channels, campaigns in j.won:
+        day, units = _day(at), units_of(amount)
+        yield "d", day, "won", 1
+        yield "d", day, _f("rev", currency), units
+        yield "d", day, _f("mon", currency), 1
+        if margin is not None:
+            yield "d", day, _f("mw", currency, margin), units
+        paid.setdefault(currency, []).append(day)
+        out[f"d:{day}:x", _f("aw", currency)] += units
+        out[f"d:{day}:x", _f("an", currency)] += 1
+        for (dim, model, value, denominator), credit in credit_sums(units, channels, campaigns):
+            out[f"d:{day}:x", _f("at", currency, dim, model, value, denominator)] += credit
+    for at, amount, currency in j.renewals:
+        day = _day(at)
+        yield "d", day, _f("rev", currency), units_of(amount)
+        yield "d", day, _f("mon", currency), 1
+        paid.setdefault(currency, []).append(day)
+    for currency, days in paid.items():
+        for day, before in _chain(days):
+            yield "d", day, _f("pay", currency, before), 1
+
+
+def _activity(j: LoadedJourney) -> Iterator[_Item]:
+    for at in j.lost:
+        yield "d", _day(at), "lost", 1
+    for at in j.form_views:
+        yield "d", _day(at), "fv", 1
+    for at in j.form_submissions:
+        yield "d", _day(at), "fs", 1
+    for at in j.marketing:
+        yield "d", _day(at), "mk", 1
+    for day, before in _chain(_day(at) for at in j.marketing):
+        yield "d", day, _f("eng", before), 1
+    # NPS: a journey's latest answer of a window is the last of its last answer day there.
+    last_of_day: dict[int, int] = {}
+    for at, score in sorted(j.nps):
+        last_of_day[_day(at)] = score
+    days = sorted(last_of_day)
+    for i, day in enumerate(days):
+        score = last_of_day[day]
+        category = "p" if score >= 9 else ("d" if score <= 6 else "n")
+        following = days[i + 1] if i + 1 < len(days) else None
+        yield "d", day, _f("nps", category, following), 1
+
+
+def _handoffs(j: LoadedJourney) -> Iterator[_Item]:
+    for at, deadline, answered, touch in j.handoffs:
+        day = _day(at)
+        answered_day = None if answered is None else _day(answered)
+        in_time = int(answered is not None and answered <= deadline)
+        ends = -(-deadline // US_PER_DAY)  # deadline <= day start ⟺ ends <= day
+        yield "d", day, "ho", 1
+        yield "d", day, _f("hs", answered_day, in_time, ends), 1
+        yield "l", ends, _f(day, answered_day, in_time, deadline), 1
+        if touch is not None:
+            yield "q", day, _f("th", _day(touch), touch - at), 1
+
+
+def _voices(j: LoadedJourney, out: Contributions) -> None:
+    persona = j.persona or NONE_GROUP
+    by_persona: dict[tuple[str, str], list[int]] = {}
+    by_stage: dict[tuple[str, str, str], list[int]] = {}
+    for at, kind, value, stage in j.voices:
+        by_persona.setdefault((kind, value), []).append(_day(at))
+        by_stage.setdefault((kind, value, stage or NONE_GROUP), []).append(_day(at))
+    for (kind, value), days in by_persona.items():
+        for day, before in _chain(days):
+            out[f"d:{day}:vp", _f(persona, kind, value, before)] += 1
+    for (kind, value, stage), days in by_stage.items():
+        for day, before in _chain(days):
+            out[f"d:{day}:vs", _f(stage, kind, value, before)] += 1
+
+
+def _ledger(j: LoadedJourney, out: Contributions) -> None:
+    for kind, at, amount, currency, campaign, channel in j.ledger:
+        day, units = _day(at), units_of(amount)
+        name = "sp" if kind == "spend" else "co"
+        out[f"d:{day}:x", _f(name, currency)] += units
+        out[f"d:{day}:x", _f("lmon", currency)] += 1
+        for dim, group in (("channel", channel), ("campaign", campaign)):
+            out["g", _f("lm", dim, group or NONE_GROUP)] += 1
+            if group is not None:
+                out[f"d:{day}:{dim}", _f(group, "l" + name, currency)] += units
+
+
+def _currencies(j: LoadedJourney, out: Contributions) -> None:
+    for currency in [w[2] for w in j.won] + [r[2] for r in j.renewals] + [i[3] for i in j.ledger]:
+        out["g", _f("cur", currency)] += 1

@@ -1,0 +1,105 @@
+"""KPI aggregates laws: the incremental per-day aggregates answer exactly what the report
+computed from every journey's facts answers, and they never depend on the order, repetition
+or staleness of the changes that built them.
+
+* aggregates(latest facts) report == `compute_kpis`(latest facts), for every whole-day window,
+  slicing, currency and moment of the question;
+* for any sequence of facts replacements and drops (versions in any order, redelivered), the
+  version-checked store holds exactly the aggregation from scratch of the latest facts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.kpis import JourneyFacts
+from streams import journey as core
+from streams.journey import kpis
+
+from .strategies import T0, law_playbook, parse, touchpoint_documents
+
+PB = law_playbook()
+LAW = settings(max_examples=150, deadline=None)
+
+
+def facts_of(docs: list[dict[str, Any]]) -> list[JourneyFacts]:
+    records = core.replay(parse(docs), PB).records.values()
+    return [kpis.journey_facts(r, PB) for r in records]
+
+
+@st.composite
+def questions(draw: st.DrawFn) -> dict[str, Any]:
+    """A whole-day window (either end may be open), slicing, currency and wall clock."""
+    since = draw(st.none() | st.integers(-2, 70))
+    length = draw(st.none() | st.integers(1, 70))
+    until = None if length is None else (since or 0) + length
+    return {
+        "since": None if since is None else T0 + timedelta(days=since),
+        "until": None if until is None else T0 + timedelta(days=until),
+        "by": draw(st.sampled_from([None, "channel", "campaign", "persona", "source"])),
+        "currency": draw(st.sampled_from([None, "EUR", "USD"])),
+        "daily": draw(st.booleans()),
+        # Before, inside and after the touchpoints: hand-offs turn from pending to breached.
+        "now": T0
+        + timedelta(
+            hours=draw(st.integers(-24, 24 * 80)), microseconds=draw(st.integers(0, 10**6))
+        ),
+    }
+
+
+@LAW
+@given(touchpoint_documents(max_size=25), questions())
+def test_aggregates_answer_what_the_facts_answer(
+    docs: list[dict[str, Any]], ask: dict[str, Any]
+) -> None:
+    facts = facts_of(docs)
+    store = kpis.MemoryKpiStore()
+    for f in facts:
+        store.write(f.customer_id, 1, f)
+    expected = kpis.compute_kpis(facts, **ask)
+    assert store.report(**ask) == expected
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[tuple[str, int, JourneyFacts | None]], dict[str, Any]]:
+    """Facts of a few customers at several versions, applied in any order, some twice."""
+    pool = facts_of(draw(touchpoint_documents(max_size=20)))
+    pool += facts_of(draw(touchpoint_documents(prefix="f", max_size=20)))
+    customers = ["c1", "c2", "c3"]
+    changes: list[tuple[str, int, JourneyFacts | None]] = []
+    for _ in range(draw(st.integers(1, 14))):
+        customer = draw(st.sampled_from(customers))
+        version = draw(st.integers(1, 6))
+        moved = draw(st.booleans()) if pool else True
+        facts = (
+            None
+            if moved
+            else draw(st.sampled_from(pool)).model_copy(update={"customer_id": customer})
+        )
+        changes.append((customer, version, facts))
+    changes += draw(st.lists(st.sampled_from(changes), max_size=5))  # redelivery
+    return draw(st.permutations(changes)), {}
+
+
+@LAW
+@given(histories())
+def test_aggregates_equal_the_aggregation_of_the_latest_facts(
+    history: tuple[list[tuple[str, int, JourneyFacts | None]], dict[str, Any]],
+) -> None:
+    changes, _ = history
+    store = kpis.MemoryKpiStore()
+    for customer, version, facts in changes:
+        store.write(customer, version, facts)
+    latest = [f for f in store.facts.values() if f is not None]
+    assert store.snapshot() == kpis.aggregate(latest)
+    # The latest facts are those of the highest version (a drop wins a tie).
+    for customer in {c for c, _, _ in changes}:
+        top = max(v for c, v, _ in changes if c == customer)
+        at_top = [f for c, v, f in changes if c == customer and v == top]
+        assert store.versions[customer] == top
+        if any(f is None for f in at_top):
+            assert customer not in store.facts
