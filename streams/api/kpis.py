@@ -1,7 +1,7 @@
 """``GET /v1/kpis``: the shared KPIs over HTTP, with the filters of ``tandem kpis``.
 
-``GET /v1/kpis/snapshot`` returns the all-time report the worker keeps in Redis for the
-dashboard (recomputed within seconds of any journey change).
+``GET /v1/kpis/snapshot`` returns the dashboard's all-time report with the daily series,
+computed on demand from the per-day aggregates.
 
 **No API key.** The API keys of `streams.api.auth` are publishing credentials of tools; a
 dashboard reading aggregates must not hold one. The report carries aggregates only — counts,
@@ -47,8 +47,8 @@ async def get_kpis(
     ] = None,
     daily: Annotated[bool, Query(description="add the counts per event-time day")] = False,
 ) -> Response:
-    """The same report as ``tandem kpis --json`` (docs/kpis.md), computed on the spot from
-    every live journey's facts: exact for any window, late events in their event-time day."""
+    """The same report as ``tandem kpis --json`` (docs/kpis.md), from the per-day aggregates
+    of the window: exact for any window, late events in their event-time day."""
     try:
         start, end = kpi_service.day_window(since, until)
     except ValueError as exc:
@@ -70,17 +70,15 @@ async def get_kpis(
     "/snapshot",
     response_model=KpiReport,
     summary="The dashboard's all-time KPI snapshot",
-    responses={404: {"description": "no snapshot yet (is the worker running?)"}},
+    responses={503: {"description": "Redis unavailable"}},
 )
 async def get_kpi_snapshot(request: Request) -> Response:
-    """The all-time report with the daily series, as last written by the worker."""
+    """The all-time report with the daily series, from the aggregates (always current)."""
     projection = _projection(request)
     try:
-        raw = await projection.redis.get(projection.kpi_snapshot_key)
+        report = await kpi_service.report(projection, daily=True)
     except (ConnectionError, OSError) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()
-    if not raw:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no KPI snapshot yet")
-    return Response(raw, media_type="application/json")
+    return Response(report.model_dump_json(), media_type="application/json")

@@ -48,8 +48,8 @@ __all__ = [
     "micros",
 ]
 
-from streams.journey.kpis.aggregates import AggregateQuery  # noqa: E402
-from streams.journey.kpis.contributions import contributions, delta  # noqa: E402
-from streams.journey.kpis.memory import MemoryKpiStore, aggregate  # noqa: E402
+from streams.journey.kpis.aggregates import AggregateQuery
+from streams.journey.kpis.contributions import contributions, delta
+from streams.journey.kpis.memory import MemoryKpiStore, aggregate
 
 __all__ += ["AggregateQuery", "MemoryKpiStore", "aggregate", "contributions", "delta"]
