@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -66,19 +66,35 @@ def synthetic(n: int, seed: int = 7) -> Iterator[tuple[str, int, dict[str, Any]]
         }
         if depth >= 1:
             mql = stages[1]["at"]
-            f["handoffs"] = [{"at": mql, "deadline": mql + 24 * HOUR,
-                              "answered_at": stages[2]["at"] if depth >= 2 else None,
-                              "first_sales_touch_at": mql + rng.randrange(1, 48 * HOUR)}]  # fmt: skip
+            f["handoffs"] = [
+                {
+                    "at": mql,
+                    "deadline": mql + 24 * HOUR,
+                    "answered_at": stages[2]["at"] if depth >= 2 else None,
+                    "first_sales_touch_at": mql + rng.randrange(1, 48 * HOUR),
+                }
+            ]
         if depth >= 5:
             path = {"first": channel, "last": rng.choice(CHANNELS), "counts": {channel: 2}}
-            f["won"] = [{"at": stages[5]["at"], "amount": str(rng.randrange(1000, 90000)),
-                         "currency": "EUR", "gross_margin": 0.6, "channels": path,
-                         "campaigns": {"first": campaign, "last": campaign,
-                                       "counts": {campaign: 1}}}]  # fmt: skip
+            f["won"] = [
+                {
+                    "at": stages[5]["at"],
+                    "amount": str(rng.randrange(1000, 90000)),
+                    "currency": "EUR",
+                    "gross_margin": 0.6,
+                    "channels": path,
+                    "campaigns": {"first": campaign, "last": campaign, "counts": {campaign: 1}},
+                }
+            ]
             f["nps"] = [{"at": stages[5]["at"] + DAY, "score": rng.randrange(11)}]
-            f["voices"] = [{"at": stages[5]["at"], "kind": "pain_point",
-                            "value": rng.choice(["price", "speed", "support"]),
-                            "stage": "customer"}]  # fmt: skip
+            f["voices"] = [
+                {
+                    "at": stages[5]["at"],
+                    "kind": "pain_point",
+                    "value": rng.choice(["price", "speed", "support"]),
+                    "stage": "customer",
+                }
+            ]
         elif depth >= 3 and rng.random() < 0.3:
             f["lost"] = [stages[-1]["at"] + DAY]
         yield f"cus_{i}", 1, f
@@ -88,8 +104,10 @@ def _cli(env: dict[str, str], *args: str) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "kpis", "--json", *args],
-        env=env, capture_output=True, check=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     elapsed = time.perf_counter() - t0
     json.loads(done.stdout)
     return elapsed
@@ -110,8 +128,13 @@ async def main() -> None:
         now = datetime.now(UTC)
         for label, kwargs in (
             ("all_time", {}),
-            ("30_days", {"since": datetime(2024, 6, 1, tzinfo=UTC),
-                         "until": datetime(2024, 7, 1, tzinfo=UTC)}),  # fmt: skip
+            (
+                "30_days",
+                {
+                    "since": datetime(2024, 6, 1, tzinfo=UTC),
+                    "until": datetime(2024, 7, 1, tzinfo=UTC),
+                },
+            ),
             ("by_channel", {"by": "channel"}),
         ):
             best = float("inf")
@@ -139,7 +162,9 @@ async def main() -> None:
         results["kpi_query_30_days_s"] = round(
             min(_cli(env, "--since", "2024-06-01", "--until", "2024-06-30") for _ in range(3)), 3
         )
-        results["kpi_query_by_channel_s"] = round(min(_cli(env, "--by", "channel") for _ in range(3)), 3)
+        results["kpi_query_by_channel_s"] = round(
+            min(_cli(env, "--by", "channel") for _ in range(3)), 3
+        )
         results["redis_used_memory"] = (await redis.info("memory"))["used_memory_human"]
         print(json.dumps(results, indent=2))
     finally:
