@@ -183,5 +183,47 @@ class JourneyProjection:
         if facts_json is not None:
             await self.kpis.write_facts([(customer_id, version, facts_json)])
 
+    async def publish_many(
+        self,
+        journeys: list[tuple[str, int, dict[str, Any], str | None]],
+        moved: list[tuple[str, str, int]],
+    ) -> None:
+        """A batch in one round trip: journeys as `publish_journey` writes them (id, version,
+        snapshot, facts), and moved ones as `mark_moved` + `drop_facts` (id, moved_to,
+        version). Every write is version-checked, so a replayed batch changes nothing."""
+        if not journeys and not moved:
+            return
+        if self._facts_write is None:
+            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
+        if self._facts_drop is None:
+            self._facts_drop = self.redis.register_script(_DROP_FACTS)
+        pipe = self.redis.pipeline(transaction=False)
+        links: dict[str, str] = {}
+        for customer_id, version, snapshot, facts_json in journeys:
+            await self._write(
+                keys=[self._journey_key(customer_id), self._live_key],
+                args=[version, json.dumps(snapshot, separators=(",", ":")), snapshot["stage"],
+                      customer_id],
+                client=pipe,
+            )  # fmt: skip
+            if facts_json is not None:
+                await self._facts_write(
+                    keys=self._facts_keys(), args=[customer_id, version, facts_json], client=pipe
+                )
+            for identifier in snapshot.get("identities") or []:
+                links[self._identity_key(identifier)] = customer_id
+        for customer_id, moved_to, version in moved:
+            await self._moved(
+                keys=[self._journey_key(customer_id), self._live_key],
+                args=[version, moved_to, customer_id],
+                client=pipe,
+            )
+            await self._facts_drop(
+                keys=self._facts_keys(), args=[customer_id, version], client=pipe
+            )
+        if links:
+            pipe.mset(links)
+        await pipe.execute()
+
     async def close(self) -> None:
         await self.redis.aclose()
