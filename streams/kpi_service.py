@@ -48,19 +48,3 @@ async def report(
     return await projection.kpis.report(
         now=now or utcnow(), since=since, until=until, by=by, currency=currency, daily=daily
     )
-
-
-class KpiSnapshotter:
-    """Formerly recomputed the dashboard's snapshot in the worker from every journey's facts.
-
-    The snapshot is now computed on demand from the aggregates (`GET /v1/kpis/snapshot`):
-    nothing proportional to the number of journeys runs in the worker. Kept so the current
-    worker's timer is a no-op until it is removed.
-    """
-
-    def __init__(self, projection: JourneyProjection, max_age_s: float = 60.0) -> None:
-        self.projection = projection
-
-    async def refresh(self, now: datetime | None = None) -> bool:
-        """Nothing to do: always False."""
-        return False

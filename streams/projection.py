@@ -143,19 +143,18 @@ class JourneyProjection:
         return store
 
     async def write_facts(self, customer_id: str, version: int, facts_json: str) -> bool:
-        """Apply a journey's KPI facts if newer than the stored ones."""
-        await self.kpis.write_facts([(customer_id, version, facts_json)])
-        return True
+        """Keep a journey's KPI facts if newer than the stored ones; True when kept."""
+        return (await self.kpis.write_facts([(customer_id, version, facts_json)]))[0]
 
     async def drop_facts(self, customer_id: str, version: int) -> bool:
-        """Remove a moved (absorbed or renamed) journey's facts and their contributions,
-        unless newer ones exist; the version stays behind as a tombstone."""
-        await self.kpis.write_facts([(customer_id, version, None)])
-        return True
+        """Drop a moved (absorbed or renamed) journey's facts, unless newer ones exist (the
+        next catch-up removes their contributions; the version stays as a tombstone)."""
+        return (await self.kpis.write_facts([(customer_id, version, None)]))[0]
 
     async def kpi_snapshot(self) -> dict[str, Any] | None:
         """The dashboard's all-time report with the daily series, computed on demand from
-        the aggregates (its cost is that of the days with data, not of the journeys)."""
+        the aggregates after a catch-up (its cost is that of the changes since the last
+        catch-up and of the days with data, not of the journeys)."""
         report = await self.kpis.report(now=datetime.now(UTC), daily=True)
         data: dict[str, Any] = json.loads(report.model_dump_json())
         return data
@@ -167,8 +166,7 @@ class JourneyProjection:
         snapshot: dict[str, Any],
         facts_json: str | None = None,
     ) -> None:
-        """Snapshot and identifier links in one round trip, then the KPI facts (each
-        version-checked; the worker's batch path calls `kpis.write_facts` once per batch)."""
+        """Snapshot, KPI facts and identifier links in one round trip (each version-checked)."""
         pipe = self.redis.pipeline(transaction=False)
         await self._write(
             keys=[self._journey_key(customer_id), self._live_key],
@@ -176,12 +174,12 @@ class JourneyProjection:
                   customer_id],
             client=pipe,
         )  # fmt: skip
+        if facts_json is not None:
+            await self.kpis.queue_facts(pipe, customer_id, version, facts_json)
         identifiers = snapshot.get("identities") or []
         if identifiers:
             pipe.mset({self._identity_key(i): customer_id for i in identifiers})
         await pipe.execute()
-        if facts_json is not None:
-            await self.kpis.write_facts([(customer_id, version, facts_json)])
 
     async def publish_many(
         self,
@@ -193,10 +191,7 @@ class JourneyProjection:
         version). Every write is version-checked, so a replayed batch changes nothing."""
         if not journeys and not moved:
             return
-        if self._facts_write is None:
-            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
-        if self._facts_drop is None:
-            self._facts_drop = self.redis.register_script(_DROP_FACTS)
+        kpis = self.kpis
         pipe = self.redis.pipeline(transaction=False)
         links: dict[str, str] = {}
         for customer_id, version, snapshot, facts_json in journeys:
@@ -207,9 +202,7 @@ class JourneyProjection:
                 client=pipe,
             )  # fmt: skip
             if facts_json is not None:
-                await self._facts_write(
-                    keys=self._facts_keys(), args=[customer_id, version, facts_json], client=pipe
-                )
+                await kpis.queue_facts(pipe, customer_id, version, facts_json)
             for identifier in snapshot.get("identities") or []:
                 links[self._identity_key(identifier)] = customer_id
         for customer_id, moved_to, version in moved:
@@ -218,9 +211,7 @@ class JourneyProjection:
                 args=[version, moved_to, customer_id],
                 client=pipe,
             )
-            await self._facts_drop(
-                keys=self._facts_keys(), args=[customer_id, version], client=pipe
-            )
+            await kpis.queue_facts(pipe, customer_id, version, None)
         if links:
             pipe.mset(links)
         await pipe.execute()

@@ -4,8 +4,9 @@ or staleness of the changes that built them.
 
 * aggregates(latest facts) report == `compute_kpis`(latest facts), for every whole-day window,
   slicing, currency and moment of the question;
-* for any sequence of facts replacements and drops (versions in any order, redelivered), the
-  version-checked store holds exactly the aggregation from scratch of the latest facts.
+* for any sequence of facts replacements and drops (versions in any order, redelivered)
+  interleaved with partial catch-ups, a final catch-up leaves exactly the aggregation from
+  scratch of the latest facts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.kpis import JourneyFacts
-from streams import journey as core
+from streams import workflow
 from streams.journey import kpis
 
 from .strategies import T0, law_playbook, parse, touchpoint_documents
@@ -27,7 +28,7 @@ LAW = settings(max_examples=150, deadline=None)
 
 
 def facts_of(docs: list[dict[str, Any]]) -> list[JourneyFacts]:
-    records = core.replay(parse(docs), PB).records.values()
+    records = workflow.replay(parse(docs), PB).records.values()
     return [kpis.journey_facts(r, PB) for r in records]
 
 
@@ -64,13 +65,18 @@ def test_aggregates_answer_what_the_facts_answer(
     assert store.report(**ask) == expected
 
 
+Change = tuple[str, int, JourneyFacts | None] | int
+"""A facts write (customer, version, facts or None: moved away), or a catch-up of n journeys."""
+
+
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[list[tuple[str, int, JourneyFacts | None]], dict[str, Any]]:
-    """Facts of a few customers at several versions, applied in any order, some twice."""
+def histories(draw: st.DrawFn) -> list[Change]:
+    """Facts of a few customers at several versions, applied in any order, some twice, with
+    partial catch-ups in between."""
     pool = facts_of(draw(touchpoint_documents(max_size=20)))
     pool += facts_of(draw(touchpoint_documents(prefix="f", max_size=20)))
     customers = ["c1", "c2", "c3"]
-    changes: list[tuple[str, int, JourneyFacts | None]] = []
+    writes: list[tuple[str, int, JourneyFacts | None]] = []
     for _ in range(draw(st.integers(1, 14))):
         customer = draw(st.sampled_from(customers))
         version = draw(st.integers(1, 6))
@@ -80,26 +86,28 @@ def histories(draw: st.DrawFn) -> tuple[list[tuple[str, int, JourneyFacts | None
             if moved
             else draw(st.sampled_from(pool)).model_copy(update={"customer_id": customer})
         )
-        changes.append((customer, version, facts))
-    changes += draw(st.lists(st.sampled_from(changes), max_size=5))  # redelivery
-    return draw(st.permutations(changes)), {}
+        writes.append((customer, version, facts))
+    writes += draw(st.lists(st.sampled_from(writes), max_size=5))  # redelivery
+    catch_ups: list[Change] = draw(st.lists(st.integers(0, 3), max_size=6))
+    return draw(st.permutations([*writes, *catch_ups]))
 
 
 @LAW
 @given(histories())
-def test_aggregates_equal_the_aggregation_of_the_latest_facts(
-    history: tuple[list[tuple[str, int, JourneyFacts | None]], dict[str, Any]],
-) -> None:
-    changes, _ = history
+def test_catch_up_equals_the_aggregation_of_the_latest_facts(history: list[Change]) -> None:
     store = kpis.MemoryKpiStore()
-    for customer, version, facts in changes:
-        store.write(customer, version, facts)
-    latest = [f for f in store.facts.values() if f is not None]
-    assert store.snapshot() == kpis.aggregate(latest)
+    for change in history:
+        if isinstance(change, int):
+            store.catch_up(change)
+        else:
+            store.write(*change)
+    store.catch_up()
+    assert store.snapshot() == kpis.aggregate(store.facts.values())
     # The latest facts are those of the highest version (a drop wins a tie).
-    for customer in {c for c, _, _ in changes}:
-        top = max(v for c, v, _ in changes if c == customer)
-        at_top = [f for c, v, f in changes if c == customer and v == top]
+    writes = [c for c in history if not isinstance(c, int)]
+    for customer in {c for c, _, _ in writes}:
+        top = max(v for c, v, _ in writes if c == customer)
+        at_top = [f for c, v, f in writes if c == customer and v == top]
         assert store.versions[customer] == top
         if any(f is None for f in at_top):
             assert customer not in store.facts

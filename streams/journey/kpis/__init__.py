@@ -50,6 +50,6 @@ __all__ = [
 
 from streams.journey.kpis.aggregates import AggregateQuery
 from streams.journey.kpis.contributions import contributions, delta
-from streams.journey.kpis.memory import MemoryKpiStore, aggregate
+from streams.journey.kpis.memory import Aggregates, MemoryKpiStore, aggregate
 
-__all__ += ["AggregateQuery", "MemoryKpiStore", "aggregate", "contributions", "delta"]
+__all__ += ["AggregateQuery", "Aggregates", "MemoryKpiStore", "aggregate", "contributions", "delta"]

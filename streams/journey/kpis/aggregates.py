@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from schemas.kpis import NONE_GROUP, DailyKpis, FeedbackInsight, GroupBy, KpiReport, Kpis
 from streams.journey.kpis.attribution import AttributionSums
-from streams.journey.kpis.contributions import SEP
+from streams.journey.kpis.contributions import BLOCK_DAYS, SEP
 from streams.journey.kpis.formulas import Dist, Sums, kpis_of, persona_engagement, voice_counts
 from streams.journey.kpis.series import SERIES_COUNTS
 from streams.journey.kpis.units import (
@@ -70,9 +70,7 @@ class _Group:
     pending: int = 0
     engaged: int = 0
     marketing: int = 0
-    cycle: Counter[int] = field(default_factory=Counter)
-    stays: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
-    touch: Counter[int] = field(default_factory=Counter)
+    durations: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     spend: int = 0
     cost: int = 0
 
@@ -84,12 +82,17 @@ class _Group:
             self.funnel[i] += o.funnel[i]
         self.margins.update(o.margins)
         self.nps.update(o.nps)
-        self.cycle.update(o.cycle)
-        self.touch.update(o.touch)
-        for stage, values in o.stays.items():
-            self.stays[stage].update(values)
+        for metric, (n, total) in o.durations.items():
+            mine = self.durations[metric]
+            mine[0] += n
+            mine[1] += total
 
-    def sums(self) -> Sums:
+    def dist(self, metric: str, medians: Mapping[str, int | None]) -> Dist:
+        n, total = self.durations.get(metric, (0, 0))
+        return Dist(n, total, medians.get(metric)) if n else Dist()
+
+    def sums(self, medians: Mapping[str, int | None]) -> Sums:
+        """The formulas' sums, with twice the medians of the durations by metric."""
         weighted = sum((Decimal(m) * money(u) for m, u in self.margins.items()), Decimal(0))
         base = sum(self.margins.values())
         return Sums(
@@ -102,8 +105,12 @@ class _Group:
             at_start=self.at_start,
             exposed=self.exposed + self.at_start,
             paying=self.paying,
-            cycle=_dist(self.cycle),
-            stays={stage: _dist(v) for stage, v in self.stays.items()},
+            cycle=self.dist("cyc", medians),
+            stays={
+                m[3:]: self.dist(m, medians)
+                for m, (n, _) in self.durations.items()
+                if m.startswith("st=") and n
+            },
             revenue=money(self.revenue),
             revenue_previous=money(self.revenue_previous),
             margin_weighted=weighted,
@@ -117,7 +124,7 @@ class _Group:
             in_sla=self.in_sla,
             breached=self.breached,
             pending=self.pending,
-            touch=_dist(self.touch),
+            touch=self.dist("th", medians),
             engaged=self.engaged,
             marketing=self.marketing,
         )
@@ -128,24 +135,6 @@ _SCALARS = (
     "revenue_previous", "form_views", "form_submissions", "handoffs", "in_sla", "breached",
     "pending", "engaged", "marketing", "spend", "cost",
 )  # fmt: skip
-
-
-def _dist(histogram: Mapping[int, int]) -> Dist:
-    """Count, sum and twice the median of a value histogram (exact)."""
-    n = sum(histogram.values())
-    if not n:
-        return Dist()
-    total = sum(v * c for v, c in histogram.items())
-    wanted = (n // 2, n // 2) if n % 2 else (n // 2 - 1, n // 2)  # 0-based ranks
-    found: list[int] = []
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        while len(found) < 2 and wanted[len(found)] < seen:
-            found.append(value)
-        if len(found) == 2:
-            break
-    return Dist(n, total, found[0] + found[1])
 
 
 @dataclass(frozen=True)
@@ -205,7 +194,6 @@ class AggregateQuery:
         for day in days:
             if self._in(day):
                 names += [f"d:{day}:{d}" for d in self.dims]
-                names += [f"q:{day}:{d}" for d in self.dims]
                 names += [f"d:{day}:x", f"d:{day}:vp", f"d:{day}:vs"]
             elif self._previous(day):
                 names += [f"d:{day}:{d}" for d in self.dims]
@@ -218,16 +206,63 @@ class AggregateQuery:
     def _clock_is_now(self) -> bool:
         return self.until_day is None or self.now < self.until_day * US_PER_DAY
 
-    def report(self, days: Iterable[int], read: Buckets) -> KpiReport:
-        """The report from the contents of `buckets(days)` (missing buckets are empty)."""
-        return _Answer(self, sorted(days), read).report()
+    def answer(self, days: Iterable[int], read: Buckets) -> Answer:
+        """The sums of the contents of `buckets(days)` (missing buckets are empty); its
+        `medians` name the ranked entries whose medians the report still needs."""
+        return Answer(self, sorted(days), read)
+
+    def report(self, days: Iterable[int], read: Buckets, ranked: Ranked | None = None) -> KpiReport:
+        """The report from the contents of `buckets(days)` and the ranked entries."""
+        answer = self.answer(days, read)
+        return answer.report({m.slot: select(m, ranked or {}) for m in answer.medians})
 
 
-class _Answer:
-    """Sums the read buckets into slices, then applies the formulas."""
+Ranked = Mapping[str, Mapping[str, int]]
+"""Sorted sets by key: member → score."""
+
+
+@dataclass(frozen=True)
+class MedianAsk:
+    """Twice the median of the members of the `plus` sorted sets that are not in the `minus`
+    ones (a subset of them), for one `slot` (dimension or "*", group, metric)."""
+
+    slot: tuple[str, str, str]
+    plus: tuple[str, ...]
+    minus: tuple[str, ...] = ()
+
+
+def select(ask: MedianAsk, ranked: Ranked) -> int | None:
+    """Twice the median of an ask, from sorted sets in memory (what Redis answers with the
+    bisection of `streams.kpi_store`)."""
+    left = {m for key in ask.minus for m in ranked.get(key, {})}
+    values = [
+        v for key in ask.plus for m, v in ranked.get(key, {}).items() if m not in left
+    ]  # fmt: skip
+    return Dist.of(values).median2
+
+
+def spans(days: Iterable[int], since: int | None, until: int | None) -> list[str]:
+    """The fewest ranked spans covering `days` (all in the window [since, until)): whole
+    aligned blocks inside the window, single days at its edges."""
+    blocks: dict[int, list[int]] = defaultdict(list)
+    for day in days:
+        blocks[day // BLOCK_DAYS].append(day)
+    out: list[str] = []
+    for block, inside in sorted(blocks.items()):
+        start, end = block * BLOCK_DAYS, (block + 1) * BLOCK_DAYS
+        if (since is None or start >= since) and (until is None or end <= until):
+            out.append(f"b{block}")
+        else:
+            out += [f"d{day}" for day in sorted(inside)]
+    return out
+
+
+class Answer:
+    """Sums the read buckets into slices; `report` applies the formulas."""
 
     def __init__(self, q: AggregateQuery, days: list[int], read: Buckets) -> None:
         self.q, self.days, self.read = q, days, read
+        self.median2: Mapping[tuple[str, str, str], int | None] = {}
         tally = self._global("cur")
         tally.pop(NO_CURRENCY, None)
         self.currency = q.currency or (min(tally, key=lambda c: (-tally[c], c)) if tally else None)
@@ -240,6 +275,12 @@ class _Answer:
             "vs": defaultdict(lambda: defaultdict(Counter)),
         }
         self.series: dict[int, Counter[str]] = defaultdict(Counter)
+        # (dim, group, metric) → days with durations; (dim, group) → (day, touch day) pairs
+        # whose first sales touch came at or after the window's end.
+        self.ranked_days: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+        self.late: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)
+        self._read()
+        self.medians = self._medians()
 
     def _global(self, kind: str) -> Counter[str]:
         out: Counter[str] = Counter()
@@ -252,13 +293,12 @@ class _Answer:
     def _bucket(self, name: str) -> Mapping[str, int]:
         return self.read.get(name, {})
 
-    def report(self) -> KpiReport:
+    def _read(self) -> None:
         q = self.q
         for day in self.days:
             if q._in(day):
                 for dim in q.dims:
                     self._day(day, dim)
-                    self._durations(day, dim)
                 self._unsliced(day)
                 self._said(day)
             elif q._previous(day):
@@ -270,7 +310,36 @@ class _Answer:
         if q._clock_is_now():
             for dim in q.dims:
                 self._deadlines(dim)
+
+    def _medians(self) -> list[MedianAsk]:
+        q = self.q
+        wanted: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        for dim, group, metric in self.ranked_days:
+            if dim == "persona":
+                wanted["*", metric].append((dim, group))  # the total: every persona
+            if dim == q.by:
+                wanted[f"{dim}{SEP}{group}", metric].append((dim, group))
+        asks = []
+        for (slot, metric), members in sorted(wanted.items()):
+            plus: list[str] = []
+            minus: list[str] = []
+            for dim, group in members:
+                tail = f"{dim}:{group}"
+                days = self.ranked_days[dim, group, metric]
+                plus += [f"z:{metric}:{s}:{tail}" for s in spans(days, q.since_day, q.until_day)]
+                if metric == "th":
+                    minus += [f"z:th:p{h}.{t}:{tail}" for h, t in sorted(self.late[dim, group])]
+            dim, _, group = slot.partition(SEP)
+            asks.append(MedianAsk((dim, group, metric), tuple(plus), tuple(minus)))
+        return asks
+
+    def report(self, medians: Mapping[tuple[str, str, str], int | None]) -> KpiReport:
+        """The report, given twice the median of each of `medians`' slots."""
+        self.median2 = medians
         return self._assemble()
+
+    def _slot(self, dim: str, group: str) -> dict[str, int | None]:
+        return {m: v for (d, g, m), v in self.median2.items() if d == dim and g == group}
 
     # --- reading the buckets ---------------------------------------------------------------
 
@@ -344,6 +413,13 @@ class _Answer:
                 series["handoffs"] += n
             elif kind == "hs":
                 self._handoff(g, rest, n, ends_today)
+            elif kind == "dn":
+                g.durations[rest[0]][0] += n
+                self.ranked_days[dim, group, rest[0]].add(day)
+            elif kind == "ds":
+                g.durations[rest[0]][1] += n
+            elif kind in ("thn", "ths"):
+                self._touch(g, dim, group, day, kind, int(rest[0]), n)
             elif kind in ("lsp", "lco") and rest[0] == cur:
                 if kind == "lsp":
                     g.spend += n
@@ -383,17 +459,16 @@ class _Answer:
             else:
                 g.pending += n
 
-    def _durations(self, day: int, dim: str) -> None:
-        until, slices = self.q.until_day, self.slices[dim]
-        for name, n in self._bucket(f"q:{day}:{dim}").items():
-            group, kind, aux, value = name.split(SEP)
-            g = slices[group]
-            if kind == "cyc":
-                g.cycle[int(value)] += n
-            elif kind == "st":
-                g.stays[aux][int(value)] += n
-            elif kind == "th" and (until is None or int(aux) < until):
-                g.touch[int(value)] += n
+    def _touch(self, g: _Group, dim: str, group: str, day: int, kind: str, touch_day: int,
+               n: int) -> None:  # fmt: skip
+        until = self.q.until_day
+        if kind == "thn":
+            self.ranked_days[dim, group, "th"].add(day)
+        if until is not None and touch_day >= until:
+            if kind == "thn":  # ranked under the hand-off's day too: to be left out
+                self.late[dim, group].add((day, touch_day))
+            return
+        g.durations["th"][0 if kind == "thn" else 1] += n
 
     def _previous(self, day: int, dim: str) -> None:
         slices = self.slices[dim]
@@ -448,7 +523,9 @@ class _Answer:
         for g in self.slices["persona"].values():
             total.merge(g)  # every journey is in exactly one persona slice
         previous = q.since_day is not None and q.until_day is not None
-        kpis = kpis_of(total.sums(), (money(self.spend), money(self.cost)), previous)
+        kpis = kpis_of(
+            total.sums(self._slot("*", "")), (money(self.spend), money(self.cost)), previous
+        )
         since = None if q.since_day is None else _midnight(q.since_day)
         until = None if q.until_day is None else _midnight(q.until_day)
         return KpiReport(
@@ -465,7 +542,7 @@ class _Answer:
                 by_persona=voice_counts(self.voices["vp"]),
                 by_stage=voice_counts(self.voices["vs"]),
                 personas={
-                    p: persona_engagement(self.slices["persona"].get(p, _Group()).sums())
+                    p: persona_engagement(self.slices["persona"].get(p, _Group()).sums({}))
                     for p in personas
                 },
             ),
@@ -487,7 +564,7 @@ class _Answer:
             if by in _LEDGER_DIMS and name != NONE_GROUP:
                 # A group sees only the ledger records that name it; the rest stays in the total.
                 ledger = (money(g.spend), money(g.cost))
-            out[name] = kpis_of(g.sums(), ledger, previous)
+            out[name] = kpis_of(g.sums(self._slot(by, name)), ledger, previous)
         return out
 
     def _series(self) -> list[DailyKpis]:

@@ -9,13 +9,19 @@ Buckets (``SEP`` separates the parts of a field; a field starts with the slice's
 
 * ``d:{day}:{dim}`` — the counts and sums of a UTC day, per slicing dimension (``persona``,
   ``channel``, ``campaign``, ``source``); ``d:{day}:x`` holds what is not sliced (attribution,
-  spend and cost); ``d:{day}:vp`` / ``d:{day}:vs`` the voices by persona and by stage.
-* ``q:{day}:{dim}`` — durations (sales cycle, stays, hand-off → first sales touch) as a value
-  histogram, for exact medians.
+  spend and cost); ``d:{day}:vp`` / ``d:{day}:vs`` the voices by persona and by stage. The
+  durations (sales cycle, stays, hand-off → first sales touch) count and sum here too.
 * ``c:{day}:{dim}`` — customer stays entered and left that day (customers at a window start).
 * ``l:{dceil}:{dim}`` — exact hand-off deadlines, by the day they end at, for the one day on
   which "pending or breached" depends on the exact time of the question.
 * ``g`` — all-time tallies: amounts per currency (the default currency), group members.
+
+Ranked entries (`Contributions.ranked`, sorted sets in Redis) keep each duration once per
+slicing dimension, member = customer id and ordinal, score = the duration in microseconds, for
+exact medians: ``z:{metric}:d{day}:{dim}:{group}`` per day, ``z:{metric}:b{block}:…`` per
+aligned block of `BLOCK_DAYS` days (a window reads whole blocks, and days only at its edges),
+and ``z:th:p{day}.{touch day}:…`` for hand-offs first touched on a later day (what a window
+ending before that touch must leave out).
 
 A KPI that counts journeys rather than events (churned, paying, engaged, customers exposed,
 a journey's latest NPS answer, voices) is made additive by keying each day's entry with the
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.kpis import NONE_GROUP, JourneyFacts
@@ -40,12 +47,38 @@ SEP = "\x1f"
 DIMS: tuple[str, ...] = ("persona", "channel", "campaign", "source")
 """The slicing dimensions a person journey's counts are kept under."""
 
-Key = tuple[str, str]
-Contributions = Counter[Key]
+BLOCK_DAYS = 32
+"""Days per block of the ranked durations (blocks are aligned: block = day // BLOCK_DAYS)."""
 
-# (kind, day, field without group, value); kind: d (day counts), q (durations), c (customer
-# stays), l (deadlines, "day" is the deadline's ceiling day).
+Key = tuple[str, str]
+
+# (kind, day, field without group, value); kind: d (day counts), c (customer stays), l
+# (deadlines, "day" is the deadline's ceiling day).
 _Item = tuple[str, int, str, int]
+# (metric, day, duration, ordinal, day of the first sales touch for hand-offs)
+_Duration = tuple[str, int, int, int, int | None]
+
+
+@dataclass(slots=True)
+class Contributions:
+    """What one journey adds: `sums` to add to hash fields, `ranked` members of sorted sets
+    (``(key, member) → score``, the member naming the journey)."""
+
+    sums: Counter[Key] = field(default_factory=Counter)
+    ranked: dict[Key, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Delta:
+    """What a journey's change does to the aggregates: `sums` to add (no zeros), `ranked`
+    members to set (new or moved score) and `unranked` members to remove."""
+
+    sums: dict[Key, int] = field(default_factory=dict)
+    ranked: dict[Key, int] = field(default_factory=dict)
+    unranked: list[Key] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sums or self.ranked or self.unranked)
 
 
 def _day(us: int) -> int:
@@ -53,7 +86,7 @@ def _day(us: int) -> int:
 
 
 def _f(*parts: object) -> str:
-    return SEP.join("" if p is None else str(p) for p in parts)
+    return SEP.join(["" if p is None else str(p) for p in parts])
 
 
 def _chain(days: Iterable[int]) -> Iterator[tuple[int, int | None]]:
@@ -66,40 +99,73 @@ def _chain(days: Iterable[int]) -> Iterator[tuple[int, int | None]]:
 
 def contributions(facts: JourneyFacts | Mapping[str, Any] | None) -> Contributions:
     """Everything one journey adds to the aggregates (empty for None: no journey)."""
-    out: Contributions = Counter()
+    c = Contributions()
     if facts is None:
-        return out
+        return c
+    out = c.sums
     j = load(facts)
     _ledger(j, out)
     _currencies(j, out)
     if j.first is None:
-        return out  # no person touchpoint: the spend and cost ledger only
+        return c  # no person touchpoint: the spend and cost ledger only
     groups = {
         "persona": j.persona or NONE_GROUP,
         "channel": j.channel or NONE_GROUP,
         "campaign": j.campaign or NONE_GROUP,
         "source": j.source or NONE_GROUP,
     }
-    items = [*_stages(j), *_money(j, out), *_activity(j), *_handoffs(j)]
+    durations: list[_Duration] = []
+    items = [*_stages(j, durations), *_money(j, out), *_activity(j), *_handoffs(j, durations)]
+    merged: dict[tuple[str, str], int] = {}  # one entry per field, then once per dimension
+    for kind, day, name, value in items:
+        at = (f"{kind}:{day}:", name)
+        merged[at] = merged.get(at, 0) + value
     for dim, group in groups.items():
         out["g", _f("m", dim, group)] += 1
-        for kind, day, name, value in items:
-            out[f"{kind}:{day}:{dim}", group + SEP + name] += value
+        prefix = group + SEP
+        for (bucket, name), value in merged.items():
+            key = (bucket + dim, prefix + name)
+            out[key] = out.get(key, 0) + value
+        _rank(j.customer_id, dim, group, durations, c)
     _voices(j, out)
-    return out
+    return c
 
 
-def delta(old: Contributions, new: Contributions) -> dict[Key, int]:
-    """new − old, without zeros: what to add to the aggregates when a journey changes."""
-    change: dict[Key, int] = {}
-    for key in old.keys() | new.keys():
-        diff = new.get(key, 0) - old.get(key, 0)
+def _rank(customer_id: str, dim: str, group: str, durations: list[_Duration],
+          c: Contributions) -> None:  # fmt: skip
+    out, ranked = c.sums, c.ranked
+    for metric, day, value, ordinal, touch_day in durations:
+        bucket = f"d:{day}:{dim}"
+        if touch_day is None:
+            out[bucket, _f(group, "dn", metric)] += 1
+            out[bucket, _f(group, "ds", metric)] += value
+        else:  # a window counts a hand-off's touch only if it came before the window's end
+            out[bucket, _f(group, "thn", touch_day)] += 1
+            out[bucket, _f(group, "ths", touch_day)] += value
+        tail = f"{dim}:{group}"
+        member = f"{customer_id}{SEP}{ordinal}"
+        ranked[f"z:{metric}:d{day}:{tail}", member] = value
+        ranked[f"z:{metric}:b{day // BLOCK_DAYS}:{tail}", member] = value
+        if touch_day is not None and touch_day > day:
+            ranked[f"z:{metric}:p{day}.{touch_day}:{tail}", member] = value
+
+
+def delta(old: Contributions, new: Contributions) -> Delta:
+    """new − old: what to apply to the aggregates when a journey changes."""
+    change = Delta()
+    sums, o, n = change.sums, old.sums, new.sums
+    for key in o.keys() | n.keys():
+        diff = n.get(key, 0) - o.get(key, 0)
         if diff:
-            change[key] = diff
+            sums[key] = diff
+    for key, score in new.ranked.items():
+        if old.ranked.get(key) != score:
+            change.ranked[key] = score
+    change.unranked = [key for key in old.ranked if key not in new.ranked]
     return change
 
 
-def _stages(j: LoadedJourney) -> Iterator[_Item]:
+def _stages(j: LoadedJourney, durations: list[_Duration]) -> Iterator[_Item]:
     yield "d", _day(j.first or 0), "new", 1
     reached = j.reached
     lead = reached.get(FUNNEL_VALUES[0])
@@ -112,14 +178,14 @@ def _stages(j: LoadedJourney) -> Iterator[_Item]:
             yield "d", _day(lead), _f("coh", i, _day(at)), 1
     customer_at = reached.get(CUSTOMER)
     if customer_at is not None and j.first is not None:
-        yield "q", _day(customer_at), _f("cyc", "", customer_at - j.first), 1
+        durations.append(("cyc", _day(customer_at), customer_at - j.first, 0, None))
     stages = j.stages
     previous_exit: int | None = None
     churns: list[int] = []
     for i, (stage, at) in enumerate(stages):
         if i:
             left, left_at = stages[i - 1]
-            yield "q", _day(at), _f("st", left, at - left_at), 1
+            durations.append((f"st={left}", _day(at), at - left_at, i, None))
         if stage == CHURNED:
             churns.append(_day(at))
         elif stage == CUSTOMER:
@@ -132,7 +198,7 @@ def _stages(j: LoadedJourney) -> Iterator[_Item]:
         yield "d", day, _f("chu", before), 1
 
 
-def _money(j: LoadedJourney, out: Contributions) -> Iterator[_Item]:
+def _money(j: LoadedJourney, out: Counter[Key]) -> Iterator[_Item]:
     paid: dict[str, list[int]] = {}
     for at, amount, currency, margin, channels, campaigns in j.won:
         day, units = _day(at), units_of(amount)
@@ -179,8 +245,8 @@ def _activity(j: LoadedJourney) -> Iterator[_Item]:
         yield "d", day, _f("nps", category, following), 1
 
 
-def _handoffs(j: LoadedJourney) -> Iterator[_Item]:
-    for at, deadline, answered, touch in j.handoffs:
+def _handoffs(j: LoadedJourney, durations: list[_Duration]) -> Iterator[_Item]:
+    for i, (at, deadline, answered, touch) in enumerate(j.handoffs):
         day = _day(at)
         answered_day = None if answered is None else _day(answered)
         in_time = int(answered is not None and answered <= deadline)
@@ -189,10 +255,10 @@ def _handoffs(j: LoadedJourney) -> Iterator[_Item]:
         yield "d", day, _f("hs", answered_day, in_time, ends), 1
         yield "l", ends, _f(day, answered_day, in_time, deadline), 1
         if touch is not None:
-            yield "q", day, _f("th", _day(touch), touch - at), 1
+            durations.append(("th", day, touch - at, i, _day(touch)))
 
 
-def _voices(j: LoadedJourney, out: Contributions) -> None:
+def _voices(j: LoadedJourney, out: Counter[Key]) -> None:
     persona = j.persona or NONE_GROUP
     by_persona: dict[tuple[str, str], list[int]] = {}
     by_stage: dict[tuple[str, str, str], list[int]] = {}
@@ -207,7 +273,7 @@ def _voices(j: LoadedJourney, out: Contributions) -> None:
             out[f"d:{day}:vs", _f(stage, kind, value, before)] += 1
 
 
-def _ledger(j: LoadedJourney, out: Contributions) -> None:
+def _ledger(j: LoadedJourney, out: Counter[Key]) -> None:
     for kind, at, amount, currency, campaign, channel in j.ledger:
         day, units = _day(at), units_of(amount)
         name = "sp" if kind == "spend" else "co"
@@ -219,6 +285,6 @@ def _ledger(j: LoadedJourney, out: Contributions) -> None:
                 out[f"d:{day}:{dim}", _f(group, "l" + name, currency)] += units
 
 
-def _currencies(j: LoadedJourney, out: Contributions) -> None:
+def _currencies(j: LoadedJourney, out: Counter[Key]) -> None:
     for currency in [w[2] for w in j.won] + [r[2] for r in j.renewals] + [i[3] for i in j.ledger]:
         out["g", _f("cur", currency)] += 1
