@@ -2,15 +2,19 @@
 
 Synthetic facts (seeded) spread over a year: first touch, stage history (lead → … for some,
 customer and churn for a few), wins with paths, lost deals, forms, marketing touches,
-hand-offs, NPS and voices. They are written through `KpiStore.bulk_load` (pipelined), then:
+hand-offs, NPS and voices. They are loaded already aggregated (`KpiStore.bulk_load`), then:
 
 * ``kpi_query_s``: wall time of the real ``tandem kpis --json`` (all time), and of
   ``--since/--until`` (30 days) and ``--by channel``, in a subprocess (interpreter start-up
-  included);
-* the in-process query (read the window's buckets + aggregate), best of three;
-* ``apply_one_s``: one journey's change through the version-checked ``write_facts``.
+  included; ``cli_startup_s`` is ``tandem kpis --help``);
+* the in-process query (catch-up, read the window's buckets, medians in Redis, formulas);
+* the worker's KPI cost per changed journey: building the facts (`journey_facts` + JSON, from
+  a replayed funnel) and queueing the version-checked facts write in its Redis pipeline
+  (Python) plus that write's share of the pipeline's round trip (Redis);
+* the readers' catch-up cost per changed journey (delta + CAS), off the worker's path.
 
-    TANDEM_BENCH_KPI_JOURNEYS=1000000 python -m benchmarks.bench_kpi_scale
+    python -m benchmarks.bench_kpi_scale 1000000     # or TANDEM_BENCH_KPI_JOURNEYS
+    from benchmarks.bench_kpi_scale import run; run(1_000_000)["kpi_query_s"]
 """
 
 from __future__ import annotations
@@ -103,76 +107,140 @@ def synthetic(n: int, seed: int = 7) -> Iterator[tuple[str, int, dict[str, Any]]
 def _cli(env: dict[str, str], *args: str) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "kpis", "--json", *args],
+        [sys.executable, "-m", "streams.cli", "kpis", *args],
         env=env,
         capture_output=True,
         check=True,
     )
     elapsed = time.perf_counter() - t0
-    json.loads(done.stdout)
+    if "--help" not in args:
+        json.loads(done.stdout)
     return elapsed
 
 
-async def main() -> None:
-    n = int(os.environ.get("TANDEM_BENCH_KPI_JOURNEYS", "1000000"))
+WINDOWS: dict[str, dict[str, Any]] = {
+    "all_time": {},
+    "30_days": {
+        "since": datetime(2024, 6, 1, tzinfo=UTC),
+        "until": datetime(2024, 7, 1, tzinfo=UTC),
+    },
+    "by_channel": {"by": "channel"},
+}
+CLI_ARGS: dict[str, list[str]] = {
+    "all_time": [],
+    "30_days": ["--since", "2024-06-01", "--until", "2024-06-30"],
+    "by_channel": ["--by", "channel"],
+}
+
+
+async def _in_process(store: KpiStore, results: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    for label, kwargs in WINDOWS.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            await store.catch_up()
+            q = AggregateQuery.of(now=now, **kwargs)
+            days = await store.days()
+            read = await store.read(q.buckets(days))
+            t1 = time.perf_counter()
+            answer = q.answer(days, read)
+            medians = await store.medians(answer.medians)
+            t2 = time.perf_counter()
+            report = answer.report(medians)
+            t3 = time.perf_counter()
+            if t3 - t0 < best:
+                best = t3 - t0
+                parts = {"read": t1 - t0, "medians": t2 - t1, "formulas": t3 - t2}
+        results[f"in_process_{label}_s"] = round(best, 3)
+        results[f"in_process_{label}_parts_s"] = {k: round(v, 3) for k, v in parts.items()}
+        results[f"{label}_fields_read"] = sum(len(b) for b in read.values())
+        results[f"{label}_medians"] = len(answer.medians)
+        results[f"{label}_leads"] = report.leads
+
+
+def _facts_cost(people: int = 400) -> float:
+    """µs of Python per changed journey to build its facts JSON, as the worker does."""
+    from events import parse_touchpoint
+    from streams import workflow
+    from streams.journey import default_playbook, kpis
+    from streams.samples import kpi_funnel
+
+    playbook = default_playbook()
+    documents = kpi_funnel(people, datetime(2024, 1, 1, tzinfo=UTC))
+    records = list(
+        workflow.replay([parse_touchpoint(d) for d in documents], playbook).records.values()
+    )
+    t0 = time.process_time()
+    for record in records:
+        kpis.journey_facts(record, playbook).model_dump_json(exclude_defaults=True)
+    return (time.process_time() - t0) / len(records) * 1e6
+
+
+async def _worker_cost(store: KpiStore, n: int, results: dict[str, Any]) -> None:
+    """The worker's facts writes for `n` changed journeys in pipelined batches of 500, then
+    the readers' catch-up of those changes."""
+    changed = [
+        (f"cus_{i}", 2, json.dumps(f, separators=(",", ":")))
+        for i, (_, _, f) in enumerate(synthetic(n, seed=99))
+    ]
+    python = wall = 0.0
+    for start in range(0, n, 500):
+        pipe = store.redis.pipeline(transaction=False)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for customer_id, version, text in changed[start : start + 500]:
+            await store.queue_facts(pipe, customer_id, version, text)
+        c1 = time.process_time()
+        await pipe.execute()
+        python += c1 - c0
+        wall += time.perf_counter() - t0
+    results["worker_write_python_us_per_journey"] = round(python / n * 1e6, 1)
+    results["worker_write_wall_us_per_journey"] = round(wall / n * 1e6, 1)
+    results["worker_facts_python_us_per_journey"] = round(_facts_cost(), 1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    done = await store.catch_up()
+    results["catch_up_journeys"] = done
+    results["catch_up_us_per_journey"] = round((time.perf_counter() - t0) / max(done, 1) * 1e6)
+    results["catch_up_python_us_per_journey"] = round(
+        (time.process_time() - c0) / max(done, 1) * 1e6
+    )
+
+
+async def measure(journeys: int, changes: int = 5_000, cli: bool = True) -> dict[str, Any]:
+    """Load `journeys` synthetic journeys under a fresh prefix, measure, clean up."""
     settings = Settings()
     prefix = f"tandem-bench-{uuid.uuid4().hex[:6]}:"
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = KpiStore(redis, prefix)
-    results: dict[str, Any] = {"journeys": n}
+    results: dict[str, Any] = {"journeys": journeys}
     try:
         t0 = time.perf_counter()
-        await store.bulk_load(synthetic(n))
+        await store.bulk_load(synthetic(journeys))
         results["load_s"] = round(time.perf_counter() - t0, 1)
-        days = await store.days()
-        now = datetime.now(UTC)
-        for label, kwargs in (
-            ("all_time", {}),
-            (
-                "30_days",
-                {
-                    "since": datetime(2024, 6, 1, tzinfo=UTC),
-                    "until": datetime(2024, 7, 1, tzinfo=UTC),
-                },
-            ),
-            ("by_channel", {"by": "channel"}),
-        ):
-            best = float("inf")
-            for _ in range(3):
-                t1 = time.perf_counter()
-                q = AggregateQuery.of(now=now, **kwargs)  # type: ignore[arg-type]
-                read = await store.read(q.buckets(days))
-                t2 = time.perf_counter()
-                report = q.report(days, read)
-                t3 = time.perf_counter()
-                best = min(best, t3 - t1)
-            fields = sum(len(b) for b in read.values())
-            results[f"in_process_{label}_s"] = round(best, 3)
-            results[f"in_process_{label}_read_s"] = round(t2 - t1, 3)
-            results[f"{label}_fields_read"] = fields
-            results[f"{label}_leads"] = report.leads
-        # One journey's change, version-checked (read old facts, delta, Lua apply).
-        changed = dict(next(iter(synthetic(1, seed=99)))[2], customer_id="cus_0")
-        t4 = time.perf_counter()
-        for v in range(2, 12):
-            await store.write_facts([("cus_0", v, changed if v % 2 else None)])
-        results["apply_one_s"] = round((time.perf_counter() - t4) / 10, 5)
-        env = {**os.environ, "TANDEM_REDIS_PREFIX": prefix}
-        results["kpi_query_s"] = round(min(_cli(env) for _ in range(3)), 3)
-        results["kpi_query_30_days_s"] = round(
-            min(_cli(env, "--since", "2024-06-01", "--until", "2024-06-30") for _ in range(3)), 3
-        )
-        results["kpi_query_by_channel_s"] = round(
-            min(_cli(env, "--by", "channel") for _ in range(3)), 3
-        )
         results["redis_used_memory"] = (await redis.info("memory"))["used_memory_human"]
-        print(json.dumps(results, indent=2))
+        await _in_process(store, results)
+        await _worker_cost(store, min(changes, journeys), results)
+        if cli:
+            env = {**os.environ, "TANDEM_REDIS_PREFIX": prefix}
+            results["cli_startup_s"] = round(min(_cli(env, "--help") for _ in range(3)), 3)
+            for label, args in CLI_ARGS.items():
+                name = "kpi_query_s" if label == "all_time" else f"kpi_query_{label}_s"
+                results[name] = round(min(_cli(env, "--json", *args) for _ in range(3)), 3)
     finally:
         keys = [k async for k in redis.scan_iter(f"{prefix}*", count=10_000)]
         for i in range(0, len(keys), 10_000):
             await redis.delete(*keys[i : i + 10_000])
         await redis.aclose()
+    return results
+
+
+def run(journeys: int = 1_000_000) -> dict[str, Any]:
+    """For the bench harness: the measurements at `journeys`, with ``kpi_query_s``."""
+    return asyncio.run(measure(journeys))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    count = int(
+        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TANDEM_BENCH_KPI_JOURNEYS", "1000000")
+    )
+    print(json.dumps(run(count), indent=2))
