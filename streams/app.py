@@ -39,7 +39,6 @@ from streams import journey as core
 from streams.adapters.journeys import JourneyWrite, next_due, prepare, read_model_batch
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore, in_partition_of
-from streams.kpi_service import KpiSnapshotter
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 from streams.topics import (
@@ -356,16 +355,6 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                 await topics[RESOLVED].send(key=key, value=encode(Tick(now=now)))
 
     app.timer(settings.timer_interval_s)(timers)
-    kpi_snapshots = KpiSnapshotter(projection)
-
-    async def kpi_snapshot() -> None:
-        """Recompute the dashboard's KPI snapshot in Redis when journeys changed (docs/kpis.md)."""
-        try:
-            await kpi_snapshots.refresh(utcnow())
-        except Exception:  # a failed refresh is retried on the next tick; never stop the worker
-            log.exception("KPI snapshot refresh failed")
-
-    app.timer(10.0)(kpi_snapshot)
 
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 

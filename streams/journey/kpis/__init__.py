@@ -47,3 +47,9 @@ __all__ = [
     "journey_facts",
     "micros",
 ]
+
+from streams.journey.kpis.aggregates import AggregateQuery
+from streams.journey.kpis.contributions import contributions, delta
+from streams.journey.kpis.memory import Aggregates, MemoryKpiStore, aggregate
+
+__all__ += ["AggregateQuery", "Aggregates", "MemoryKpiStore", "aggregate", "contributions", "delta"]
