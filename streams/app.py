@@ -124,7 +124,7 @@ def _faust_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         producer_max_request_size=DEADLETTER_MAX_BYTES,
         # Batches of hundreds of small sends per partition.
-        producer_linger_ms=5,
+        producer_linger_ms=1,
         producer_max_batch_size=512 * 1024,
     )
 
