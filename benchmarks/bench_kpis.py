@@ -1,7 +1,7 @@
 """KPI latency: ``tandem kpis --json`` over a funnel of more than 8,000 leads (budget: 2 s).
 
 Setup (not timed): `streams.samples.kpi_funnel` people are run through the pure core the way
-the worker runs them (identity resolution, merges, journeys — `core.replay`), each journey's
+the worker runs them (identity resolution, merges, journeys — `workflow.replay`), each journey's
 facts are written to the real Redis under a fresh key prefix exactly as the worker writes them
 (`JourneyProjection.write_facts`), and the report is checked to hold at least 8,000 leads.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from events import parse_touchpoint
 from streams import journey as core
-from streams import kpi_service
+from streams import kpi_service, workflow
 from streams.journey import kpis
 from streams.projection import JourneyProjection
 from streams.samples import kpi_funnel
@@ -50,7 +50,7 @@ async def _populate(settings: Settings, people: int) -> tuple[int, int, float]:
     playbook = core.default_playbook()
     started = time.perf_counter()
     documents = kpi_funnel(people, START)
-    replayed = core.replay([parse_touchpoint(d) for d in documents], playbook)
+    replayed = workflow.replay([parse_touchpoint(d) for d in documents], playbook)
     facts = [kpis.journey_facts(r, playbook) for r in replayed.records.values()]
     projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
     try:

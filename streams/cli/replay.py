@@ -29,6 +29,7 @@ from rich.table import Table
 
 from events.vocabulary import Touchpoint
 from streams import journey as core
+from streams import workflow
 from streams.cli import app
 from streams.cli._common import console, err_console, fail
 from streams.cli.publish import InputError, RejectedLine, decode_lines, open_input
@@ -125,7 +126,7 @@ def replay_stream(
     out: Path | None = None,
     progress: Progress | None = None,
     total: int | None = None,
-) -> core.ReplayResult:
+) -> workflow.ReplayResult:
     """Replay a JSON Lines stream through the pure core; fill `summary`, write `out`."""
     task = progress.add_task("replaying", total=total, lines=0) if progress else None
 
@@ -133,7 +134,9 @@ def replay_stream(
         if progress is not None and task is not None:
             progress.update(task, advance=n, lines=summary.lines)
 
-    result = core.replay(decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of)
+    result = workflow.replay(
+        decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of
+    )
     summary.applied = result.applied
     summary.duplicates = result.duplicates
     summary.merges = result.moves

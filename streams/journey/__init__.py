@@ -51,7 +51,6 @@ from streams.journey.record import (
     resplit,
     split,
 )
-from streams.journey.replay import ReplayResult, replay
 from streams.journey.view import JourneyView, snapshot, view
 
 __all__ = [
@@ -73,7 +72,6 @@ __all__ = [
     "Outcome",
     "Playbook",
     "PlaybookError",
-    "ReplayResult",
     "Signal",
     "Split",
     "Stage",
@@ -93,7 +91,6 @@ __all__ = [
     "next_timer_due",
     "receive_split",
     "reevaluate",
-    "replay",
     "resolve",
     "resplit",
     "snapshot",

@@ -26,6 +26,7 @@ import pytest_asyncio
 
 from events import parse_touchpoint
 from streams import journey as core
+from streams import workflow
 from streams.playbooks import load_configured_playbook
 from streams.projection import JourneyProjection
 from streams.samples import demo_journeys
@@ -220,7 +221,7 @@ async def demo(
     documents = demo_journeys(datetime.now(UTC) - timedelta(hours=1), prefix=DEMO_PREFIX)
     await publish_documents(settings, documents)
     playbook = load_configured_playbook(settings)
-    result = core.replay([parse_touchpoint(d) for d in documents], playbook)
+    result = workflow.replay([parse_touchpoint(d) for d in documents], playbook)
     expected = {
         cid: comparable(core.snapshot(record, playbook).model_dump(mode="json"))
         for cid, record in result.records.items()

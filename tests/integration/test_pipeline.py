@@ -16,6 +16,7 @@ import pytest
 from events import parse_touchpoint
 from events.publisher import TouchpointPublisher
 from streams import journey as core
+from streams import workflow
 from streams.playbooks import load_configured_playbook
 from streams.projection import JourneyProjection
 from streams.samples import demo_journeys
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 def expected_snapshots(documents: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
     playbook = load_configured_playbook(settings)
-    result = core.replay([parse_touchpoint(d) for d in documents], playbook)
+    result = workflow.replay([parse_touchpoint(d) for d in documents], playbook)
     return {
         cid: comparable(core.snapshot(record, playbook).model_dump(mode="json"))
         for cid, record in result.records.items()

@@ -21,6 +21,7 @@ import pytest
 from events import parse_touchpoint
 from schemas.signals import Signal
 from streams import journey as core
+from streams import workflow
 from streams.journey.signals import signal_id as rule_signal_id
 from streams.kafka_admin import create_topics, delete_topics
 from streams.playbooks import load_configured_playbook
@@ -116,7 +117,7 @@ def expected_signals(
     touchpoints: list[Document], settings: Settings, customers: set[str]
 ) -> dict[str, list[Any]]:
     playbook = load_configured_playbook(settings)
-    result = core.replay([parse_touchpoint(d) for d in touchpoints], playbook)
+    result = workflow.replay([parse_touchpoint(d) for d in touchpoints], playbook)
     return by_customer(dumped(result.signals), customers)
 
 
@@ -393,7 +394,7 @@ async def test_a_worker_restart_emits_no_duplicate_signal_versions(
         first_half, second_half = documents[0::2], documents[1::2]
 
         async def processed(expected: list[Document]) -> bool:
-            result = core.replay([parse_touchpoint(d) for d in expected], playbook)
+            result = workflow.replay([parse_touchpoint(d) for d in expected], playbook)
             for customer, record in result.records.items():
                 snap = await projection.snapshot(customer)
                 want = core.snapshot(record, playbook).counts.touchpoints
@@ -426,7 +427,7 @@ async def test_a_worker_restart_emits_no_duplicate_signal_versions(
         assert duplicates == {}, f"re-emitted after the restart: {duplicates}"
         assert len(signals) > len(before), "the second half emitted signals too"
         # Nothing was lost either: every signal the pure core ends with was emitted.
-        expected = core.replay([parse_touchpoint(d) for d in documents], playbook)
+        expected = workflow.replay([parse_touchpoint(d) for d in documents], playbook)
         active_core = {
             e.signal_id
             for r in expected.records.values()

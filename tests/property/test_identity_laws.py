@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import journey as core
+from streams import workflow
 from streams.journey.identity import IdentityGuards, by_strength
 from tests.property.strategies import (
     law_playbook,
@@ -125,7 +126,7 @@ def test_journeys_are_the_connected_components_whatever_the_order(
 ) -> None:
     first, second = orders
     expected = expected_journeys(first)
-    a, b = core.replay(parse(first), PB), core.replay(parse(second), PB)
+    a, b = workflow.replay(parse(first), PB), workflow.replay(parse(second), PB)
     for result in (a, b):
         assert set(result.records) == set(expected)
         for customer, (identifiers, event_ids) in expected.items():
@@ -147,7 +148,7 @@ def test_merged_journeys_end_with_the_signals_of_their_whole_component(
     orders: tuple[Docs, Docs],
 ) -> None:
     first, second = orders
-    a, b = core.replay(parse(first), PB), core.replay(parse(second), PB)
+    a, b = workflow.replay(parse(first), PB), workflow.replay(parse(second), PB)
     by_customer: dict[str, Docs] = defaultdict(list)
     for customer, (_, event_ids) in expected_journeys(first).items():
         by_customer[customer] = [d for d in first if d["event_id"] in event_ids]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from schemas.journey import JourneyRecord
 from streams import journey as core
+from streams import workflow
 from tests.property.strategies import (
     law_playbook,
     parse,
@@ -124,7 +125,7 @@ def test_event_by_event_any_order_ends_in_the_same_journey_and_signals(
 def test_replaying_the_same_stream_gives_the_same_state_and_signals(data: st.DataObject) -> None:
     docs = data.draw(with_duplicates(data.draw(touchpoint_documents())))
     stream = parse(data.draw(st.permutations(docs)))
-    first, second = core.replay(stream, PB), core.replay(parse(stream_docs(stream)), PB)
+    first, second = workflow.replay(stream, PB), workflow.replay(parse(stream_docs(stream)), PB)
     assert first.records == second.records
     assert first.signals == second.signals  # ids and versions included
     # A conflicting duplicate that replaces the kept version counts as applied and duplicate.

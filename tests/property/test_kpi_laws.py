@@ -1,7 +1,7 @@
 """KPI laws: the report depends on the set of touchpoints only, and windows add up.
 
 Touchpoints of several people (linked by shared identifiers, so journeys merge) are resolved
-and folded the way the worker does it (`core.replay`); the KPIs of the resulting journeys'
+and folded the way the worker does it (`workflow.replay`); the KPIs of the resulting journeys'
 facts must not depend on delivery order or duplication, and period counts over two adjacent
 windows must add up to those of their union.
 """
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from events.vocabulary import Touchpoint
 from schemas.kpis import KpiReport
-from streams import journey as core
+from streams import workflow
 from streams.journey import kpis
 
 from .strategies import T0, law_playbook, parse, touchpoint_documents, with_duplicates
@@ -47,7 +47,7 @@ PERIOD_COUNTS = (
 
 
 def report(touchpoints: list[Touchpoint], **kwargs: Any) -> KpiReport:
-    records = core.replay(touchpoints, PB).records.values()
+    records = workflow.replay(touchpoints, PB).records.values()
     return kpis.compute_kpis([kpis.journey_facts(r, PB) for r in records], now=NOW, **kwargs)
 
 

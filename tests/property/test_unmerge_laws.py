@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from events.vocabulary import Touchpoint
 from streams import journey as core
+from streams import workflow
 from streams.journey.identity import IdentityGuards, by_strength
 from tests.property.strategies import T0, law_playbook, parse, touchpoint_documents, with_duplicates
 
@@ -129,7 +130,7 @@ def test_split_of_a_merge_gives_back_each_side(
 
 
 def resolve_all(
-    result: core.ReplayResult, touchpoints: list[Touchpoint]
+    result: workflow.ReplayResult, touchpoints: list[Touchpoint]
 ) -> list[core.IdentityDecision]:
     decisions = []
     for tp in touchpoints:
@@ -167,7 +168,7 @@ def test_after_unmerge_replaying_the_same_events_keeps_them_apart(
     a_docs, b_docs = [*a_docs, anchors[0]], [*b_docs, anchors[1]]
     touchpoints = parse([*a_docs, *b_docs, *bridge_docs])
     rnd.shuffle(touchpoints)
-    result = core.replay(touchpoints, PB)
+    result = workflow.replay(touchpoints, PB)
     [(customer, merged)] = [(c, r) for c, r in result.records.items()]
     chosen = [i for i in result.store.get_members(customer) if i in B_ALL]
     decision = core.unmerge_identity(result.store, customer, chosen)

@@ -17,6 +17,7 @@ from events.examples import VALID_EXAMPLES
 from schemas.journey import JourneySnapshot
 from schemas.signals import SIGNAL
 from streams import journey as core
+from streams import workflow
 from streams.cli import _register, app
 from streams.samples import demo_journeys
 from streams.settings import PROJECT_ROOT, get_settings
@@ -56,7 +57,7 @@ def test_summary_equals_the_pure_core(tmp_path: Path) -> None:
     documents = demo_journeys(NOW)
     repeated = documents[:4]
     path = write_jsonl(tmp_path / "in.jsonl", documents + repeated, BAD_LINES)
-    expected = core.replay(
+    expected = workflow.replay(
         [parse_touchpoint(d) for d in documents + repeated], core.default_playbook()
     )
 
@@ -102,7 +103,7 @@ def test_out_writes_a_snapshot_per_journey_and_the_signals(tmp_path: Path) -> No
     path = write_jsonl(tmp_path / "in.jsonl", documents)
     out = tmp_path / "out"
     summary = replay_json(str(path), "--out", str(out))
-    expected = core.replay([parse_touchpoint(d) for d in documents], core.default_playbook())
+    expected = workflow.replay([parse_touchpoint(d) for d in documents], core.default_playbook())
 
     files = sorted((out / "journeys").glob("*.json"))
     assert [f.stem for f in files] == sorted(expected.records)

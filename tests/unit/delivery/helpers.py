@@ -8,6 +8,7 @@ from functools import cache
 from events import parse_touchpoint
 from schemas.signals import Signal
 from streams import journey as core
+from streams import workflow
 from streams.samples import demo_journeys
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -17,7 +18,9 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 def sample_signals() -> tuple[Signal, ...]:
     """Hand-offs, nurture and SLA alerts of the demo journeys (timers evaluated later)."""
     touchpoints = [parse_touchpoint(d) for d in demo_journeys(NOW, prefix="unit")]
-    result = core.replay(touchpoints, core.default_playbook(), now=datetime(2025, 3, 1, tzinfo=UTC))
+    result = workflow.replay(
+        touchpoints, core.default_playbook(), now=datetime(2025, 3, 1, tzinfo=UTC)
+    )
     return tuple(result.signals)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 
 from streams import journey as core
+from streams import workflow
 from streams.journey.identity import by_strength
 
 from .builders import at, tp
@@ -137,7 +138,7 @@ def test_replay_routes_identity_less_ledger_records_to_the_ledger_journey() -> N
         "campaign_id": "q4", "channel": "paid_search", "amount": "10", "currency": "EUR",
         "period": "2024-03"})  # fmt: skip
     visit = tp("marketing.page_viewed", "v1", at(), anon="c1", props={"url": "u"})
-    result = core.replay([spend, visit], core.default_playbook())
+    result = workflow.replay([spend, visit], core.default_playbook())
     assert set(result.records) == {core.LEDGER_CUSTOMER, cid("anon:c1")}
     assert [t.event_id for t in result.records["ledger"].touchpoints] == ["s1"]
 
@@ -147,7 +148,7 @@ def test_replay_moves_journeys_and_remembers_the_merge() -> None:
         tp("marketing.page_viewed", "v1", at(), anon="c1", props={"url": "u"}),
         tp("marketing.email_opened", "v2", at(minutes=1), email="ada@x.example", anon="c1"),
     ]
-    result = core.replay(events, core.default_playbook())
+    result = workflow.replay(events, core.default_playbook())
     target = cid("email:ada@x.example")
     assert set(result.records) == {target} and result.moves == 1
     record = result.records[target]

@@ -29,6 +29,7 @@ from schemas.kpis import (
     WonDeal,
 )
 from streams import journey as core
+from streams import workflow
 from streams.journey import kpis
 from streams.journey.kpis import compute_kpis, micros
 
@@ -341,7 +342,7 @@ def test_an_identity_merge_moves_the_counts() -> None:
     )
 
     def leads(events: list[Touchpoint]) -> tuple[int, int]:
-        result = core.replay(events, PB)
+        result = workflow.replay(events, PB)
         live = [kpis.journey_facts(r, PB) for r in result.records.values()]
         return report(live).leads, len(live)
 
@@ -610,7 +611,7 @@ def test_groups_by_channel_see_only_the_spend_that_names_them() -> None:
 
 
 def test_the_daily_series_adds_up_to_the_window() -> None:
-    result = core.replay(won_journey("a") + won_journey("b", email="b@x.example"), PB)
+    result = workflow.replay(won_journey("a") + won_journey("b", email="b@x.example"), PB)
     live = [kpis.journey_facts(r, PB) for r in result.records.values()]
     r = report(live, daily=True, since=at(), until=at(days=30))
     assert r.series is not None
@@ -645,7 +646,7 @@ def test_feedback_by_persona_and_stage_and_personas_that_convert() -> None:
         ),
         tp("marketing.email_clicked", "s2", at(hours=1), email=student),
     ]
-    result = core.replay(won_journey() + engaged_only, PB)
+    result = workflow.replay(won_journey() + engaged_only, PB)
     r = report([kpis.journey_facts(rec, PB) for rec in result.records.values()])
     personas = r.feedback.personas
     assert personas["marketing-leader"].verdict == "converts"
@@ -753,7 +754,7 @@ def test_the_report_attributes_the_windows_won_revenue() -> None:
 
 
 def test_stored_json_gives_the_same_report_as_the_models() -> None:
-    result = core.replay(won_journey("a") + won_journey("b", email="b@x.example"), PB)
+    result = workflow.replay(won_journey("a") + won_journey("b", email="b@x.example"), PB)
     models = [kpis.journey_facts(r, PB) for r in result.records.values()]
     stored = [json.loads(m.model_dump_json(exclude_defaults=True)) for m in models]
     for kwargs in ({}, {"by": "channel", "daily": True}, {"since": at(), "until": at(days=3)}):

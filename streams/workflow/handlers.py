@@ -1,0 +1,241 @@
+"""The workflow: one plain function per message, dispatched through a table.
+
+The worker's agents and `tandem replay` call these same handlers; only the ports differ
+(`streams.workflow.ports`). Handlers read and change state through their unit of work and
+queue what they send; they never do I/O themselves.
+
+Moves are followed: a journey that moved leaves a `MovedJourney` pointer behind, and a
+touchpoint, absorb or split reaching that customer id is forwarded to where the journey went
+(chains of any length, in any order), so a message that was on its way while the journey
+moved on still lands in the one journey the replay of the same input has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from events.vocabulary import Touchpoint
+from schemas.journey import JourneyRecord
+from streams.journey import record as records
+from streams.journey.identity import LEDGER_CUSTOMER, resolve, unmerge_identity
+from streams.workflow.messages import (
+    MAX_HOPS,
+    Absorb,
+    Forwardable,
+    JourneyMessage,
+    Move,
+    Reclaim,
+    Reevaluate,
+    Split,
+    SplitOff,
+    Tick,
+    TouchpointArrived,
+    UnmergeRequest,
+)
+from streams.workflow.ports import MovedJourney
+from streams.workflow.unit import IdentityUnit, JourneyUnit
+
+
+class Undeliverable(ValueError):
+    """A message that followed moved-journey pointers `MAX_HOPS` times without arriving."""
+
+
+# --- the identity sequencer --------------------------------------------------------------
+
+
+def touchpoint_accepted(touchpoint: Touchpoint, unit: IdentityUnit) -> None:
+    """Resolve a touchpoint's identifiers to one customer id; move journeys that merge."""
+    if touchpoint.identity is None:
+        # Spend and cost about no person: the ledger journey carries their aggregates.
+        unit.send(LEDGER_CUSTOMER, TouchpointArrived(touchpoint=touchpoint))
+        return
+    decision = resolve(
+        unit.identities, touchpoint.identity.identifiers(), unit.guards, touchpoint.event_id
+    )
+    unit.identities.apply(decision)
+    unit.counters.refused += decision.refused
+    for move in decision.moves:
+        unit.send(
+            move.from_customer,
+            Move(to=move.to_customer, cause_event_id=move.cause_event_id,
+                 at=touchpoint.occurred_at),
+        )  # fmt: skip
+    unit.send(decision.customer_id, TouchpointArrived(touchpoint=touchpoint))
+
+
+def unmerge_requested(request: UnmergeRequest, unit: IdentityUnit) -> None:
+    """Split identifiers off their customer for good, then split the journey."""
+    # The customer the identifiers belong to now (it may have moved since the request).
+    current = unit.identities.get(request.identifiers[0]) if request.identifiers else None
+    decision = unmerge_identity(
+        unit.identities, current or request.customer_id, request.identifiers
+    )
+    unit.identities.apply(decision.identity)
+    for side in sorted({decision.remaining_customer_id, decision.split_customer_id}):
+        if side != decision.customer_id:
+            # Ahead of any later touchpoint of that side: the pointer it left when the wrong
+            # merge moved it must not forward them back into the journey being split.
+            unit.send(side, Reclaim())
+    unit.send(
+        decision.customer_id,
+        Split(
+            identifiers=list(decision.split),
+            remaining_customer_id=decision.remaining_customer_id,
+            split_customer_id=decision.split_customer_id,
+            cause_id=request.request_id,
+            at=request.requested_at,
+        ),
+    )
+
+
+# --- the journeys ------------------------------------------------------------------------
+
+
+class _Forwarded:
+    """The message went on to where the journey moved."""
+
+
+FORWARDED = _Forwarded()
+
+
+def _arrived(
+    customer_id: str, message: Forwardable, unit: JourneyUnit
+) -> JourneyRecord | _Forwarded | None:
+    """The journey a message is for (None: none yet), or FORWARDED to where it moved."""
+    stored = unit.current(customer_id)
+    if isinstance(stored, MovedJourney):
+        if message.hops >= MAX_HOPS:
+            raise Undeliverable(
+                f"{message.kind} for {customer_id} followed {MAX_HOPS} moved-journey pointers"
+            )
+        unit.send(stored.moved_to, message.model_copy(update={"hops": message.hops + 1}))
+        return FORWARDED
+    return stored
+
+
+def touchpoint_arrived(customer_id: str, message: TouchpointArrived, unit: JourneyUnit) -> None:
+    """Add a touchpoint to its customer's journey."""
+    found = _arrived(customer_id, message, unit)
+    if isinstance(found, _Forwarded):
+        return
+    journey = found or unit.new_journey(customer_id)
+    outcome = records.apply_touchpoint(journey, message.touchpoint, unit.playbook)
+    unit.save(customer_id, outcome.record)
+    unit.emit(customer_id, outcome.signals)
+    unit.counters.applied += outcome.applied
+    unit.counters.duplicates += outcome.duplicate
+
+
+def journey_moved(customer_id: str, message: Move, unit: JourneyUnit) -> None:
+    """Send this journey to the customer it merged into, and leave a pointer behind."""
+    stored = unit.current(customer_id)
+    if isinstance(stored, MovedJourney):
+        if stored.moved_to != message.to:
+            unit.save(customer_id, stored.model_copy(update={"moved_to": message.to}))
+        return  # a redelivered move: the journey left already
+    version = unit.new_journey(customer_id).version + 1
+    if stored is not None:
+        unit.send(
+            message.to,
+            Absorb(record=stored, cause_event_id=message.cause_event_id, at=message.at),
+        )
+        unit.counters.moves += 1
+        version = stored.version + 1
+    # Even with nothing here yet: an absorb still on its way to this id must follow.
+    unit.save(customer_id, MovedJourney(moved_to=message.to, version=version))
+
+
+def journey_absorbed(customer_id: str, message: Absorb, unit: JourneyUnit) -> None:
+    """Merge a moved journey into this one; split off again what an unmerge separated."""
+    found = _arrived(customer_id, message, unit)
+    if isinstance(found, _Forwarded):
+        return
+    journey = found or unit.new_journey(customer_id)
+    outcome = records.absorb(
+        journey, message.record, unit.playbook, message.cause_event_id, message.at
+    )
+    if outcome.duplicate:
+        return
+    unit.save(customer_id, outcome.record)
+    unit.emit(customer_id, outcome.signals)
+    # A merge that was in flight during an unmerge: split it off again.
+    again = records.resplit(outcome.record, unit.playbook)
+    if again is not None:
+        _carry_out_split(customer_id, again, unit)
+
+
+def journey_split(customer_id: str, message: Split, unit: JourneyUnit) -> None:
+    """Undo a wrong merge: keep this id's side, send the other side to its own id."""
+    found = _arrived(customer_id, message, unit)
+    if found is None or isinstance(found, _Forwarded):
+        return  # nothing here to split, or forwarded
+    result = records.split(
+        found, message.identifiers, unit.playbook, message.cause_id, message.at,
+        remaining_customer_id=message.remaining_customer_id,
+        split_customer_id=message.split_customer_id,
+    )  # fmt: skip
+    _carry_out_split(customer_id, result, unit)
+
+
+def _carry_out_split(customer_id: str, result: records.Split, unit: JourneyUnit) -> None:
+    unit.save(customer_id, result.kept.record)
+    unit.emit(customer_id, result.kept.signals)
+    moved = result.moved
+    unit.send(moved.customer_id, SplitOff(record=moved, at=moved.unmerges[-1].at))
+
+
+def split_off_arrived(customer_id: str, message: SplitOff, unit: JourneyUnit) -> None:
+    """Take in the side an unmerge split off to this id (it may bring a moved id back)."""
+    stored = unit.current(customer_id)
+    # The identity sequencer names this id again: a pointer left here gives way.
+    journey = stored if isinstance(stored, JourneyRecord) else unit.new_journey(customer_id)
+    outcome = records.receive_split(journey, message.record, unit.playbook, message.at)
+    if outcome.applied:
+        unit.save(customer_id, outcome.record)
+        unit.emit(customer_id, outcome.signals)
+
+
+def timers_ticked(customer_id: str, message: Tick, unit: JourneyUnit) -> None:
+    """Emit the SLA and nurture timer signals due by `now`."""
+    stored = unit.current(customer_id)
+    if not isinstance(stored, JourneyRecord):
+        return
+    outcome = records.evaluate_timers(stored, message.now, unit.playbook)
+    if outcome.signals or outcome.applied:
+        unit.save(customer_id, outcome.record)
+        unit.emit(customer_id, outcome.signals)
+    else:
+        unit.recheck_timers(customer_id)
+
+
+def id_reclaimed(customer_id: str, message: Reclaim, unit: JourneyUnit) -> None:
+    """An unmerge gives this customer id back: its moved-journey pointer stops forwarding."""
+    stored = unit.current(customer_id)
+    if isinstance(stored, MovedJourney):
+        unit.save(customer_id, stored.model_copy(update={"reclaimed": True}))
+
+
+def reevaluated(customer_id: str, message: Reevaluate, unit: JourneyUnit) -> None:
+    """A changed playbook: `JourneyUnit.current` re-derives the journey on load."""
+    unit.current(customer_id)
+
+
+JourneyHandler = Callable[[str, Any, JourneyUnit], None]
+
+JOURNEY_HANDLERS: dict[type[Any], JourneyHandler] = {
+    TouchpointArrived: touchpoint_arrived,
+    Move: journey_moved,
+    Absorb: journey_absorbed,
+    Split: journey_split,
+    SplitOff: split_off_arrived,
+    Tick: timers_ticked,
+    Reevaluate: reevaluated,
+    Reclaim: id_reclaimed,
+}
+"""Which handler carries out which journeys-hop message."""
+
+
+def handle_journey_message(customer_id: str, message: JourneyMessage, unit: JourneyUnit) -> None:
+    """Dispatch one journeys-hop message to its handler."""
+    JOURNEY_HANDLERS[type(message)](customer_id, message, unit)
