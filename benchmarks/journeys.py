@@ -1,0 +1,72 @@
+"""Single journeys the in-process measures need: one long journey, one hand-off-worthy one.
+
+Deterministic: fixed identities, ids and event times (no clock).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from events import Touchpoint, parse_touchpoint
+from schemas.journey import JourneyRecord
+from schemas.playbook import Playbook
+from schemas.signals import HandoffSignal
+from streams import journey as core
+from streams import workflow
+from streams.samples import demo_journeys
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+KINDS = ("marketing.page_viewed", "marketing.email_clicked", "marketing.email_opened")
+LONG_JOURNEY_EMAIL = "long.journey@bench.example"
+CHUNK = 1_000
+
+
+def page_views(first: int, count: int) -> list[Touchpoint]:
+    """Touchpoints `first` .. `first + count - 1` of one person, in order, a second apart."""
+    return [
+        parse_touchpoint(
+            {
+                "event_id": f"long-{i:07d}",
+                "type": KINDS[i % len(KINDS)],
+                "occurred_at": (START + timedelta(seconds=i)).isoformat(),
+                "source": "bench",
+                "identity": {"email": LONG_JOURNEY_EMAIL},
+                "properties": {"url": "https://tandem.example/"} if i % 3 == 0 else {},
+            }
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def long_journey(length: int, playbook: Playbook) -> JourneyRecord:
+    """The journey of `length` in-order touchpoints, as the worker would hold it.
+
+    Built in chunks — `core.fold` of each chunk, `core.merge` into the journey so far, then
+    `core.reevaluate` for the signal ledger — not by `length` appends: today an append at
+    100,000 touchpoints costs half a second. The laws make it the same journey
+    (``fold(A + B) == merge(fold(A), fold(B))``); its size does not depend on the path.
+    """
+    customer_id = core.customer_id_for(f"email:{LONG_JOURNEY_EMAIL}")
+    record = core.new_journey(customer_id)
+    for first in range(0, length, CHUNK):
+        chunk = page_views(first, min(CHUNK, length - first))
+        record = core.merge(record, core.fold(customer_id, chunk, playbook))
+    return core.reevaluate(record, playbook).record
+
+
+def handoff_journey(prefix: str, now: datetime, playbook: Playbook) -> list[Touchpoint]:
+    """Ada's journey from the demo (anonymous visit, form, webinar, …): a hand-off at the end.
+
+    `prefix` makes its identities and event ids new; checked here with the replay, so a
+    playbook change that stops it handing off fails loudly instead of timing out.
+    """
+    documents = [
+        d
+        for d in demo_journeys(now, prefix=prefix)
+        if "ada" in str(d.get("identity", {}).get("anonymous_id", ""))
+    ]
+    touchpoints = [parse_touchpoint(d) for d in documents]
+    signals = workflow.replay(touchpoints, playbook).signals
+    if not any(isinstance(s, HandoffSignal) for s in signals):
+        raise RuntimeError("the hand-off journey no longer hands off under this playbook")
+    return touchpoints
