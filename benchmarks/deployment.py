@@ -151,6 +151,30 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
         await consumer.stop()
 
 
+class OffsetWatcher:
+    """End offsets of some topics, polled often over one connection (``async with``)."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self._partitions: list[TopicPartition] = []
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def __aenter__(self) -> OffsetWatcher:
+        self._partitions = await partitions(self.bootstrap, self.topics)
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        return dict(await self._consumer.end_offsets(self._partitions))
+
+    async def total(self) -> int:
+        return sum((await self.ends()).values())
+
+
 async def message_count(bootstrap: str, topics: Sequence[str]) -> int:
     """Messages in `topics` (sum of end offsets: no compaction or deletion in a bench run)."""
     return sum((await end_offsets(bootstrap, topics)).values())
