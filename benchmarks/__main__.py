@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
         for stray in processes.stop_all():
             print(f"stopped {stray}")
         ctx.progress("cleaning up topics and Redis keys")
-        ctx.cleanup()
+        ctx.cleanup(keep_files=failed > 0)
     run["run"]["load_average_at_end"] = os.getloadavg()
     results = merge_results(previous, run)
     write_results(args.out, results)

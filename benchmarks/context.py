@@ -14,11 +14,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from events import Touchpoint, parse_touchpoint
-from streams.workload import Workload, build
-
 from benchmarks.deployment import Deployment, message_count
 from benchmarks.report import Metrics
+from events import Touchpoint, parse_touchpoint
+from streams.workload import Workload, build
 
 SEED = 9
 WORKLOAD_NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -132,14 +131,20 @@ class Context:
                 return result.metrics[name]
         return self.previous.get("metrics", {}).get(name)
 
-    def cleanup(self) -> None:
-        """Delete every deployment's topics and Redis keys, and its data directory."""
+    def cleanup(self, *, keep_files: bool = False) -> None:
+        """Delete every deployment's topics and Redis keys, and its data directory (logs).
+
+        With `keep_files` (a measure failed) the data directories stay, for their logs.
+        """
         for deployment in self.deployments:
             try:
                 asyncio.run(deployment.delete())
             except Exception as exc:  # report and go on: the other deployments still go
                 print(f"  could not clean up {deployment.settings.topic_prefix}: {exc}")
-            _remove_tree(deployment.data_dir)
+            if keep_files:
+                print(f"  logs kept in {deployment.data_dir}")
+            else:
+                _remove_tree(deployment.data_dir)
         self.deployments.clear()
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.topics import HANDOFF
-
 from benchmarks.deployment import Deployment, partitions
+from streams.topics import HANDOFF
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ longest one is above the cap (`codec.journey_cap`; 0 when within it).
 
 from __future__ import annotations
 
-from streams import journey as core
-
 from benchmarks.codec import encode_journey, journey_cap
 from benchmarks.context import Context, Result
 from benchmarks.journeys import long_journey
+from streams import journey as core
 
 
 def run(ctx: Context) -> Result:

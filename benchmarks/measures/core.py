@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
+from benchmarks.context import Context, Result
 from streams import journey as core
 from streams import workflow
-
-from benchmarks.context import Context, Result
 
 
 def run(ctx: Context) -> Result:

@@ -17,15 +17,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from benchmarks.codec import decode_journey, encode_journey
+from benchmarks.context import Context, Result
+from benchmarks.journeys import long_journey, page_views
 from events import Touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
 from streams.journey import kpis
-
-from benchmarks.codec import decode_journey, encode_journey
-from benchmarks.context import Context, Result
-from benchmarks.journeys import long_journey, page_views
 
 PER_CHANGE = ("apply", "timers", "snapshot", "facts")
 """The steps of the headline cost; "encode" and "decode" are reported beside it."""

@@ -14,6 +14,7 @@ nothing written and no journey added for a quiet window; the end is the last cha
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from benchmarks.context import Context, Result
 from benchmarks.deployment import message_count
@@ -57,7 +58,9 @@ def run(ctx: Context) -> Result:
     return Result(metrics, notes, details)
 
 
-def _kpi_share(before: dict | None, after: dict | None) -> tuple[float | None, str]:
+def _kpi_share(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[float | None, str]:
     if before is None or after is None:
         return None, "not measured (no probe output)"
     cpu = after["process_cpu_s"] - before["process_cpu_s"]

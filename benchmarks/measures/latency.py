@@ -17,10 +17,6 @@ import math
 import time
 from datetime import UTC, datetime
 
-from events import Touchpoint
-from events.publisher import TouchpointPublisher
-from streams import journey as core
-
 from benchmarks.context import Context, Result
 from benchmarks.deployment import Deployment, consumed_topics, group_lag
 from benchmarks.drain import wait_drained
@@ -28,6 +24,9 @@ from benchmarks.journeys import handoff_journey
 from benchmarks.report import percentile
 from benchmarks.signals import Handoff, handoffs
 from benchmarks.worker import start_worker, wait_ready
+from events import Touchpoint
+from events.publisher import TouchpointPublisher
+from streams import journey as core
 
 PROBES_PER_S = 4.0
 TICK_S = 0.01

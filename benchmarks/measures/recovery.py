@@ -15,14 +15,13 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from streams import journey as core
-
 from benchmarks.context import Context, Result
 from benchmarks.deployment import Deployment
 from benchmarks.drain import wait_drained
 from benchmarks.journeys import handoff_journey
 from benchmarks.signals import handoffs
 from benchmarks.worker import start_worker, wait_ready
+from streams import journey as core
 
 QUIET_S = 11.0
 SIGNAL_TIMEOUT_S = 180.0
