@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--people", type=int, help="people in the workload (full: 2,700)")
     parser.add_argument(
         "--recovery-people", type=int,
-        help="people whose journeys are in state when the worker is killed (full: 2,700)",
+        help="people whose journeys are in state when the worker is killed (full: 1,500)",
     )  # fmt: skip
     parser.add_argument(
         "--kpi-journeys", type=int, help="journeys' facts for the KPI query (full: 100,000)"
@@ -89,6 +89,29 @@ def _measure(ctx: Context, name: str) -> tuple[dict[str, Any], bool]:
             "notes": result.notes, "details": result.details}, True  # fmt: skip
 
 
+IN_PROCESS = {"core", "cost", "bytes"}
+"""Measures that need no broker and no Redis."""
+
+
+def _infrastructure(wanted: list[str]) -> Any:
+    """Kafka and Redis: reused when they answer, else started (`tandem infra up`)."""
+    if set(wanted) <= IN_PROCESS:
+        return None
+    from streams import infra
+    from streams.settings import Settings
+
+    return infra.up(Settings())
+
+
+def _release(status: Any) -> None:
+    """Stop Kafka and Redis only if this run started them."""
+    if status is not None and any(service.started for service in status.services):
+        from streams import infra
+        from streams.settings import Settings
+
+        infra.down(Settings())
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     base = Sizes.quick_run() if args.quick else Sizes()
@@ -109,8 +132,10 @@ def main(argv: list[str]) -> int:
         "measures": {},
     }  # fmt: skip
     failed = 0
+    wanted = _wanted(args.only)
+    status = _infrastructure(wanted)
     try:
-        for name in _wanted(args.only):
+        for name in wanted:
             entry, ok = _measure(ctx, name)
             run["measures"][name] = {**entry, "run_id": run_id}
             failed += not ok
@@ -119,6 +144,7 @@ def main(argv: list[str]) -> int:
             print(f"stopped {stray}")
         ctx.progress("cleaning up topics and Redis keys")
         ctx.cleanup(keep_files=failed > 0)
+        _release(status)
     run["run"]["load_average_at_end"] = os.getloadavg()
     results = merge_results(previous, run)
     write_results(args.out, results)
