@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -114,6 +115,8 @@ def _release(status: Any) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # Producing to topics created a moment ago logs NotLeaderForPartition retries: normal.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     base = Sizes.quick_run() if args.quick else Sizes()
     sizes = base.with_overrides(
         people=args.people, recovery_people=args.recovery_people,
