@@ -25,5 +25,6 @@ def run(ctx: Context) -> Result:
         notes[f"journey_bytes_{length}"] = f"{size / length:,.0f} bytes per touchpoint"
     longest = max(ctx.sizes.bytes_lengths)
     metrics["journey_bytes_over_cap"] = max(0, metrics[f"journey_bytes_{longest}"] - cap)
-    notes["journey_bytes_over_cap"] = f"at {longest:,}; cap {cap:,} ({cap_source})"
+    metrics["journey_bytes_longest"] = longest
+    notes["journey_bytes_over_cap"] = f"cap {cap:,} ({cap_source})"
     return Result(metrics, notes, {"cap_bytes": cap, "cap_source": cap_source})

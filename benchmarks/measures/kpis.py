@@ -123,7 +123,7 @@ def run(ctx: Context) -> Result:
     parts = asyncio.run(breakdown(deployment))
     median = statistics.median(times)
     return Result(
-        metrics={"kpi_query_s": median},
+        metrics={"kpi_query_s": median, "kpi_query_journeys": journeys},
         notes={"kpi_query_s": f"at {journeys:,} journeys (median of {len(times)}); "
                f"start-up {statistics.median(startup):.2f} s; "
                + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())},

@@ -35,6 +35,15 @@ def test_verdict_by_target() -> None:
     assert verdict("ceiling_events_per_s", 30_000) == ""  # reported, no target
 
 
+def test_verdict_starred_below_the_issues_size() -> None:
+    assert verdict("kpi_query_s", 0.5, {"kpi_query_journeys": 1_000_000}) == "pass"
+    assert verdict("kpi_query_s", 0.5, {"kpi_query_journeys": 100_000}) == "pass*"
+    assert verdict("kpi_query_s", 3.0, {}) == "FAIL*"
+    assert table({"kpi_query_s": 3.0, "kpi_query_journeys": 5}).endswith(
+        "* measured below the size the issue sets the target at"
+    )
+
+
 def test_derived_ratios_and_flatness() -> None:
     found = derived(
         {
