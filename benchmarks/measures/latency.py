@@ -44,6 +44,7 @@ async def publish_paced(
 ) -> dict[str, float]:  # fmt: skip
     """Publish at `rate` a second for `seconds`; the publish time of every probe touchpoint."""
     probe_rate = len(probes) / seconds
+    background_rate = rate - probe_rate * len(probes[0])
     published: dict[str, float] = {}
     sent_background = sent_probes = 0
     async with TouchpointPublisher(
@@ -56,7 +57,7 @@ async def publish_paced(
                     published.setdefault(touchpoint.event_id, time.time())
                     await publisher.publish(touchpoint)
                 sent_probes += 1
-            due = min(len(background), math.floor(elapsed * (rate - probe_rate * 8)))
+            due = min(len(background), math.floor(elapsed * background_rate))
             while sent_background < due:
                 await publisher.publish(background[sent_background])
                 sent_background += 1
