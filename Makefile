@@ -39,7 +39,7 @@ unit: venv ## only the tests that need no broker (unit + property)
 lint: venv ## ruff, mypy (strict on the core and the contract), import contracts
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy events schemas streams/journey streams/workflow
+	@$(BIN)/mypy events schemas streams/journey streams/workflow streams/adapters streams/app.py
 	@$(BIN)/lint-imports
 
 format: venv ## format the code

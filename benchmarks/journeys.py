@@ -5,7 +5,10 @@ Deterministic: fixed identities, ids and event times (no clock).
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from events import Touchpoint, parse_touchpoint
 from schemas.journey import JourneyRecord
@@ -16,26 +19,45 @@ from streams import workflow
 from streams.samples import demo_journeys
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
-KINDS = ("marketing.page_viewed", "marketing.email_clicked", "marketing.email_opened")
 LONG_JOURNEY_EMAIL = "long.journey@bench.example"
 CHUNK = 1_000
+ID_NAMESPACE = uuid.UUID("6f1d3c1e-5b0a-4c55-9a43-0d2f1f7f2a10")
+CHANNELS = ("organic_search", "paid_search", "email", "social", "referral")
+PAGES = ("/", "/pricing", "/product", "/blog/funnels", "/integrations", "/customers", "/demo")
+
+
+def _document(i: int) -> dict[str, Any]:
+    """Touchpoint `i` of the long journey: varied like a real one (kinds, pages, campaigns),
+    with a random-looking id as tools send, so compression sees realistic content."""
+    pick = random.Random(i)
+    channel = pick.choice(CHANNELS)
+    kind, properties = pick.choice(
+        (
+            ("marketing.page_viewed", {"url": f"https://tandem.example{pick.choice(PAGES)}"}),
+            (
+                "marketing.page_viewed",
+                {"url": f"https://tandem.example/blog/{pick.randrange(300)}"},
+            ),
+            ("marketing.email_opened", {"email_id": f"newsletter-{pick.randrange(60)}"}),
+            ("marketing.email_clicked", {"email_id": f"nurture-{pick.randrange(12)}"}),
+            ("marketing.ad_clicked", {"ad_id": f"ad-{pick.randrange(40)}"}),
+        )
+    )
+    return {
+        "event_id": str(uuid.uuid5(ID_NAMESPACE, str(i))),
+        "type": kind,
+        "occurred_at": (START + timedelta(seconds=60 * i + pick.randrange(60))).isoformat(),
+        "source": pick.choice(("website", "hubspot", "ads")),
+        "identity": {"email": LONG_JOURNEY_EMAIL},
+        "properties": properties,
+        "context": {"channel": channel, "campaign_id": f"{channel}-{pick.randrange(8)}"},
+    }
 
 
 def page_views(first: int, count: int) -> list[Touchpoint]:
-    """Touchpoints `first` .. `first + count - 1` of one person, in order, a second apart."""
-    return [
-        parse_touchpoint(
-            {
-                "event_id": f"long-{i:07d}",
-                "type": KINDS[i % len(KINDS)],
-                "occurred_at": (START + timedelta(seconds=i)).isoformat(),
-                "source": "bench",
-                "identity": {"email": LONG_JOURNEY_EMAIL},
-                "properties": {"url": "https://tandem.example/"} if i % 3 == 0 else {},
-            }
-        )
-        for i in range(first, first + count)
-    ]
+    """Touchpoints `first` .. `first + count - 1` of one person, in order (about a minute
+    apart): page views, email opens and clicks, ad clicks — nothing that changes the stage."""
+    return [parse_touchpoint(_document(i)) for i in range(first, first + count)]
 
 
 def long_journey(length: int, playbook: Playbook) -> JourneyRecord:

@@ -7,9 +7,13 @@ than what Redis holds, so a stale or replayed write can never overwrite a newer 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+
+from streams.kpi_store import KpiStore
 
 # KEYS[1] journey hash, KEYS[2] set of live customer ids; ARGV: version, snapshot, stage, id
 _WRITE_IF_NEWER = """
@@ -36,32 +40,25 @@ return 1
 """
 
 
-# KPI facts: one hash of facts by customer id (read in one HGETALL), one of their versions, and
-# a change counter the KPI snapshot refresh compares against.
-# KEYS[1] facts hash, KEYS[2] versions hash, KEYS[3] change counter; ARGV: id, version, facts
-_WRITE_FACTS_IF_NEWER = """
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and tonumber(current) >= tonumber(ARGV[2]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[3])
-return 1
-"""
+@dataclass(frozen=True)
+class LiveJourney:
+    """A journey's read-model write: its snapshot (JSON) and KPI facts, at a version."""
 
-# Same keys; ARGV: id, version. The version stays behind as a tombstone, so a stale write of
-# the moved journey's facts can never bring it back.
-_DROP_FACTS = """
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and tonumber(current) > tonumber(ARGV[2]) then
-  return 0
-end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[3])
-return 1
-"""
+    customer_id: str
+    version: int
+    snapshot_json: str
+    stage: str
+    identities: tuple[str, ...]
+    facts_json: str | None = None
+
+
+@dataclass(frozen=True)
+class MovedPointer:
+    """A journey that moved: the read model points its old id at the new one."""
+
+    customer_id: str
+    moved_to: str
+    version: int
 
 
 class JourneyProjection:
@@ -157,77 +154,32 @@ class JourneyProjection:
         raws = await pipe.execute()
         return {cid: json.loads(raw) for cid, raw in zip(ids, raws, strict=True) if raw}
 
-    # --- KPI facts and the KPI snapshot (see streams.journey.kpis, docs/kpis.md) -----------
-
-    # Registered on first use (class defaults keep __init__ as it is).
-    _facts_write: Any = None
-    _facts_drop: Any = None
+    # --- KPI facts and aggregates (see streams.kpi_store, docs/kpis.md) --------------------
 
     @property
-    def _facts_key(self) -> str:
-        return f"{self.prefix}kpi:facts"
-
-    @property
-    def _facts_versions_key(self) -> str:
-        return f"{self.prefix}kpi:versions"
-
-    @property
-    def _facts_changes_key(self) -> str:
-        return f"{self.prefix}kpi:changes"
-
-    @property
-    def kpi_snapshot_key(self) -> str:
-        """Where the dashboard finds the latest KPI report (JSON)."""
-        return f"{self.prefix}kpi:snapshot"
-
-    def _facts_keys(self) -> list[str]:
-        return [self._facts_key, self._facts_versions_key, self._facts_changes_key]
+    def kpis(self) -> KpiStore:
+        """The KPI facts and per-day aggregates, on the same connection and prefix."""
+        store: KpiStore | None = self.__dict__.get("_kpi_store")
+        if store is None:
+            store = self.__dict__["_kpi_store"] = KpiStore(self.redis, self.prefix)
+        return store
 
     async def write_facts(self, customer_id: str, version: int, facts_json: str) -> bool:
-        """Store a journey's KPI facts if newer than the stored ones; True when written."""
-        if self._facts_write is None:
-            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
-        written = await self._facts_write(
-            keys=self._facts_keys(), args=[customer_id, version, facts_json]
-        )
-        return bool(written)
+        """Keep a journey's KPI facts if newer than the stored ones; True when kept."""
+        return (await self.kpis.write_facts([(customer_id, version, facts_json)]))[0]
 
     async def drop_facts(self, customer_id: str, version: int) -> bool:
-        """Remove a moved (absorbed or renamed) journey's facts, unless newer ones exist."""
-        if self._facts_drop is None:
-            self._facts_drop = self.redis.register_script(_DROP_FACTS)
-        dropped = await self._facts_drop(keys=self._facts_keys(), args=[customer_id, version])
-        return bool(dropped)
-
-    async def all_facts(self) -> list[str]:
-        """Every live journey's KPI facts (JSON text, each naming its customer id), at once.
-
-        HVALS, not HGETALL: the ids are inside the facts, and half the replies parse faster.
-        """
-        return [str(v) for v in await self.redis.hvals(self._facts_key)]
-
-    async def facts_changes(self) -> int:
-        """How many facts writes and drops there have been (a cheap "did anything change")."""
-        raw = await self.redis.get(self._facts_changes_key)
-        return int(raw) if raw is not None else 0
-
-    async def write_kpi_snapshot(self, report_json: str, changes: int | None = None) -> None:
-        """Store the KPI report for the dashboard, with the change count it reflects."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.kpi_snapshot_key, report_json)
-        if changes is not None:
-            pipe.set(f"{self.kpi_snapshot_key}:changes", changes)
-        await pipe.execute()
+        """Drop a moved (absorbed or renamed) journey's facts, unless newer ones exist (the
+        next catch-up removes their contributions; the version stays as a tombstone)."""
+        return (await self.kpis.write_facts([(customer_id, version, None)]))[0]
 
     async def kpi_snapshot(self) -> dict[str, Any] | None:
-        """The latest KPI report written for the dashboard, if any."""
-        raw = await self.redis.get(self.kpi_snapshot_key)
-        return json.loads(raw) if raw else None
-
-    async def kpi_snapshot_changes(self) -> int | None:
-        """The change count the stored KPI snapshot reflects (None: no snapshot yet)."""
-        raw = await self.redis.get(f"{self.kpi_snapshot_key}:changes")
-        return int(raw) if raw is not None else None
+        """The dashboard's all-time report with the daily series, computed on demand from
+        the aggregates after a catch-up (its cost is that of the changes since the last
+        catch-up and of the days with data, not of the journeys)."""
+        report = await self.kpis.report(now=datetime.now(UTC), daily=True)
+        data: dict[str, Any] = json.loads(report.model_dump_json())
+        return data
 
     async def publish_journey(
         self,
@@ -237,8 +189,6 @@ class JourneyProjection:
         facts_json: str | None = None,
     ) -> None:
         """Snapshot, KPI facts and identifier links in one round trip (each version-checked)."""
-        if self._facts_write is None:
-            self._facts_write = self.redis.register_script(_WRITE_FACTS_IF_NEWER)
         pipe = self.redis.pipeline(transaction=False)
         await self._write(
             keys=[self._journey_key(customer_id), self._live_key],
@@ -247,12 +197,43 @@ class JourneyProjection:
             client=pipe,
         )  # fmt: skip
         if facts_json is not None:
-            await self._facts_write(
-                keys=self._facts_keys(), args=[customer_id, version, facts_json], client=pipe
-            )
+            await self.kpis.queue_facts(pipe, customer_id, version, facts_json)
         identifiers = snapshot.get("identities") or []
         if identifiers:
             pipe.mset({self._identity_key(i): customer_id for i in identifiers})
+        await pipe.execute()
+
+    async def publish_many(self, journeys: list[LiveJourney], moved: list[MovedPointer]) -> None:
+        """A batch in one round trip: journeys as `publish_journey` writes them, moved ones
+        as `mark_moved` + `drop_facts`. Every write is version-checked, so a replayed batch
+        changes nothing."""
+        if not journeys and not moved:
+            return
+        kpis = self.kpis
+        pipe = self.redis.pipeline(transaction=False)
+        links: dict[str, str] = {}
+        for journey in journeys:
+            customer_id, version = journey.customer_id, journey.version
+            await self._write(
+                keys=[self._journey_key(customer_id), self._live_key],
+                args=[version, journey.snapshot_json, journey.stage, customer_id],
+                client=pipe,
+            )
+            if journey.facts_json is not None:
+                await kpis.queue_facts(pipe, customer_id, version, journey.facts_json)
+            for identifier in journey.identities:
+                links[self._identity_key(identifier)] = customer_id
+        for customer_id, moved_to, version in (
+            (m.customer_id, m.moved_to, m.version) for m in moved
+        ):
+            await self._moved(
+                keys=[self._journey_key(customer_id), self._live_key],
+                args=[version, moved_to, customer_id],
+                client=pipe,
+            )
+            await kpis.queue_facts(pipe, customer_id, version, None)
+        if links:
+            pipe.mset(links)
         await pipe.execute()
 
     async def close(self) -> None:

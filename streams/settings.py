@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Faust worker's web port")
     api_port: int = Field(8080, description="HTTP API port")
     timer_interval_s: float = Field(5.0, gt=0, description="how often SLA/nurture timers run")
+    batch_size: int = Field(500, ge=1, description="messages an agent takes per batch at most")
+    batch_within_s: float = Field(
+        0.02, gt=0, description="longest an agent waits to fill a batch (adds to latency)"
+    )
     kafka_heap: str = Field("512m", description="heap of the local Kafka broker")
     api_keys: dict[str, dict[str, Any]] | None = Field(
         None, description='HTTP ingest keys, JSON: {"<key>": {"tool": …, "domains": […]}}'

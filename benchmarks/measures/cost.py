@@ -1,17 +1,17 @@
 """``cost_per_touchpoint_us`` at journey length 10, 1,000 and 10,000: flat or not.
 
 For each length L a journey of L in-order touchpoints is built (`journeys.long_journey`, not
-timed), then the next `cost_appends` in-order touchpoints go through what the worker does per
-change (`worker_change`, mirroring ``publish_outcome`` in streams/app.py): apply the
-touchpoint, plan the next timer, build the snapshot, build the KPI facts. The metric is the
-mean over those appends — the marginal cost near L, not an average from an empty journey.
-Encoding the record for the table (and decoding it, which today's worker does per message)
-is timed too and reported beside it, in the details.
+timed), then the next `cost_appends` in-order touchpoints go through what the worker does for
+a changed journey (`worker_change`): the touchpoint applied (`core.apply_touchpoint`, what the
+workflow's handler calls), the next timer (`adapters.journeys.next_due`), the snapshot and the
+KPI facts (`adapters.journeys.prepare`, the very functions the journeys agent calls). The
+metric is the mean over those appends — the marginal cost near L, not an average from an
+empty journey. Encoding the record for the table (`codec`, once per customer per batch in the
+worker) and decoding it are timed too and reported beside it.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -24,9 +24,9 @@ from events import Touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
-from streams.journey import kpis
+from streams.adapters.journeys import next_due, prepare
 
-PER_CHANGE = ("apply", "timers", "snapshot", "facts")
+PER_CHANGE = ("apply", "timers", "snapshot+facts")
 """The steps of the headline cost; "encode" and "decode" are reported beside it."""
 
 
@@ -36,12 +36,10 @@ def worker_change(
     """One touchpoint the way the worker handles it; `clock(step)` after each step."""
     record = core.apply_touchpoint(record, touchpoint, playbook).record
     clock("apply")
-    core.next_timer_due(record, playbook)
+    next_due(record, playbook)
     clock("timers")
-    json.dumps(core.snapshot(record, playbook).model_dump(mode="json"))
-    clock("snapshot")
-    kpis.journey_facts(record, playbook).model_dump_json(exclude_defaults=True)
-    clock("facts")
+    prepare(record.customer_id, record, playbook)
+    clock("snapshot+facts")
     raw = encode_journey(record)
     clock("encode")
     decode_journey(raw)

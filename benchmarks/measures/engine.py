@@ -8,7 +8,8 @@ nothing written and no journey added for a quiet window; the end is the last cha
 ``ratio`` and ``ratio_faust`` divide it by the two ceilings (`report.derived`).
 
 ``kpi_cpu_share``: of the worker's CPU time over the same span, the share spent in KPI code
-(`worker_probe.KPI_ENTRY_POINTS`: KPI facts per change, the dashboard's KPI report).
+(`worker_probe.KPI_ENTRY_POINTS`: building the KPI facts of a changed journey, queueing their
+write).
 """
 
 from __future__ import annotations

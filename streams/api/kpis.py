@@ -1,7 +1,9 @@
 """``GET /v1/kpis``: the shared KPIs over HTTP, with the filters of ``tandem kpis``.
 
-``GET /v1/kpis/snapshot`` returns the all-time report the worker keeps in Redis for the
-dashboard (recomputed within seconds of any journey change).
+``GET /v1/kpis/snapshot`` returns the dashboard's all-time report with the daily series,
+computed on demand from the per-day aggregates. Every answer first catches the aggregates up
+with the journeys changed since (`streams.kpi_store`); while the app runs, a background task
+does it every `CATCH_UP_INTERVAL_S` seconds too, so an answer rarely has anything to catch up.
 
 **No API key.** The API keys of `streams.api.auth` are publishing credentials of tools; a
 dashboard reading aggregates must not hold one. The report carries aggregates only — counts,
@@ -12,10 +14,15 @@ Definitions: docs/kpis.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
 from schemas.kpis import GroupBy, KpiReport
@@ -23,7 +30,38 @@ from streams import kpi_service
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 
-router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
+log = logging.getLogger("tandem.api")
+
+CATCH_UP_INTERVAL_S = 3.0
+"""How often the API aggregates the journeys changed since the last catch-up."""
+
+
+async def _catch_up_forever(settings: Settings) -> None:
+    projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        while True:
+            try:
+                await projection.kpis.catch_up()
+            except Exception:  # Redis away or a bad fact: retried on the next tick
+                log.exception("KPI catch-up failed")
+            await asyncio.sleep(CATCH_UP_INTERVAL_S)
+    finally:
+        await projection.close()
+
+
+@asynccontextmanager
+async def catch_up_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Keep the KPI aggregates caught up in the background while the app runs."""
+    task = asyncio.create_task(_catch_up_forever(app.state.settings))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+router = APIRouter(prefix="/v1/kpis", tags=["kpis"], lifespan=catch_up_lifespan)
 
 
 def _projection(request: Request) -> JourneyProjection:
@@ -47,8 +85,8 @@ async def get_kpis(
     ] = None,
     daily: Annotated[bool, Query(description="add the counts per event-time day")] = False,
 ) -> Response:
-    """The same report as ``tandem kpis --json`` (docs/kpis.md), computed on the spot from
-    every live journey's facts: exact for any window, late events in their event-time day."""
+    """The same report as ``tandem kpis --json`` (docs/kpis.md), from the per-day aggregates
+    of the window: exact for any window, late events in their event-time day."""
     try:
         start, end = kpi_service.day_window(since, until)
     except ValueError as exc:
@@ -70,17 +108,15 @@ async def get_kpis(
     "/snapshot",
     response_model=KpiReport,
     summary="The dashboard's all-time KPI snapshot",
-    responses={404: {"description": "no snapshot yet (is the worker running?)"}},
+    responses={503: {"description": "Redis unavailable"}},
 )
 async def get_kpi_snapshot(request: Request) -> Response:
-    """The all-time report with the daily series, as last written by the worker."""
+    """The all-time report with the daily series, from the aggregates (caught up first)."""
     projection = _projection(request)
     try:
-        raw = await projection.redis.get(projection.kpi_snapshot_key)
+        report = await kpi_service.report(projection, daily=True)
     except (ConnectionError, OSError) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()
-    if not raw:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no KPI snapshot yet")
-    return Response(raw, media_type="application/json")
+    return Response(report.model_dump_json(), media_type="application/json")

@@ -1,7 +1,7 @@
 """`tandem kpis`: the shared KPIs of marketing and sales, from every live journey.
 
-Definitions and formulas: docs/kpis.md. The numbers are computed on the spot from each
-journey's facts in Redis (one round trip), for the event-time window asked for.
+Definitions and formulas: docs/kpis.md. The numbers are summed from the per-day aggregates in
+Redis (one round trip) over the days of the event-time window asked for.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def kpis(
     try:
         report = run(_report(first, last, by, currency, daily))  # type: ignore[arg-type]
     except Exception as exc:
-        fail(f"cannot read KPI facts from Redis at {settings.redis_url}: {exc}")
+        fail(f"cannot read KPI aggregates from Redis at {settings.redis_url}: {exc}")
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:

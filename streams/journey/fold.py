@@ -11,6 +11,11 @@ MQL rule (cycle engagement and fit as of this touchpoint); then the engaged-but-
 nurture rule. Signal facts are captured at the touchpoint a rule fires on, so touchpoints after
 it never change them.
 
+Engagement is a decayed running sum, stepped once per touchpoint with points (see
+`FoldState.engagement`): O(1) per step, and the same float operations in the same order whether
+the fold runs from the start, from a compacted horizon or one touchpoint at a time from a
+`clone` of the previous state — so the incremental fold equals the full fold bit for bit.
+
 The state can be frozen into a `HorizonState` and resumed from it: that is how touchpoints
 beyond the retention cap are compacted (see `streams.journey.record`).
 """
@@ -18,6 +23,7 @@ beyond the retention cap are compacted (see `streams.journey.record`).
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,10 +68,27 @@ DETRACTOR_MAX_NPS = 6
 """NPS answers 0–6 are detractors (the standard NPS bands)."""
 
 
+_SUMMARIES: OrderedDict[int, tuple[Envelope, TouchpointSummary]] = OrderedDict()
+_SUMMARIES_KEPT = 16384
+
+
 def summarize(tp: Envelope | TouchpointSummary) -> TouchpointSummary:
     """A touchpoint in a few fields."""
     if isinstance(tp, TouchpointSummary):
         return tp
+    # Every snapshot lists the latest touchpoints: summarise each once (kept by the very,
+    # immutable, touchpoint object, held so its id cannot be reused).
+    kept = _SUMMARIES.get(id(tp))
+    if kept is not None and kept[0] is tp:
+        return kept[1]
+    summary = _summarize(tp)
+    _SUMMARIES[id(tp)] = (tp, summary)
+    if len(_SUMMARIES) > _SUMMARIES_KEPT:
+        _SUMMARIES.popitem(last=False)
+    return summary
+
+
+def _summarize(tp: Envelope) -> TouchpointSummary:
     content_id = tp.context.content_id
     if content_id is None and isinstance(tp, ContentDownloaded):
         content_id = tp.properties.content_id
@@ -100,15 +123,20 @@ class FoldState:
     objections: dict[str, Objection] = field(default_factory=dict)
     campaigns: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    campaign_set: set[str] = field(default_factory=set)
+    message_set: set[str] = field(default_factory=set)
     last_marketing: list[Envelope | TouchpointSummary] = field(default_factory=list)
     last_sales: list[Envelope | TouchpointSummary] = field(default_factory=list)
     identities: set[str] = field(default_factory=set)
     unsubscribed: bool = False
     carry_at: datetime | None = None
     carry: float = 0.0
-    cycle_carry: float = 0.0
-    carry_cycle: int = 0
+    score_at: datetime | None = None
+    score_total: float = 0.0
+    score_cycle: float = 0.0
     items: list[tuple[datetime, float, str, str, int]] = field(default_factory=list)
+    score_items: dict[str, ScoreItem] = field(default_factory=dict)
+    """Breakdown items built so far (a cache shared by clones: values, not state)."""
     term_started_at: datetime | None = None
     term_event_id: str | None = None
     nurtured_cycles: set[int] = field(default_factory=set)
@@ -141,24 +169,39 @@ class FoldState:
         state.pain_points = set(f.pain_points)
         state.objections = {o.category: o for o in horizon.open_objections}
         state.campaigns, state.messages = list(horizon.campaigns), list(horizon.messages)
+        state.campaign_set, state.message_set = set(state.campaigns), set(state.messages)
         state.last_marketing = list(horizon.last_marketing)
         state.last_sales = list(horizon.last_sales)
         state.identities = set(horizon.identities)
         state.unsubscribed = horizon.unsubscribed
         state.carry_at, state.carry = horizon.carry_at, horizon.carry
-        state.cycle_carry, state.carry_cycle = horizon.cycle_carry, horizon.cycle
+        # The running sums go on from the frozen ones: the same operations as an unbroken fold.
+        state.score_at = horizon.carry_at
+        state.score_total, state.score_cycle = horizon.carry, horizon.cycle_carry
         state.term_started_at, state.term_event_id = horizon.term_started_at, horizon.term_event_id
         state.nurtured_cycles = set(horizon.nurtured_cycles)
         state.wins, state.last_at = horizon.wins, horizon.last_at
         state.triggers = list(horizon.triggers)
         return state
 
+    def clone(self) -> FoldState:
+        """A copy to step further, sharing nothing mutable with this one (O(retained) pointer
+        copies at most; the touchpoints, triggers and other immutable values are shared)."""
+        twin = object.__new__(FoldState)
+        twin.__dict__.update(self.__dict__)
+        twin.history, twin.triggers = list(self.history), list(self.triggers)
+        twin.pain_points, twin.objections = set(self.pain_points), dict(self.objections)
+        twin.campaigns, twin.messages = list(self.campaigns), list(self.messages)
+        twin.campaign_set, twin.message_set = set(self.campaign_set), set(self.message_set)
+        twin.last_marketing, twin.last_sales = list(self.last_marketing), list(self.last_sales)
+        twin.identities, twin.items = set(self.identities), list(self.items)
+        twin.nurtured_cycles = set(self.nurtured_cycles)
+        twin.since_horizon = self.since_horizon.copy()
+        return twin
+
     def freeze(self) -> HorizonState:
-        """The state as a serialisable `HorizonState` (engagement carried as of `last_at`)."""
-        carry = cycle_carry = 0.0
-        if self.last_at is not None:
-            carry = self.engagement(self.last_at, cycle_only=False)
-            cycle_carry = self.engagement(self.last_at, cycle_only=True)
+        """The state as a serialisable `HorizonState` (the running engagement sums as they
+        stand: `carry` and `cycle_carry` as of `carry_at`, the last touchpoint with points)."""
         return HorizonState(
             stage=self.stage,
             cycle=self.cycle,
@@ -173,9 +216,9 @@ class FoldState:
             last_sales=[summarize(t) for t in self.last_sales],
             identities=by_strength(self.identities),
             unsubscribed=self.unsubscribed,
-            carry_at=self.last_at,
-            carry=carry,
-            cycle_carry=cycle_carry,
+            carry_at=self.score_at,
+            carry=self.score_total,
+            cycle_carry=self.score_cycle,
             term_started_at=self.term_started_at,
             term_event_id=self.term_event_id,
             nurtured_cycles=sorted(self.nurtured_cycles),
@@ -210,39 +253,58 @@ class FoldState:
         """Objections raised and not yet answered by a won deal, oldest first."""
         return sorted(self.objections.values(), key=lambda o: (o.raised_at, o.event_id))
 
-    def _carry(self, cycle_only: bool) -> tuple[datetime, float] | None:
-        if self.carry_at is None:
-            return None
-        if cycle_only:
-            return (self.carry_at, self.cycle_carry) if self.carry_cycle == self.cycle else None
-        return (self.carry_at, self.carry)
-
     def engagement(self, at: datetime, cycle_only: bool) -> float:
-        """Engagement as of `at`: all of it, or only since the current cycle began."""
-        items = [(t, p) for t, p, _, _, c in self.items if not cycle_only or c == self.cycle]
-        return scoring.engagement_at(
-            at, items, self.playbook.scoring.half_life_days, self._carry(cycle_only)
-        )
+        """Engagement as of `at`: all of it, or only since the current cycle began.
+
+        The running sum as of the last touchpoint with points, decayed to `at` (O(1))."""
+        total = self.score_cycle if cycle_only else self.score_total
+        if self.score_at is None or not total:
+            return 0.0
+        half_life = self.playbook.scoring.half_life_days
+        return scoring.decayed(total, (at - self.score_at).total_seconds(), half_life)
+
+    def _score(self, at: datetime, points: float) -> None:
+        # Σ points × 0.5^((T − t) / half_life) as a running sum: decay the sum to this
+        # touchpoint, then add its points. A recycle starts the cycle's sum afresh (`_enter`).
+        if self.score_at is not None:
+            half_life = self.playbook.scoring.half_life_days
+            factor = scoring.decay_factor((at - self.score_at).total_seconds(), half_life)
+            self.score_total, self.score_cycle = (
+                self.score_total * factor + points,
+                self.score_cycle * factor + points,
+            )
+        else:
+            self.score_total, self.score_cycle = points, points
+        self.score_at = at
 
     def engagement_score(self, at: datetime | None) -> EngagementScore:
         """The published engagement score with its breakdown, as of `at`."""
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
-        carry = self._carry(cycle_only=False)
-        carried = (
-            scoring.decayed(carry[1], (at - carry[0]).total_seconds(), half_life) if carry else 0.0
-        )
-        breakdown = [
-            ScoreItem(
-                event_id=event_id,
-                type=type_,
-                occurred_at=t,
-                points=points,
-                decayed=round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3),
-            )
-            for t, points, event_id, type_, _ in self.items
-        ]
+        carried = 0.0
+        if self.carry_at is not None and self.carry:
+            carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
+        breakdown: list[ScoreItem] = []
+        built = self.score_items
+        for t, points, event_id, type_, _ in self.items:
+            value = round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3)
+            item = built.get(event_id)
+            # Rounded to 3 decimals, an item's value changes only every so many steps: reuse
+            # the one built last time (one breakdown item per retained touchpoint with points
+            # is the bulk of a snapshot).
+            if (
+                item is None
+                or item.decayed != value
+                or item.occurred_at != t
+                or item.points != points
+                or item.type != type_
+            ):
+                item = ScoreItem(
+                    event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value
+                )
+                built[event_id] = item
+            breakdown.append(item)
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),
@@ -271,13 +333,16 @@ class FoldState:
         points = self.playbook.scoring.points.get(tp.type, 0.0)
         if points:
             self.items.append((at, points, tp.event_id, tp.type, self.cycle))
+            self._score(at, points)
         recent = self.last_marketing if tp.domain == "marketing" else self.last_sales
         recent.append(tp)
         del recent[:-RECENT_PER_DOMAIN]
         context = tp.context
-        if context.campaign_id and context.campaign_id not in self.campaigns:
+        if context.campaign_id and context.campaign_id not in self.campaign_set:
+            self.campaign_set.add(context.campaign_id)
             self.campaigns.append(context.campaign_id)
-        if context.message_id and context.message_id not in self.messages:
+        if context.message_id and context.message_id not in self.message_set:
+            self.message_set.add(context.message_id)
             self.messages.append(context.message_id)
         fit_changed = self._facts(tp)
 
@@ -350,6 +415,7 @@ class FoldState:
         previous = self.stage
         if stage == Stage.RECYCLED:
             self.cycle += 1
+            self.score_cycle = 0.0
         if tp.type == "sales.prospect_added" and previous in stages.BEFORE_LEAD:
             self.outbound = True
         self.stage = stage

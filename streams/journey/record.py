@@ -17,15 +17,26 @@ canonical JSON (`events.touchpoint_to_json`, bytewise) is kept and the other is 
 duplicate — so the choice does not depend on which arrived first.
 
 Bounded state: at most `max_retained` (default `MAX_RETAINED_TOUCHPOINTS`) touchpoints are kept
-in full. Beyond it the oldest are folded into a compacted prefix — the fold state at the
-*horizon* (the newest compacted touchpoint) plus a summary per compacted touchpoint (event id,
-type, time, channel, campaign, amount), which keeps deduplication and the aggregates (counts
-per type, revenue, spend, first touch) exact. What the cap changes: a touchpoint older than the
-horizon arriving late updates the exact aggregates but no longer the stage history, the scores
-or the signals; a conflicting duplicate of a compacted touchpoint cannot replace it; the
-engagement of compacted touchpoints is carried as one decayed sum (no per-event breakdown);
-merging two journeys that both have a prefix keeps the later horizon's state; and a changed
-playbook only re-derives what comes after the horizon. Under the cap none of this applies.
+in full. When one more arrives, the oldest are compacted in whole chunks of
+`compaction_chunk(max_retained)` (a quarter of the cap, at least one) until no more than the cap
+remain — so with the default cap a journey keeps 375 to 500 in full, and a compaction (a fold
+from the new horizon) runs once per 125 appends: O(1) amortised per touchpoint. Because the
+number compacted depends only on how many are retained, folding from scratch keeps the same
+touchpoints in full as an in-order stream. The oldest are folded into a compacted prefix — the
+fold state at the *horizon* (the newest compacted touchpoint) plus a summary per compacted
+touchpoint (event id, type, time, channel, campaign, amount), which keeps deduplication and the
+aggregates (counts per type, revenue, spend, first touch) exact. What the cap changes: a
+touchpoint older than the horizon arriving late updates the exact aggregates but no longer the
+stage history, the scores or the signals; a conflicting duplicate of a compacted touchpoint
+cannot replace it; the engagement of compacted touchpoints is carried as one decayed sum (no
+per-event breakdown); merging two journeys that both have a prefix keeps the later horizon's
+state; and a changed playbook only re-derives what comes after the horizon. Under the cap none
+of this applies.
+
+Cost: the fold state of a record is kept with it in process memory (`streams.journey.memo`), so
+an in-order touchpoint steps the previous state once and a late one refolds from the nearest
+checkpoint; a record the process has not seen is folded once. The results are those of a full
+fold, bit for bit.
 """
 
 from __future__ import annotations
@@ -48,7 +59,6 @@ from events.vocabulary import (
 from schemas.journey import (
     CompactedPrefix,
     CompactedTouchpoint,
-    HorizonState,
     JourneyRecord,
     LedgerEntry,
     MergeEntry,
@@ -57,6 +67,7 @@ from schemas.journey import (
 from schemas.playbook import Playbook
 from schemas.signals import Signal
 from streams.journey import fold as folding
+from streams.journey import memo
 from streams.journey import signals as sig
 from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, strength
 
@@ -132,64 +143,102 @@ class _Added:
     record: JourneyRecord
     changed: bool  # the set of touchpoints changed
     duplicate: bool
+    changed_from: int | None  # the first retained position that changed (None: none)
+    ids: tuple[dict[str, Touchpoint], set[str]]
+    totals: memo.Totals | None
 
 
-def _add(record: JourneyRecord, tp: Touchpoint, guards: IdentityGuards) -> _Added:
+def _add(
+    record: JourneyRecord, tp: Touchpoint, guards: IdentityGuards, entry: memo.Derived
+) -> _Added:
     identifiers = record.identifiers
     if tp.identity is not None:
         new_ids = set(guards.linkable(tp.identity.identifiers())) - set(identifiers)
         if new_ids:
             identifiers = by_strength([*identifiers, *new_ids])
+    ids, compacted_ids = memo.take_ids(entry, record)
+    totals = entry.totals
     retained = record.touchpoints
-    index = next((i for i, t in enumerate(retained) if t.event_id == tp.event_id), None)
-    if index is not None:
-        existing = retained[index]
+    existing = ids.get(tp.event_id)
+    if existing is not None:
         replace = canonical(tp) < canonical(existing)
+        changed_from = None
         if replace:
+            index = bisect.bisect_left(retained, _key(existing), key=_key)
             retained = [*retained[:index], *retained[index + 1 :]]
-            retained.insert(bisect.bisect(retained, _key(tp), key=_key), tp)
+            position = bisect.bisect(retained, _key(tp), key=_key)
+            retained.insert(position, tp)
+            ids[tp.event_id], changed_from, totals = tp, min(index, position), None
         update = {"touchpoints": retained, "identifiers": identifiers,
                   "duplicates": record.duplicates + 1}  # fmt: skip
-        return _Added(record.model_copy(update=update), replace, True)
+        return _Added(record.model_copy(update=update), replace, True, changed_from,
+                      (ids, compacted_ids), totals)  # fmt: skip
     prefix = record.compacted
-    if prefix is not None and any(s.event_id == tp.event_id for s in prefix.touchpoints):
+    if tp.event_id in compacted_ids:
         update = {"identifiers": identifiers, "duplicates": record.duplicates + 1}
-        return _Added(record.model_copy(update=update), False, True)
+        return _Added(record.model_copy(update=update), False, True, None,
+                      (ids, compacted_ids), totals)  # fmt: skip
     horizon = _horizon(record)
-    if prefix is not None and horizon is not None and _key(tp) <= horizon:
+    behind = prefix is not None and horizon is not None and _key(tp) <= horizon
+    summary = compact_summary(tp) if behind or totals is not None else None
+    if totals is not None and summary is not None:
+        totals = totals.plus(summary)
+    if prefix is not None and summary is not None and behind:
         # Older than the horizon: it can only count in the exact aggregates.
         summaries = list(prefix.touchpoints)
-        summary = compact_summary(tp)
         summaries.insert(bisect.bisect(summaries, _summary_key(summary), key=_summary_key),
                          summary)  # fmt: skip
+        compacted_ids.add(tp.event_id)
         prefix = prefix.model_copy(update={"touchpoints": summaries})
         update = {"compacted": prefix, "identifiers": identifiers}
-        return _Added(record.model_copy(update=update), True, False)
+        return _Added(record.model_copy(update=update), True, False, None,
+                      (ids, compacted_ids), totals)  # fmt: skip
+    position = len(retained)
+    if position and _key(tp) < _key(retained[-1]):
+        position = bisect.bisect(retained, _key(tp), key=_key)
     retained = list(retained)
-    retained.insert(bisect.bisect(retained, _key(tp), key=_key), tp)
+    retained.insert(position, tp)
+    ids[tp.event_id] = tp
     update = {"touchpoints": retained, "identifiers": identifiers}
-    return _Added(record.model_copy(update=update), True, False)
+    return _Added(record.model_copy(update=update), True, False, position,
+                  (ids, compacted_ids), totals)  # fmt: skip
+
+
+def compaction_chunk(max_retained: int) -> int:
+    """How many touchpoints are compacted at a time: a quarter of the cap (at least one)."""
+    return max(1, max_retained // 4)
 
 
 def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> JourneyRecord:
-    """Fold the oldest touchpoints beyond `max_retained` into the compacted prefix."""
+    """Fold the oldest touchpoints into the compacted prefix, in whole chunks, once more than
+    `max_retained` are kept (see the module doc)."""
     if max_retained < 1:
         raise ValueError("max_retained must be at least 1")
     excess = len(record.touchpoints) - max_retained
     if excess <= 0:
         return record
-    oldest, kept = list(record.touchpoints[:excess]), list(record.touchpoints[excess:])
+    chunk = compaction_chunk(max_retained)
+    count = -(-excess // chunk) * chunk
+    oldest, kept = record.touchpoints[:count], record.touchpoints[count:]
     prefix = record.compacted
+    entry = memo.lookup(record, playbook)
+    ids, compacted_ids = memo.take_ids(entry, record)
+    horizon = oldest[-1]
     # The signal facts as they stand before compaction, to pin those triggered after the
     # new horizon: compaction must not change a signal's content (see fold.PinnedTrigger).
-    before = derive(record, playbook)
-    state = folding.run(oldest, playbook, *_resume(record, playbook))
-    summaries = [*(prefix.touchpoints if prefix else []), *map(compact_summary, oldest)]
-    summaries.sort(key=_summary_key)
-    horizon = oldest[-1]
-    frozen = state.freeze().model_copy(
-        update={"pinned": folding.pin_triggers(before.triggers, kept, horizon.order_key)}
+    frozen = (
+        memo.state_at(entry, count)
+        .freeze()
+        .model_copy(
+            update={"pinned": folding.pin_triggers(entry.state.triggers, kept, horizon.order_key)}
+        )
     )
+    summaries = list(prefix.touchpoints) if prefix else []
+    added = [compact_summary(tp) for tp in oldest]
+    if summaries and _summary_key(added[0]) < _summary_key(summaries[-1]):
+        summaries = sorted([*summaries, *added], key=_summary_key)
+    else:
+        summaries += added  # in order (the usual case): no sort
     new_prefix = CompactedPrefix(
         horizon_at=horizon.occurred_at,
         horizon_event_id=horizon.event_id,
@@ -197,44 +246,32 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
         state=frozen,
         touchpoints=summaries,
     )
-    return record.model_copy(update={"touchpoints": list(kept), "compacted": new_prefix})
+    for tp in oldest:
+        del ids[tp.event_id]
+        compacted_ids.add(tp.event_id)
+    compacted = record.model_copy(update={"touchpoints": kept, "compacted": new_prefix})
+    # The same touchpoints, so the same totals; the state is refolded from the new horizon.
+    memo.refold(compacted, playbook, entry, (ids, compacted_ids), entry.totals)
+    return compacted
 
 
 # --- deriving state and reconciling signals ------------------------------------------------
-
-
-def _resume(record: JourneyRecord, playbook: Playbook) -> tuple[HorizonState | None, bool]:
-    prefix = record.compacted
-    if prefix is None:
-        return None, True
-    # Pinned facts were computed under the prefix's playbook: void under another one.
-    return prefix.state, prefix.playbook_version == playbook.version
-
-
-_DERIVED: list[tuple[object, object, Playbook, folding.FoldState]] = []
-_DERIVED_SIZE = 8
 
 
 def derive(record: JourneyRecord, playbook: Playbook) -> folding.FoldState:
     """The fold state of a record under a playbook.
 
     Applying a touchpoint, planning timers, building the snapshot and the KPI facts all need
-    the same fold of the same (immutable) touchpoints; a tiny memo keyed by the very objects
-    (compared with `is`, and kept alive so their ids cannot be reused) folds once. Callers
-    treat the state as read-only.
+    the same fold of the same (immutable) touchpoints: it is kept with the journey in process
+    memory (`streams.journey.memo`), stepped once per in-order touchpoint. Callers treat the
+    state as read-only.
     """
-    touchpoints, compacted = record.touchpoints, record.compacted
-    for cached_touchpoints, cached_compacted, cached_playbook, state in _DERIVED:
-        if (
-            cached_touchpoints is touchpoints
-            and cached_compacted is compacted
-            and cached_playbook is playbook
-        ):
-            return state
-    state = folding.run(list(touchpoints), playbook, *_resume(record, playbook))
-    _DERIVED.insert(0, (touchpoints, compacted, playbook, state))
-    del _DERIVED[_DERIVED_SIZE:]
-    return state
+    return memo.lookup(record, playbook).state
+
+
+def totals(record: JourneyRecord, playbook: Playbook) -> memo.Totals:
+    """Counts, amounts and first and last touch over every touchpoint, compacted or not."""
+    return memo.totals(memo.lookup(record, playbook), record, compact_summary)
 
 
 def _reconcile(
@@ -271,13 +308,20 @@ def apply_touchpoint(
     max_retained: int = MAX_RETAINED_TOUCHPOINTS,
 ) -> Outcome:
     """Add one touchpoint to a journey: dedupe, re-derive, reconcile signals."""
-    added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook))
+    entry = memo.lookup(record, playbook)
+    added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook), entry)
+    memo.successor(entry, added.record, added.changed_from, added.ids, added.totals)
     updated = compact(added.record, playbook, max_retained)
-    updated = updated.model_copy(update={"playbook_version": playbook.version})
+    if updated.playbook_version != playbook.version:
+        updated = updated.model_copy(update={"playbook_version": playbook.version})
     signals: list[Signal] = []
     if added.changed or record.playbook_version != playbook.version:
         updated, signals = _reconcile(updated, playbook, touchpoint.occurred_at)
-    return Outcome(_bump(record, updated), added.changed, added.duplicate, signals)
+    if added.changed:  # the touchpoints changed: a new version, no need to compare
+        updated = updated.model_copy(update={"version": record.version + 1})
+    else:
+        updated = _bump(record, updated)
+    return Outcome(updated, added.changed, added.duplicate, signals)
 
 
 def fold(
@@ -293,9 +337,22 @@ def fold(
     `reevaluate` to get the signals it calls for.
     """
     guards = IdentityGuards.from_playbook(playbook)
-    record = new_journey(customer_id)
+    chosen: dict[str, Touchpoint] = {}
+    identifiers: set[str] = set()
+    duplicates = 0
     for tp in touchpoints:
-        record = _add(record, tp, guards).record
+        if tp.identity is not None:
+            identifiers.update(guards.linkable(tp.identity.identifiers()))
+        known = chosen.get(tp.event_id)
+        duplicates += known is not None
+        if known is None or canonical(tp) < canonical(known):
+            chosen[tp.event_id] = tp
+    record = JourneyRecord(
+        customer_id=customer_id,
+        identifiers=by_strength(identifiers),
+        touchpoints=sorted(chosen.values(), key=_key),
+        duplicates=duplicates,
+    )
     record = compact(record, playbook, max_retained)
     return record.model_copy(update={"playbook_version": playbook.version})
 

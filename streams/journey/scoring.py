@@ -2,9 +2,11 @@
 
 Engagement = Σ points[type] × 0.5^((T − t) / half_life) over the touchpoints considered, where T
 is the time of evaluation — the event time of the latest touchpoint considered, never the wall
-clock. Terms are summed with `math.fsum` in (occurred_at, event_id) order, so the result is
-bit-identical however the touchpoints arrived. Published values are rounded (score to 2
-decimals, breakdown items to 3).
+clock. The fold keeps it as a running sum (`streams.journey.fold`): at each touchpoint with
+points, S ← S × `decay_factor`(its age since the previous one) + points, in (occurred_at,
+event_id) order, so the result is bit-identical however the touchpoints arrived and however
+the fold was split into steps. Published values are rounded (score to 2 decimals, breakdown
+items to 3). `engagement_at` sums explicit terms (exactly, with `math.fsum`), for checks.
 
 Fit = the points of the persona attributes a person matches (job-title keywords as whole
 words, company size range, industry, overlapping pain points), for the best-matching persona
@@ -25,10 +27,15 @@ from schemas.playbook import Persona, Playbook
 SECONDS_PER_DAY = 86_400.0
 
 
+def decay_factor(age_seconds: float, half_life_days: float) -> float:
+    """0.5 ^ (age / half-life): what is left of a point after `age_seconds`."""
+    factor: float = 0.5 ** (age_seconds / (half_life_days * SECONDS_PER_DAY))
+    return factor
+
+
 def decayed(points: float, age_seconds: float, half_life_days: float) -> float:
     """`points` halved once per half-life of age."""
-    factor: float = 0.5 ** (age_seconds / (half_life_days * SECONDS_PER_DAY))
-    return points * factor
+    return points * decay_factor(age_seconds, half_life_days)
 
 
 def engagement_at(

@@ -24,7 +24,9 @@ after a restart never duplicates them.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -88,11 +90,17 @@ def recommend(
 
 @dataclass(frozen=True)
 class Desired:
-    """A signal the journey should have emitted, with the rule and key it belongs to."""
+    """A signal the journey should have emitted, with the rule and key it belongs to (and its
+    `content_hash`, which version and supersedes leave unchanged)."""
 
     signal: Signal
     rule: str
     key: str
+    content: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.content:
+            object.__setattr__(self, "content", content_hash(self.signal))
 
 
 def _from_trigger(trigger: SignalTrigger, customer_id: str, playbook: Playbook) -> Desired | None:
@@ -140,9 +148,31 @@ def _from_trigger(trigger: SignalTrigger, customer_id: str, playbook: Playbook) 
     return Desired(nurture, trigger.rule, trigger.key)
 
 
+_DESIRED: OrderedDict[tuple[int, str, int], tuple[SignalTrigger, Playbook, Desired | None]] = (
+    OrderedDict()
+)
+_DESIRED_KEPT = 8192
+
+
+def _desired(trigger: SignalTrigger, customer_id: str, playbook: Playbook) -> Desired | None:
+    # A pure function of immutable values, asked again on every change of the journey: kept
+    # by the very trigger and playbook objects (held, so their ids cannot be reused).
+    key = (id(trigger), customer_id, id(playbook))
+    kept = _DESIRED.get(key)
+    if kept is not None and kept[0] is trigger and kept[1] is playbook:
+        with suppress(KeyError):  # dropped meanwhile by another thread
+            _DESIRED.move_to_end(key)
+        return kept[2]
+    desired = _from_trigger(trigger, customer_id, playbook)
+    _DESIRED[key] = (trigger, playbook, desired)
+    if len(_DESIRED) > _DESIRED_KEPT:
+        _DESIRED.popitem(last=False)
+    return desired
+
+
 def desired_signals(state: FoldState, customer_id: str, playbook: Playbook) -> list[Desired]:
     """Every event-driven signal the journey's touchpoints call for, in time order."""
-    found = [_from_trigger(t, customer_id, playbook) for t in state.triggers]
+    found = [_desired(t, customer_id, playbook) for t in state.triggers]
     return sorted(
         (d for d in found if d is not None),
         key=lambda d: (d.signal.occurred_at, d.signal.signal_id),
@@ -155,6 +185,7 @@ def _entry(
     key: str,
     origin: Literal["event", "timer"],
     status: SignalStatus = "active",
+    content: str | None = None,
 ) -> LedgerEntry:
     return LedgerEntry(
         signal_id=signal.signal_id,
@@ -162,7 +193,7 @@ def _entry(
         rule=rule,
         key=key,
         version=signal.version,
-        content_hash=content_hash(signal),
+        content_hash=content or content_hash(signal),
         status=status,
         origin=origin,
         occurred_at=signal.occurred_at,
@@ -199,11 +230,11 @@ def reconcile(
                 updated[old] = updated[old].model_copy(update={"status": "superseded"})
             if former:
                 signal = signal.model_copy(update={"supersedes": former})
-        elif current.status == "active" and current.content_hash == content_hash(signal):
+        elif current.status == "active" and current.content_hash == d.content:
             continue
         else:
             signal = signal.model_copy(update={"version": current.version + 1})
-        updated[signal.signal_id] = _entry(signal, d.rule, d.key, "event")
+        updated[signal.signal_id] = _entry(signal, d.rule, d.key, "event", content=d.content)
         out.append(signal)
     for entry in sorted(ledger.values(), key=lambda e: (e.occurred_at, e.signal_id)):
         if entry.origin != "event" or entry.signal_id in desired_ids:

@@ -6,15 +6,12 @@ event time, never the wall clock; `snapshot(..., as_of=...)` only stamps when it
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from events.vocabulary import LEDGER_TYPES
 from schemas.journey import (
-    CompactedTouchpoint,
     Counts,
     EngagementScore,
     Firmographics,
@@ -32,11 +29,11 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey.fold import summarize
-from streams.journey.record import compact_summary, derive
+from streams.journey.memo import NO_CURRENCY
+from streams.journey.record import derive, totals
 
 RECENT_IN_SNAPSHOT = 20
-NO_CURRENCY = "XXX"
-"""ISO 4217's code for "no currency": renewals that name none are counted under it."""
+__all__ = ["NO_CURRENCY", "JourneyView", "snapshot", "view"]
 
 
 class JourneyView(BaseModel):
@@ -70,29 +67,11 @@ class JourneyView(BaseModel):
     playbook_version: str
 
 
-def _all_summaries(record: JourneyRecord) -> list[CompactedTouchpoint]:
-    compacted = record.compacted.touchpoints if record.compacted else []
-    return [*compacted, *map(compact_summary, record.touchpoints)]
-
-
-def _aggregates(
-    summaries: list[CompactedTouchpoint],
-) -> tuple[dict[str, Decimal], dict[str, Decimal], dict[str, int], FirstTouch | None]:
-    # Set functions over every touchpoint ever seen (compacted too): exact, order-free.
-    revenue: dict[str, Decimal] = {}
-    spend: dict[str, Decimal] = {}
-    for s in summaries:
-        if s.amount is None:
-            continue
-        if s.type in ("sales.deal_won", "sales.renewed"):
-            currency = s.currency or NO_CURRENCY
-            revenue[currency] = revenue.get(currency, Decimal(0)) + s.amount
-        elif s.type in LEDGER_TYPES:
-            key = f"{s.campaign_id or '-'}|{s.currency or NO_CURRENCY}"
-            spend[key] = spend.get(key, Decimal(0)) + s.amount
-    counts = dict(sorted(Counter(s.type for s in summaries).items()))
-    people = [s for s in summaries if s.type not in LEDGER_TYPES]
-    first = min(people, key=lambda s: (s.occurred_at, s.event_id), default=None)
+def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
+    """The journey derived from its touchpoints under `playbook`."""
+    state = derive(record, playbook)
+    tally = totals(record, playbook)
+    first = tally.first
     first_touch = (
         None
         if first is None
@@ -104,15 +83,6 @@ def _aggregates(
             campaign_id=first.campaign_id,
         )
     )
-    return dict(sorted(revenue.items())), dict(sorted(spend.items())), counts, first_touch
-
-
-def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
-    """The journey derived from its touchpoints under `playbook`."""
-    state = derive(record, playbook)
-    summaries = _all_summaries(record)
-    revenue, spend, counts, first_touch = _aggregates(summaries)
-    last_at = max((s.occurred_at for s in summaries), default=None)
     return JourneyView(
         customer_id=record.customer_id,
         identifiers=list(record.identifiers),
@@ -129,12 +99,12 @@ def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
         last_marketing=[summarize(t) for t in state.last_marketing],
         last_sales=[summarize(t) for t in state.last_sales],
         unsubscribed=state.unsubscribed,
-        revenue=revenue,
-        spend=spend,
-        counts_by_type=counts,
-        touchpoint_count=len(summaries),
+        revenue=dict(sorted(tally.revenue.items())),
+        spend=dict(sorted(tally.spend.items())),
+        counts_by_type=dict(sorted(tally.counts.items())),
+        touchpoint_count=tally.count,
         first_touch=first_touch,
-        last_touch_at=last_at,
+        last_touch_at=tally.last_at,
         term_started_at=state.term_started_at,
         triggers=list(state.triggers),
         playbook_version=playbook.version,

@@ -76,6 +76,32 @@ class JourneyUnit:
     _loaded: dict[str, StoredJourney | None] = field(default_factory=dict)
     changed: dict[str, None] = field(default_factory=dict)
     timers_due: dict[str, None] = field(default_factory=dict)
+    _undo: dict[str, tuple[object, bool, bool]] = field(default_factory=dict)
+    _mark: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    def begin(self) -> None:
+        """Start one message: `rollback` undoes whatever it does from here."""
+        self._undo = {}
+        c = self.counters
+        self._mark = (len(self.outbox), c.applied, c.duplicates, c.moves, len(c.refused))
+
+    def rollback(self) -> None:
+        """Undo the current message's changes and sends (it failed; it is dead-lettered)."""
+        for customer_id, (journey, changed, timers) in self._undo.items():
+            if journey is _ABSENT:
+                self._loaded.pop(customer_id, None)
+            else:
+                self._loaded[customer_id] = journey  # type: ignore[assignment]
+            if not changed:
+                self.changed.pop(customer_id, None)
+            if not timers:
+                self.timers_due.pop(customer_id, None)
+        self._undo = {}
+        outbox, applied, duplicates, moves, refused = self._mark
+        del self.outbox[outbox:]
+        c = self.counters
+        c.applied, c.duplicates, c.moves = applied, duplicates, moves
+        del c.refused[refused:]
 
     def load(self, customer_id: str) -> StoredJourney | None:
         """The journey (or pointer) at a customer id, as this batch left it."""
@@ -90,12 +116,24 @@ class JourneyUnit:
 
     def save(self, customer_id: str, journey: StoredJourney) -> None:
         """Change a customer's journey (written once, when the batch is flushed)."""
+        if customer_id not in self._undo:
+            self._undo[customer_id] = (
+                self._loaded.get(customer_id, _ABSENT),
+                customer_id in self.changed,
+                customer_id in self.timers_due,
+            )
         self._loaded[customer_id] = journey
         self.changed[customer_id] = None
         self.timers_due[customer_id] = None
 
     def recheck_timers(self, customer_id: str) -> None:
         """Recompute when this journey's next timer is due, though it did not change."""
+        if customer_id not in self._undo:
+            self._undo[customer_id] = (
+                self._loaded.get(customer_id, _ABSENT),
+                customer_id in self.changed,
+                customer_id in self.timers_due,
+            )
         self.timers_due[customer_id] = None
 
     def send(self, customer_id: str, message: JourneyMessage) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.measures.kpis import clone
 from benchmarks.measures.latency import first_handoff_latencies
 from benchmarks.report import derived, merge_results, percentile, table, verdict
 from benchmarks.signals import Handoff
@@ -91,8 +90,3 @@ def test_first_handoff_per_probe() -> None:
         Handoff("cus_d", "wl-7-03", 30.0),  # not a probe
     ]
     assert sorted(round(x) for x in first_handoff_latencies(signals, published)) == [100, 200]
-
-
-def test_clone_renames_the_customer_only() -> None:
-    base = [("cus_1", '{"customer_id":"cus_1","source":"inbound"}')]
-    assert clone(base, 3) == ("cus_1-3", '{"customer_id":"cus_1-3","source":"inbound"}')

@@ -6,6 +6,7 @@ import pytest
 
 from schemas.journey import JourneyRecord
 from streams import journey as core
+from streams.journey.record import compaction_chunk
 
 from .builders import FIT_FORM, apply_all, at, tp
 
@@ -154,3 +155,44 @@ def test_a_late_touchpoint_between_horizon_and_trigger_still_corrects_the_signal
     assert [o.category for o in correction.open_objections] == ["competitor"]
     again = core.apply_touchpoint(outcome.record, late, PB, max_retained=CAP)
     assert again.signals == [] and again.duplicate
+
+
+# --- compaction in chunks (a quarter of the cap at a time) --------------------------------
+
+WIDE = 8  # chunk 2
+
+
+def test_compaction_runs_in_chunks_of_a_quarter_of_the_cap() -> None:
+    assert [compaction_chunk(n) for n in (1, 3, 5, 8, 500)] == [1, 1, 1, 2, 125]
+    record, _ = apply_all(journey(WIDE), PB, max_retained=WIDE)
+    assert record.compacted is None and len(record.touchpoints) == WIDE
+    record, _ = apply_all(journey(WIDE + 1), PB, max_retained=WIDE)
+    # One over the cap compacts a whole chunk: the oldest two.
+    assert [t.event_id for t in record.touchpoints][:1] == ["t02"]
+    assert len(record.touchpoints) == WIDE - 1
+    assert record.compacted is not None and record.compacted.horizon_event_id == "t01"
+    assert [s.event_id for s in record.compacted.touchpoints] == ["t00", "t01"]
+
+
+def test_in_order_the_retained_touchpoints_never_exceed_the_cap() -> None:
+    record = core.new_journey("cus_test")
+    sizes = []
+    for touchpoint in journey(30):
+        record = core.apply_touchpoint(record, touchpoint, PB, max_retained=WIDE).record
+        sizes.append(len(record.touchpoints))
+    assert max(sizes) == WIDE
+    # Between compactions, appends are cheap: the retained count climbs back to the cap.
+    assert sizes[8:14] == [7, 8, 7, 8, 7, 8]
+    assert core.snapshot(record, PB).counts.touchpoints == 30
+
+
+@pytest.mark.parametrize("n", range(WIDE, WIDE + 9))
+def test_from_scratch_and_in_order_keep_the_same_touchpoints(n: int) -> None:
+    events = journey(n)
+    folded = core.fold("cus_test", list(reversed(events)), PB, max_retained=WIDE)
+    streamed, _ = apply_all(events, PB, max_retained=WIDE)
+    assert folded.touchpoints == streamed.touchpoints
+    if streamed.compacted is not None:
+        assert folded.compacted is not None
+        assert folded.compacted.horizon_event_id == streamed.compacted.horizon_event_id
+        assert folded.compacted.touchpoints == streamed.compacted.touchpoints

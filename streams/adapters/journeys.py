@@ -1,0 +1,74 @@
+"""What a journeys batch leaves behind: each changed journey, computed once, written once.
+
+Everything a write needs — table bytes, snapshot, KPI facts, next timer — is computed for every
+changed journey before anything is written, so a journey is never half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.journey import JourneyRecord
+from schemas.playbook import Playbook
+from streams import journey as core
+from streams.journey import kpis
+from streams.projection import LiveJourney, MovedPointer
+from streams.workflow.ports import MovedJourney, StoredJourney
+
+
+@dataclass(frozen=True)
+class JourneyWrite:
+    """One changed journey (or pointer), ready to write everywhere."""
+
+    customer_id: str
+    stored: StoredJourney
+    snapshot_json: str | None = None
+    stage: str | None = None
+    identities: tuple[str, ...] = ()
+    facts_json: str | None = None
+
+    @property
+    def state_value(self) -> bytes | None:
+        """Its `journeys.state` message: the snapshot, or a tombstone for a moved journey."""
+        return None if self.snapshot_json is None else self.snapshot_json.encode()
+
+
+def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> JourneyWrite:
+    """Derive what the read model and `journeys.state` show of a changed journey."""
+    if isinstance(stored, MovedJourney):
+        return JourneyWrite(customer_id, stored)
+    snapshot = core.snapshot(stored, playbook)
+    facts = kpis.journey_facts(stored, playbook).model_dump_json(exclude_defaults=True)
+    return JourneyWrite(
+        customer_id,
+        stored,
+        snapshot.model_dump_json(),
+        snapshot.stage.value,
+        tuple(snapshot.identities),
+        facts,
+    )
+
+
+def next_due(record: JourneyRecord | None, playbook: Playbook) -> datetime | None:
+    """When the journey's next timer is due (None: no journey, or no timer)."""
+    return None if record is None else core.next_timer_due(record, playbook)
+
+
+def read_model_batch(writes: list[JourneyWrite]) -> tuple[list[LiveJourney], list[MovedPointer]]:
+    """The batch for `JourneyProjection.publish_many`: live journeys and moved ones."""
+    live: list[LiveJourney] = []
+    moved: list[MovedPointer] = []
+    for write in writes:
+        stored = write.stored
+        if isinstance(stored, MovedJourney):
+            if not stored.reclaimed:
+                moved.append(MovedPointer(write.customer_id, stored.moved_to, stored.version))
+        elif write.snapshot_json is not None and write.stage is not None:
+            live.append(
+                LiveJourney(
+                    write.customer_id, stored.version, write.snapshot_json, write.stage,
+                    write.identities, write.facts_json,
+                )
+            )  # fmt: skip
+    return live, moved

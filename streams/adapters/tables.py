@@ -1,0 +1,128 @@
+"""The workflow's ports on Faust tables.
+
+Faust decides a table write's changelog partition, and a RocksDB read's partition, from the
+*current event*. A batch (`stream.take_events`) holds events of several partitions, so before
+touching a customer's entry the agent names one of that customer's events (`in_partition_of`).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from faust.streams import _current_event  # Faust's own context variable (see module doc)
+from faust.types import EventT
+
+from streams.journey.identity import IdentityDecision
+from streams.workflow.codec import decode_journey, encode_journey
+from streams.workflow.ports import StoredJourney
+
+DECODED_CACHE_SIZE = 20_000
+"""Decoded journeys kept per worker, so a busy customer's record is not parsed per batch."""
+
+
+def in_partition_of(event: EventT[Any]) -> None:
+    """Make `event` Faust's current event: table reads and writes go to its partition."""
+    _current_event.set(weakref.ref(event))
+
+
+class TableJourneyStore:
+    """Customer id → journey (or pointer), on the journeys table, with a decoded cache.
+
+    The cache holds the bytes it decoded: an entry counts only while the table still holds
+    the same bytes, so state recovered from the changelog after a rebalance is never shadowed.
+    """
+
+    def __init__(self, table: Any, cache_size: int = DECODED_CACHE_SIZE) -> None:
+        self.table = table
+        self.cache_size = cache_size
+        self._decoded: OrderedDict[str, tuple[bytes, StoredJourney]] = OrderedDict()
+
+    def get(self, customer_id: str) -> StoredJourney | None:
+        """The stored journey (or pointer) of a customer id, if any."""
+        raw = self.table.get(customer_id.encode())
+        if raw is None:
+            return None
+        cached = self._decoded.get(customer_id)
+        if cached is not None and (cached[0] is raw or cached[0] == raw):
+            self._decoded.move_to_end(customer_id)
+            return cached[1]
+        journey = decode_journey(raw)
+        self._remember(customer_id, raw, journey)
+        return journey
+
+    def put(self, customer_id: str, journey: StoredJourney) -> None:
+        """Write a journey (or pointer); the caller has named one of the customer's events."""
+        raw = encode_journey(journey)
+        self.table[customer_id.encode()] = raw
+        self._remember(customer_id, raw, journey)
+
+    def _remember(self, customer_id: str, raw: bytes, journey: StoredJourney) -> None:
+        self._decoded[customer_id] = (raw, journey)
+        self._decoded.move_to_end(customer_id)
+        while len(self._decoded) > self.cache_size:
+            self._decoded.popitem(last=False)
+
+
+class TableIdentityStore:
+    """The identity table as the resolver's store; writes wait in a batch until `flush`.
+
+    The sequencer sends a batch's moves and touchpoints, waits until the broker has them, and
+    only then writes the table: a crash in between repeats the decisions (the journeys ignore
+    a repeated move or absorb) instead of losing moves whose identity writes had survived.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._pending: dict[bytes, bytes | None] = {}
+
+    def _read(self, key: bytes) -> bytes | None:
+        if key in self._pending:
+            return self._pending[key]
+        value = self.table.get(key)
+        return value if isinstance(value, bytes) else None
+
+    def get(self, identifier: str) -> str | None:
+        """The customer id the identifier belongs to, if it was seen."""
+        raw = self._read(identifier.encode())
+        return raw.decode() if raw else None
+
+    def get_members(self, customer_id: str) -> tuple[str, ...]:
+        """The identifiers of a customer (empty if unknown)."""
+        raw = self._read(f"members:{customer_id}".encode())
+        return tuple(json.loads(raw)) if raw else ()
+
+    def get_separations(self, identifier: str) -> frozenset[str]:
+        """The identifiers this one must never link with (written by an unmerge)."""
+        raw = self._read(f"separations:{identifier}".encode())
+        return frozenset(json.loads(raw)) if raw else frozenset()
+
+    def apply(self, decision: IdentityDecision) -> None:
+        """Queue a decision's writes (read back at once; written to the table by `flush`)."""
+        pending = self._pending
+        for identifier, customer_id in decision.writes.items():
+            pending[identifier.encode()] = customer_id.encode()
+        for customer_id, members in decision.member_writes.items():
+            key = f"members:{customer_id}".encode()
+            pending[key] = None if members is None else json.dumps(sorted(members)).encode()
+        for identifier, separated in decision.separation_writes.items():
+            key = f"separations:{identifier}".encode()
+            pending[key] = json.dumps(sorted(separated)).encode()
+
+    def discard(self) -> None:
+        """Forget queued writes (their batch could not be sent)."""
+        self._pending.clear()
+
+    def flush(self) -> int:
+        """Write the queued writes to the table; the caller has named an event. Returns how
+        many keys were written."""
+        for key, value in self._pending.items():
+            if value is not None:
+                self.table[key] = value
+            elif self.table.get(key) is not None:
+                del self.table[key]
+        written = len(self._pending)
+        self._pending.clear()
+        return written

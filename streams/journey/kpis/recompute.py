@@ -1,0 +1,397 @@
+"""The report computed from every journey's facts in one pass (pure; docs/kpis.md).
+
+This is the definition the incremental aggregates (`streams.journey.kpis.aggregates`) must
+equal on day-aligned windows, and the path for any other window (tests, replay, benchmarks).
+Its cost grows with the number of journeys: the worker and the read side use the aggregates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from schemas.kpis import (
+    NONE_GROUP,
+    FeedbackInsight,
+    GroupBy,
+    JourneyFacts,
+    KpiReport,
+    Kpis,
+)
+from streams.journey.kpis.attribution import AttributionSums
+from streams.journey.kpis.formulas import (
+    Dist,
+    Sums,
+    VoiceTally,
+    kpis_of,
+    persona_engagement,
+    voice_counts,
+)
+from streams.journey.kpis.loaded import LedgerTuple, LoadedJourney, load
+from streams.journey.kpis.series import Series
+from streams.journey.kpis.units import (
+    CHURNED,
+    CUSTOMER,
+    FOREVER,
+    FUNNEL,
+    FUNNEL_VALUES,
+    NEVER,
+    Window,
+    micros,
+)
+from streams.journey.view import NO_CURRENCY
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class _Context:
+    lo: int
+    hi: int
+    prev_lo: int | None
+    prev_hi: int | None
+    currency: str | None
+    clock: int  # now, or the window's end if earlier: deadlines not passed by then are pending
+
+
+def _zeros() -> list[int]:
+    return [0] * len(FUNNEL)
+
+
+@dataclass(slots=True)
+class _Acc:
+    """A slice's sums with its durations and NPS answers as samples (in microseconds)."""
+
+    journeys: int = 0
+    period: list[int] = field(default_factory=_zeros)
+    funnel: list[int] = field(default_factory=_zeros)
+    deals_won: int = 0
+    deals_lost: int = 0
+    churned: int = 0
+    at_start: int = 0
+    exposed: int = 0
+    paying: int = 0
+    cycle: list[int] = field(default_factory=list)
+    stays: dict[str, list[int]] = field(default_factory=dict)
+    revenue: Decimal = _ZERO
+    revenue_previous: Decimal = _ZERO
+    margin_weighted: Decimal = _ZERO
+    margin_base: Decimal = _ZERO
+    nps: list[int] = field(default_factory=list)
+    form_views: int = 0
+    form_submissions: int = 0
+    handoffs: int = 0
+    in_sla: int = 0
+    breached: int = 0
+    pending: int = 0
+    touch: list[int] = field(default_factory=list)
+    engaged: int = 0
+    marketing: int = 0
+
+    def merge(self, c: _Acc) -> None:
+        """Add another slice to this one."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(c, name))
+        for i in range(len(FUNNEL)):
+            self.period[i] += c.period[i]
+            self.funnel[i] += c.funnel[i]
+        for stage, stays in c.stays.items():
+            self.stays.setdefault(stage, []).extend(stays)
+        self.cycle += c.cycle
+        self.nps += c.nps
+        self.touch += c.touch
+
+    def sums(self) -> Sums:
+        """The formulas' input: samples reduced to count, sum and median."""
+        return Sums(
+            **{name: getattr(self, name) for name in _COUNTS},
+            period=list(self.period),
+            funnel=list(self.funnel),
+            cycle=Dist.of(self.cycle),
+            stays={stage: Dist.of(v) for stage, v in self.stays.items()},
+            promoters=sum(1 for s in self.nps if s >= 9),
+            passives=sum(1 for s in self.nps if 7 <= s <= 8),
+            detractors=sum(1 for s in self.nps if s <= 6),
+            touch=Dist.of(self.touch),
+        )
+
+
+_COUNTS = (
+    "journeys", "deals_won", "deals_lost", "churned", "at_start", "exposed", "paying",
+    "revenue", "revenue_previous", "margin_weighted", "margin_base", "form_views",
+    "form_submissions", "handoffs", "in_sla", "breached", "pending", "engaged", "marketing",
+)  # fmt: skip
+
+
+def _accumulate(j: LoadedJourney, x: _Context, targets: Sequence[_Acc]) -> None:
+    """Add what one journey contributes to every slice it belongs to (see docs/kpis.md).
+
+    Computed once per journey and added to each target: the journey loop is the hot path.
+    """
+    lo, hi, cur = x.lo, x.hi, x.currency
+    first = j.first
+    new = first is not None and lo <= first < hi
+    reached = j.reached
+    period = [i for i, s in enumerate(FUNNEL_VALUES) if lo <= reached.get(s, NEVER) < hi]
+    funnel: list[int] = []
+    if period and period[0] == 0:
+        # The window's lead cohort, followed to the window's end.
+        funnel = [i for i, s in enumerate(FUNNEL_VALUES) if reached.get(s, NEVER) < hi]
+    customer_at = reached.get(CUSTOMER)
+    cycle = None
+    if customer_at is not None and lo <= customer_at < hi and first is not None:
+        cycle = customer_at - first
+    stays: list[tuple[str, int]] = []
+    before = None
+    churned = exposed = False
+    stages = j.stages
+    for i, (stage, at) in enumerate(stages):
+        if at < lo:
+            before = stage
+        elif at < hi:
+            if i:
+                left, left_at = stages[i - 1]
+                stays.append((left, at - left_at))
+            if stage == CHURNED:
+                churned = True
+            elif stage == CUSTOMER:
+                exposed = True
+    at_start = before == CUSTOMER and lo > -FOREVER
+    exposed = exposed or at_start
+    deals_won = 0
+    revenue = revenue_previous = margin_weighted = margin_base = _ZERO
+    paid = False
+    for at, amount, currency, margin, _, _ in j.won:
+        if lo <= at < hi:
+            deals_won += 1
+            if currency == cur:
+                revenue += amount
+                paid = True
+                if margin is not None:
+                    margin_weighted += amount * Decimal(str(margin))
+                    margin_base += amount
+        elif x.prev_lo is not None and x.prev_lo <= at < lo and currency == cur:
+            revenue_previous += amount
+    for at, amount, currency in j.renewals:
+        if currency != cur:
+            continue
+        if lo <= at < hi:
+            revenue += amount
+            paid = True
+        elif x.prev_lo is not None and x.prev_lo <= at < lo:
+            revenue_previous += amount
+    deals_lost = sum(1 for at in j.lost if lo <= at < hi)
+    answers = [(at, score) for at, score in j.nps if lo <= at < hi]
+    nps = max(answers)[1] if answers else None  # one voice per customer: the latest answer
+    form_views = sum(1 for at in j.form_views if lo <= at < hi)
+    form_submissions = sum(1 for at in j.form_submissions if lo <= at < hi)
+    marketing = sum(1 for at in j.marketing if lo <= at < hi)
+    handoffs = in_sla = breached = pending = 0
+    touch_hours: list[int] = []
+    for at, deadline, answered, touch in j.handoffs:
+        if not lo <= at < hi:
+            continue
+        handoffs += 1
+        if answered is not None and answered < hi:
+            if answered <= deadline:
+                in_sla += 1
+            else:
+                breached += 1
+        elif deadline <= x.clock:
+            breached += 1
+        else:
+            pending += 1
+        if touch is not None and touch < hi:
+            touch_hours.append(touch - at)
+
+    for a in targets:
+        a.journeys += new
+        for i in period:
+            a.period[i] += 1
+        for i in funnel:
+            a.funnel[i] += 1
+        if cycle is not None:
+            a.cycle.append(cycle)
+        for stage, days in stays:
+            a.stays.setdefault(stage, []).append(days)
+        a.churned += churned
+        a.at_start += at_start
+        a.exposed += exposed
+        a.deals_won += deals_won
+        a.deals_lost += deals_lost
+        if paid:
+            a.paying += 1
+            a.revenue += revenue
+            a.margin_weighted += margin_weighted
+            a.margin_base += margin_base
+        a.revenue_previous += revenue_previous
+        if nps is not None:
+            a.nps.append(nps)
+        a.form_views += form_views
+        a.form_submissions += form_submissions
+        a.marketing += marketing
+        a.engaged += marketing > 0
+        if handoffs:
+            a.handoffs += handoffs
+            a.in_sla += in_sla
+            a.breached += breached
+            a.pending += pending
+            a.touch += touch_hours
+
+
+GROUP_KEYS: dict[GroupBy, Callable[[LoadedJourney], str | None]] = {
+    "channel": lambda j: j.channel,
+    "campaign": lambda j: j.campaign,
+    "persona": lambda j: j.persona,
+    "source": lambda j: j.source,
+}
+"""The value a journey is grouped under, per slicing dimension (None → `NONE_GROUP`)."""
+
+
+_LEDGER_KEYS: dict[GroupBy, Callable[[LedgerTuple], str | None]] = {
+    "channel": lambda item: item[5],
+    "campaign": lambda item: item[4],
+}
+"""Spend and cost can be attributed to channel and campaign groups only (by what they name)."""
+
+
+def _ledger_sums(ledger: Iterable[LedgerTuple], x: _Context) -> tuple[Decimal, Decimal]:
+    spend, cost = Decimal(0), Decimal(0)
+    for kind, at, amount, currency, _, _ in ledger:
+        if x.lo <= at < x.hi and currency == x.currency:
+            if kind == "spend":
+                spend += amount
+            else:
+                cost += amount
+    return spend, cost
+
+
+def default_currency(facts: Iterable[JourneyFacts | Mapping[str, Any]]) -> str | None:
+    """The currency most amounts (deals, renewals, spend, cost) are in; ties: alphabetical."""
+    return _default_currency([load(f) for f in facts])
+
+
+def _default_currency(journeys: Iterable[LoadedJourney]) -> str | None:
+    tally: Counter[str] = Counter()
+    for j in journeys:
+        if j.won or j.renewals or j.ledger:  # most journeys have no amounts at all
+            tally.update(w[2] for w in j.won)
+            tally.update(r[2] for r in j.renewals)
+            tally.update(i[3] for i in j.ledger)
+    tally.pop(NO_CURRENCY, None)
+    if not tally:
+        return None
+    return min(tally, key=lambda c: (-tally[c], c))
+
+
+def compute_kpis(
+    facts: Iterable[JourneyFacts | Mapping[str, Any]],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: GroupBy | None = None,
+    currency: str | None = None,
+    daily: bool = False,
+) -> KpiReport:
+    """The KPI report over every journey's facts for the event-time window [since, until).
+
+    `facts` are `JourneyFacts`, or their stored JSON decoded to mappings (the fast path of
+    the read side). `now` is the wall-clock time of the question: only whether an unanswered
+    hand-off is pending or breached depends on it. `currency` defaults to the most used one.
+    With `by`, the same KPIs per group; with `daily`, the period counts per event-time day.
+    """
+    window = Window(since, until)
+    loaded = [load(f) for f in facts]
+    cur = currency or _default_currency(loaded)
+    lo, hi = window.bounds
+    previous = window.previous()
+    plo, phi = previous.bounds if previous is not None else (None, None)
+    x = _Context(lo, hi, plo, phi, cur, min(micros(now), hi))
+    ledger = [item for j in loaded for item in j.ledger]
+
+    personas: dict[str, _Acc] = defaultdict(_Acc)
+    groups: dict[str, _Acc] = defaultdict(_Acc)
+    key = GROUP_KEYS[by] if by is not None else None
+    attribution = AttributionSums()
+    attribution_total = Decimal(0)
+    by_persona: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
+    by_stage: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
+    other: dict[str, Decimal] = defaultdict(Decimal)
+    series = Series(x.lo, x.hi, x.currency) if daily else None
+    for j in loaded:
+        if j.first is None:
+            continue  # no person touchpoint: the spend and cost ledger
+        persona = personas[j.persona or NONE_GROUP]
+        if key is None:
+            _accumulate(j, x, (persona,))
+        else:
+            _accumulate(j, x, (persona, groups[key(j) or NONE_GROUP]))
+        for at, amount, currency_, _, channels, campaigns in j.won:
+            if lo <= at < hi:
+                if currency_ == cur:
+                    attribution.add(amount, channels, campaigns)
+                    attribution_total += amount
+                else:
+                    other[currency_] += amount
+        for at, amount, currency_ in j.renewals:
+            if lo <= at < hi and currency_ != cur:
+                other[currency_] += amount
+        for at, kind, value, stage in j.voices:
+            if lo <= at < hi:
+                by_persona[j.persona or NONE_GROUP][kind].add((value, j.customer_id))
+                by_stage[stage or NONE_GROUP][kind].add((value, j.customer_id))
+        if series is not None:
+            series.add(j)
+    if series is not None:
+        for item in ledger:
+            series.add_ledger(item)
+
+    total = _Acc()
+    for slice_ in personas.values():
+        total.merge(slice_)  # every journey is in exactly one persona slice
+    has_previous = previous is not None
+    report_groups: dict[str, Kpis] | None = None
+    if by is not None:
+        ledger_key = _LEDGER_KEYS.get(by)
+        names = set(groups)
+        if ledger_key is not None:
+            names |= {ledger_key(item) or NONE_GROUP for item in ledger}
+        report_groups = {}
+        for name in sorted(names):
+            sums = None
+            if ledger_key is not None and name != NONE_GROUP:
+                # A group sees only the ledger records that name it; the rest stays in the total.
+                sums = _ledger_sums([i for i in ledger if ledger_key(i) == name], x)
+            report_groups[name] = kpis_of(groups.get(name, _Acc()).sums(), sums, has_previous)
+
+    kpis = kpis_of(total.sums(), _ledger_sums(ledger, x), has_previous)
+    return KpiReport(
+        **{name: getattr(kpis, name) for name in Kpis.model_fields},
+        since=since,
+        until=until,
+        as_of=now,
+        currency=cur,
+        other_currencies=dict(sorted(other.items())),
+        by=by,
+        groups=report_groups,
+        attribution=attribution.report(attribution_total),
+        feedback=FeedbackInsight(
+            by_persona=voice_counts(_tally(by_persona)),
+            by_stage=voice_counts(_tally(by_stage)),
+            personas={name: persona_engagement(a.sums()) for name, a in sorted(personas.items())},
+        ),
+        series=series.days() if series is not None else None,
+    )
+
+
+def _tally(seen: Mapping[str, Mapping[str, set[tuple[str, str]]]]) -> VoiceTally:
+    # Distinct journeys per value: a customer repeating a pain point is one voice.
+    return {
+        group: {kind: Counter(value for value, _ in said) for kind, said in kinds.items()}
+        for group, kinds in seen.items()
+    }

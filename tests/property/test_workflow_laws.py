@@ -1,0 +1,104 @@
+"""Live = replay, as a law: the worker's interleavings end where `tandem replay` ends.
+
+The worker runs the workflow's handlers on partitions: the identity sequencer sends moves and
+touchpoints to the journeys' partitions (keyed by customer id), a move sends the journey on to
+another partition as an absorb, and partitions are consumed at their own pace — so an absorb
+can reach a customer that has itself moved on since, and with at-least-once delivery any
+message may be carried out twice. Simulated here with in-memory ports and hypothesis choosing
+every interleaving and redelivery, the journeys always end as the replay's: the same customer
+ids (no phantom journey), touchpoints, identifiers and active signals.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from random import Random
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.journey import JourneyRecord
+from streams import workflow
+from streams.journey.identity import IdentityGuards
+from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
+from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
+from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
+from tests.property.strategies import law_playbook, parse, touchpoint_documents, with_duplicates
+from tests.property.test_identity_laws import Docs, active, people
+
+PB = law_playbook()
+LAW = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.large_base_example]
+)
+PARTITIONS = 3
+
+
+def partition_of(customer_id: str) -> int:
+    return zlib.crc32(customer_id.encode()) % PARTITIONS
+
+
+class Worker:
+    """The workflow over in-memory partitions, one message at a time."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryJourneyStore()
+        self.identity = IdentityUnit(InMemoryIdentityStore(), IdentityGuards.from_playbook(PB))
+        self.partitions: list[deque[Command]] = [deque() for _ in range(PARTITIONS)]
+
+    def route(self, outgoing: list[Any]) -> None:
+        for item in outgoing:
+            if isinstance(item, Command):
+                self.partitions[partition_of(item.customer_id)].append(item)
+
+    def resolve(self, document: dict[str, Any]) -> None:
+        touchpoint_accepted(parse([document])[0], self.identity)
+        self.route(self.identity.outbox)
+        self.identity.outbox = []
+
+    def consume(self, partition: int, redeliver: bool) -> None:
+        command = self.partitions[partition][0]
+        unit = JourneyUnit(self.store, PB)
+        handle_journey_message(command.customer_id, command.message, unit)
+        changes, outgoing = unit.flush()
+        for customer_id, journey in changes:
+            self.store.put(customer_id, journey)
+        self.route(outgoing)
+        if not redeliver:  # at-least-once: carried out again, as after a crash
+            self.partitions[partition].popleft()
+
+    def records(self) -> dict[str, JourneyRecord]:
+        return {c: j for c, j in self.store.journeys.items() if isinstance(j, JourneyRecord)}
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> Docs:
+    docs = draw(touchpoint_documents(identities=draw(people())))
+    return draw(st.permutations(draw(with_duplicates(docs))))
+
+
+@LAW
+@given(deliveries(), st.randoms(use_true_random=False))
+def test_any_interleaving_of_partitions_ends_at_the_replay(docs: Docs, rng: Random) -> None:
+    worker = Worker()
+    pending = deque(docs)
+    # Partitions at their own pace: a slow one lets the others' moves overtake its messages.
+    speed = [rng.uniform(0.02, 1.0) for _ in range(PARTITIONS)]
+    while pending or any(worker.partitions):
+        ready = [p for p in range(PARTITIONS) if worker.partitions[p]]
+        options = ready + ([-1] if pending else [])
+        weights = [speed[p] for p in ready] + ([1.0] if pending else [])
+        choice = rng.choices(options, weights)[0]
+        if choice == -1:
+            worker.resolve(pending.popleft())
+        else:
+            worker.consume(choice, redeliver=rng.random() < 0.1)
+    expected = workflow.replay(parse(docs), PB).records
+    live = worker.records()
+    assert set(live) == set(expected)
+    for customer, record in expected.items():
+        got = live[customer]
+        assert {t.event_id for t in got.touchpoints} == {t.event_id for t in record.touchpoints}
+        assert got.identifiers == record.identifiers
+        assert active(got) == active(record)

@@ -1,0 +1,157 @@
+"""The workflow's handlers on in-memory ports: moves are followed, nothing half-done stays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from events.vocabulary import parse_touchpoint
+from schemas.journey import JourneyRecord
+from streams import journey as core
+from streams import workflow
+from streams.journey.identity import IdentityGuards, customer_id_for
+from streams.workflow import handlers
+from streams.workflow.codec import decode_journey, encode_journey, playbook_version_of
+from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
+from streams.workflow.messages import (
+    MAX_HOPS,
+    Absorb,
+    Move,
+    TouchpointArrived,
+    decode_journey_message,
+    encode,
+)
+from streams.workflow.ports import MovedJourney
+from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
+
+PB = core.default_playbook()
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+ANON, EMAIL, CONTACT = "anon:c-1", "email:ada@example.com", "contact:crm-1"
+
+
+def visit(n: int, **identity: str) -> Any:
+    return parse_touchpoint(
+        {
+            "event_id": f"e{n}",
+            "type": "marketing.page_viewed",
+            "occurred_at": (T0 + timedelta(hours=n)).isoformat(),
+            "source": "website",
+            "identity": identity,
+            "properties": {"url": f"https://example.com/{n}"},
+        }
+    )
+
+
+class Partitions:
+    """Queues of journeys-hop commands, consumed in an order the test chooses."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryJourneyStore()
+        self.identity = IdentityUnit(InMemoryIdentityStore(), IdentityGuards.from_playbook(PB))
+        self.queued: list[Command] = []
+
+    def resolve(self, touchpoint: Any) -> None:
+        handlers.touchpoint_accepted(touchpoint, self.identity)
+        self.queued += [c for c in self.identity.outbox if isinstance(c, Command)]
+        self.identity.outbox = []
+
+    def deliver(self, kind: str, customer_id: str) -> None:
+        """Carry out the first queued command of that kind for that customer."""
+        command = next(
+            c for c in self.queued if c.message.kind == kind and c.customer_id == customer_id
+        )
+        self.queued.remove(command)
+        unit = JourneyUnit(self.store, PB)
+        handlers.handle_journey_message(command.customer_id, command.message, unit)
+        changes, outgoing = unit.flush()
+        for cid, journey in changes:
+            self.store.put(cid, journey)
+        self.queued += [c for c in outgoing if isinstance(c, Command)]
+
+    def drain(self) -> None:
+        while self.queued:
+            self.deliver(self.queued[0].message.kind, self.queued[0].customer_id)
+
+    def live(self) -> dict[str, JourneyRecord]:
+        return {c: j for c, j in self.store.journeys.items() if isinstance(j, JourneyRecord)}
+
+
+def test_an_absorb_reaching_a_customer_that_moved_on_follows_it() -> None:
+    anon, email, contact = (customer_id_for(i) for i in (ANON, EMAIL, CONTACT))
+    touchpoints = [
+        visit(1, anonymous_id="c-1"),
+        visit(2, anonymous_id="c-1", email="ada@example.com"),
+        visit(3, email="ada@example.com", contact_id="crm-1"),
+    ]
+    p = Partitions()
+    for touchpoint in touchpoints:
+        p.resolve(touchpoint)
+    # The email's journey moves on to the contact before the anonymous journey reaches it.
+    p.deliver("touchpoint", anon)
+    p.deliver("touchpoint", email)
+    p.deliver("move", email)
+    p.deliver("move", anon)
+    p.drain()
+    assert set(p.live()) == {contact}
+    assert {t.event_id for t in p.live()[contact].touchpoints} == {"e1", "e2", "e3"}
+    replayed = workflow.replay(touchpoints, PB).records
+    assert core.view(p.live()[contact], PB) == core.view(replayed[contact], PB)
+
+
+def test_a_move_that_arrives_first_leaves_a_pointer_for_what_comes_later() -> None:
+    unit = JourneyUnit(InMemoryJourneyStore(), PB)
+    handlers.journey_moved("cus_a", Move(to="cus_b", cause_event_id="e9", at=T0), unit)
+    assert unit.load("cus_a") == MovedJourney(moved_to="cus_b", version=1)
+    handlers.touchpoint_arrived(
+        "cus_a", TouchpointArrived(touchpoint=visit(1, email="a@x.io")), unit
+    )
+    assert [c.customer_id for c in unit.outbox if isinstance(c, Command)] == ["cus_b"]
+    assert unit.outbox[0].message.hops == 1  # type: ignore[union-attr]
+
+
+def test_a_pointer_cycle_ends_in_an_error_not_a_loop() -> None:
+    store = InMemoryJourneyStore()
+    store.put("cus_a", MovedJourney(moved_to="cus_a", version=3))
+    unit = JourneyUnit(store, PB)
+    message = TouchpointArrived(touchpoint=visit(1, email="a@x.io"), hops=MAX_HOPS)
+    with pytest.raises(handlers.Undeliverable):
+        handlers.touchpoint_arrived("cus_a", message, unit)
+
+
+def test_a_redelivered_absorb_changes_nothing() -> None:
+    other = core.apply_touchpoint(core.new_journey("cus_x"), visit(1, anonymous_id="z"), PB)
+    absorb = Absorb(record=other.record, cause_event_id="e2", at=T0)
+    unit = JourneyUnit(InMemoryJourneyStore(), PB)
+    handlers.journey_absorbed("cus_y", absorb, unit)
+    once = unit.load("cus_y")
+    handlers.journey_absorbed("cus_y", absorb, unit)
+    assert unit.load("cus_y") == once
+
+
+def test_rollback_forgets_a_failed_message() -> None:
+    unit = JourneyUnit(InMemoryJourneyStore(), PB)
+    unit.begin()
+    handlers.touchpoint_arrived(
+        "cus_a", TouchpointArrived(touchpoint=visit(1, email="a@x.io")), unit
+    )
+    assert unit.changed and unit.counters.applied == 1
+    unit.rollback()
+    assert unit.flush() == ([], [])
+    assert unit.counters.applied == 0
+
+
+def test_messages_and_journeys_survive_their_wire_forms() -> None:
+    record = core.apply_touchpoint(core.new_journey("cus_a"), visit(1, email="a@x.io"), PB).record
+    message = Absorb(record=record, cause_event_id="e1", at=T0)
+    assert decode_journey_message(encode(message)) == message
+    pointer = MovedJourney(moved_to="cus_b", version=4)
+    assert decode_journey(encode_journey(pointer)) == pointer
+    assert decode_journey(encode_journey(record)) == record
+    assert decode_journey(record.model_dump_json().encode()) == record  # written before v2
+    assert playbook_version_of(encode_journey(record)) == PB.version
+    assert playbook_version_of(record.model_dump_json().encode()) == PB.version
+    assert playbook_version_of(encode_journey(pointer)) is None
+    with pytest.raises(ValueError, match="not a stored journey"):
+        decode_journey(b"garbage")
