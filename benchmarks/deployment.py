@@ -8,8 +8,10 @@ offsets, and the consumer-group lag that defines "drained".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -84,8 +86,12 @@ class Deployment:
         return env
 
     async def create(self, extra_topics: Sequence[str] = ()) -> None:
-        """Tandem's topics (`streams.kafka_admin`), plus `extra_topics` (full names)."""
-        await create_topics(self.settings)
+        """Tandem's topics (`streams.kafka_admin`), plus `extra_topics` (full names).
+
+        Returns once every partition has a leader: a worker that joins its group before then
+        can be assigned none of them (and sit idle until the next rebalance).
+        """
+        created = await create_topics(self.settings)
         if extra_topics:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
             await admin.start()
@@ -95,6 +101,7 @@ class Deployment:
                 )
             finally:
                 await admin.close()
+        await _await_leaders(self.bootstrap, [*created, *extra_topics])
 
     async def publish(self, touchpoints: Iterable[Touchpoint]) -> int:
         """Publish touchpoints the way tools do (`TouchpointPublisher`); all acknowledged."""
@@ -121,6 +128,26 @@ class Deployment:
             return int(await redis.scard(f"{self.settings.redis_prefix}journeys"))
         finally:
             await redis.aclose()
+
+
+async def _await_leaders(bootstrap: str, topics: Sequence[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(list(topics))
+            if all(
+                topic["error_code"] == 0
+                and topic["partitions"]
+                and all(p["leader"] >= 0 for p in topic["partitions"])
+                for topic in described
+            ):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise TimeoutError(f"topics without leaders after {timeout:.0f} s: {', '.join(topics)}")
 
 
 async def partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
