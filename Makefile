@@ -58,7 +58,7 @@ down: venv ## stop the Kafka and Redis that `make up` started
 status: venv ## is Kafka / Redis running?
 	@$(BIN)/tandem infra status
 
-bench: venv ## benchmarks (throughput of the core, KPI latency)
+bench: venv ## issue 9 benchmarks on the real broker: bench-results.json and a table (not in make test)
 	@$(BIN)/python -m benchmarks
 
 clean: ## remove the virtualenv and local state (jars, broker data, logs)

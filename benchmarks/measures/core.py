@@ -1,0 +1,35 @@
+"""``core_events_per_s``: the whole workflow in one process, no I/O — `tandem replay`'s engine.
+
+`streams.workflow.replay` (the handlers the worker runs, on in-memory ports) over the run's
+workload, in its delivery order. Timed: the replay call only; the touchpoints are parsed
+before the clock starts (the worker's decoding is in the engine measure).
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.context import Context, Result
+from streams import journey as core
+from streams import workflow
+
+
+def run(ctx: Context) -> Result:
+    workload, touchpoints = ctx.workload()
+    playbook = core.default_playbook()
+    ctx.progress(f"replaying {len(touchpoints):,} touchpoints of {len(workload.people):,} people")
+    started = time.perf_counter()
+    result = workflow.replay(touchpoints, playbook)
+    elapsed = time.perf_counter() - started
+    ctx.replayed_journeys[ctx.sizes.people] = len(result.records)
+    return Result(
+        metrics={"core_events_per_s": len(touchpoints) / elapsed},
+        notes={"core_events_per_s": f"replay of {len(touchpoints):,} in {elapsed:.1f} s"},
+        details={
+            "touchpoints": len(touchpoints),
+            "people": len(workload.people),
+            "journeys": len(result.records),
+            "signals": len(result.signals),
+            "seconds": elapsed,
+        },
+    )

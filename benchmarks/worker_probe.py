@@ -1,0 +1,116 @@
+"""`tandem worker` with its KPI work accounted: ``python -m benchmarks.worker_probe worker …``.
+
+Wraps the worker's KPI entry points (`KPI_ENTRY_POINTS`: building a changed journey's KPI
+facts, queueing their version-checked write in the Redis pipeline) so each call adds the CPU
+time of the thread that ran it (`time.thread_time`, so work done in a worker thread counts
+too), and every half second writes, to the file named by ``TANDEM_BENCH_PROBE``, the
+process's CPU time and the KPI share of it. Costs two clock reads per call. A coroutine
+function is timed around its await: right for these, which queue into a pipeline and never
+wait on I/O (one that did would be charged for whatever ran meanwhile).
+
+The entry points are looked up by name: the engine's KPI code is being rebuilt, so a missing
+one is reported (``missing``), never an error — update the list when the names change.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+KPI_ENTRY_POINTS = (
+    "streams.journey.kpis:journey_facts",
+    "streams.kpi_store:KpiStore.queue_facts",
+)
+
+_cpu: dict[str, float] = {}
+_calls: dict[str, int] = {}
+_lock = threading.Lock()
+_inside = threading.local()
+
+
+def _charge(name: str, spent: float) -> None:
+    with _lock:
+        _cpu[name] = _cpu.get(name, 0.0) + spent
+        _calls[name] = _calls.get(name, 0) + 1
+
+
+def _accounted(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def coroutine(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                _charge(name, time.thread_time() - started)
+
+        return coroutine
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_inside, "active", False):  # nested KPI calls count once
+            return function(*args, **kwargs)
+        _inside.active = True
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _inside.active = False
+            _charge(name, time.thread_time() - started)
+
+    return wrapper
+
+
+def install() -> list[str]:
+    """Wrap every entry point that exists; the names of those that do not."""
+    missing = []
+    for entry in KPI_ENTRY_POINTS:
+        module_name, path = entry.split(":")
+        try:
+            owner: Any = importlib.import_module(module_name)
+            *parents, attribute = path.split(".")
+            for parent in parents:  # a method: patched on its class
+                owner = getattr(owner, parent)
+            setattr(owner, attribute, _accounted(entry, getattr(owner, attribute)))
+        except (ImportError, AttributeError):
+            missing.append(entry)
+    return missing
+
+
+def _report(path: str, missing: list[str]) -> None:
+    while True:
+        with _lock:
+            state = {
+                "at": time.time(),
+                "process_cpu_s": time.process_time(),
+                "kpi_cpu_s": sum(_cpu.values()),
+                "by_entry_point": {k: {"cpu_s": v, "calls": _calls[k]} for k, v in _cpu.items()},
+                "missing": missing,
+            }
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as out:
+            json.dump(state, out)
+        os.replace(temporary, path)  # readers never see half a file
+        time.sleep(0.5)
+
+
+def main() -> None:
+    missing = install()
+    path = os.environ.get("TANDEM_BENCH_PROBE")
+    if path:
+        threading.Thread(target=_report, args=(path, missing), daemon=True).start()
+    from streams.cli import main as tandem
+
+    tandem()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The benchmark harness's pure helpers (no timing: the numbers belong to `make bench`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.measures.latency import first_handoff_latencies
+from benchmarks.report import derived, merge_results, percentile, table, verdict
+from benchmarks.signals import Handoff
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    values = [10.0, 20.0, 30.0, 40.0]
+    assert percentile(values, 0) == 10.0
+    assert percentile(values, 100) == 40.0
+    assert percentile(values, 50) == 25.0
+    assert percentile([5.0], 99) == 5.0
+    assert percentile(list(range(101)), 99) == 99.0
+
+
+def test_percentile_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_verdict_by_target() -> None:
+    assert verdict("ratio_faust", 0.8) == "pass"
+    assert verdict("ratio_faust", 0.05) == "FAIL"
+    assert verdict("handoff_latency_ms_p99", 250) == "pass"
+    assert verdict("handoff_latency_ms_p99", 251) == "FAIL"
+    assert verdict("kpi_cpu_share", None) == "n/a"
+    assert verdict("ceiling_events_per_s", 30_000) == ""  # reported, no target
+
+
+def test_verdict_starred_below_the_issues_size() -> None:
+    assert verdict("kpi_query_s", 0.5, {"kpi_query_journeys": 1_000_000}) == "pass"
+    assert verdict("kpi_query_s", 0.5, {"kpi_query_journeys": 100_000}) == "pass*"
+    assert verdict("kpi_query_s", 3.0, {}) == "FAIL*"
+    assert table({"kpi_query_s": 3.0, "kpi_query_journeys": 5}).endswith(
+        "* measured below the size the issue sets the target at"
+    )
+
+
+def test_derived_ratios_and_flatness() -> None:
+    found = derived(
+        {
+            "engine_events_per_s": 200.0,
+            "ceiling_events_per_s": 20_000.0,
+            "faust_ceiling_events_per_s": 4_000.0,
+            "cost_per_touchpoint_us_10": 100.0,
+            "cost_per_touchpoint_us_10000": 150.0,
+        }
+    )
+    assert found == {"ratio": 0.01, "ratio_faust": 0.05, "cost_flatness": 1.5}
+    assert derived({"engine_events_per_s": 200.0})["ratio"] is None
+
+
+def test_merge_keeps_other_measures_and_recomputes_ratios() -> None:
+    previous = {
+        "measures": {
+            "faust": {"run_id": "a", "metrics": {"faust_ceiling_events_per_s": 4_000.0}},
+            "engine": {"run_id": "a", "metrics": {"engine_events_per_s": 100.0}},
+        }
+    }
+    run = {"run": {"run_id": "b"}, "measures": {
+        "engine": {"run_id": "b", "metrics": {"engine_events_per_s": 3_000.0}}}}  # fmt: skip
+    merged = merge_results(previous, run)
+    assert merged["measures"]["faust"]["run_id"] == "a"
+    assert merged["measures"]["engine"]["run_id"] == "b"
+    assert merged["metrics"]["ratio_faust"] == 0.75
+
+
+def test_table_lists_headline_first_with_target_and_verdict() -> None:
+    text = table({"zeta": 1, "ratio_faust": 0.5, "core_events_per_s": 25_000}, {"zeta": "hi"})
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["metric", "value", "target"]
+    assert lines[2].startswith("ratio_faust") and lines[2].rstrip().endswith("FAIL")
+    assert "25,000" in lines[3] and "pass" in lines[3]
+    assert lines[4].startswith("zeta") and lines[4].endswith("hi")
+
+
+def test_first_handoff_per_probe() -> None:
+    published = {"probe1-00004": 10.0, "probe1-00006": 11.0, "probe2-00006": 20.0}
+    signals = [
+        Handoff("cus_a", "probe1-00006", 11.2),
+        Handoff("cus_b", "probe1-00006", 11.5),  # the same probe again, after a merge
+        Handoff("cus_c", "probe2-00006", 20.1),
+        Handoff("cus_d", "wl-7-03", 30.0),  # not a probe
+    ]
+    assert sorted(round(x) for x in first_handoff_latencies(signals, published)) == [100, 200]
