@@ -1,0 +1,209 @@
+"""What each of the worker's agents does with one batch: decode, call the workflow, flush.
+
+`streams.app` wires these steps to Faust agents; they hold no Faust specifics beyond the
+events they are given and the tables behind the ports.
+
+Order of effects per batch, for at-least-once without lost work: messages to other topics
+first, then — once the broker has them — the agent's own tables, then Redis. A crash in between
+repeats the batch; every handler ignores what it has already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from faust.types import EventT
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from events import decode_touchpoint, touchpoint_to_json
+from events.decode import ReasonCode, Rejection
+from events.vocabulary import TOUCHPOINT
+from schemas.deadletter import DeadLetter, Origin, dead_letter_for
+from schemas.playbook import Playbook
+from streams.adapters.journeys import JourneyWrite, next_due, prepare, read_model_batch
+from streams.adapters.kafka import KafkaSender
+from streams.adapters.tables import TableIdentityStore, TableJourneyStore, in_partition_of
+from streams.journey.identity import IdentityGuards
+from streams.projection import JourneyProjection
+from streams.topics import ACCEPTED, DEADLETTER, JOURNEYS, RESOLVED
+from streams.workflow import handlers
+from streams.workflow.messages import UnmergeRequest, decode_journey_message, encode
+from streams.workflow.unit import Command, IdentityUnit, JourneyUnit, Outgoing
+
+log = logging.getLogger("tandem.worker")
+
+Event = EventT[bytes]
+Domain = Literal["marketing", "sales"]
+T = TypeVar("T")
+
+UNMERGE_KEY = b"cmd:unmerge"
+"""Key of `tandem unmerge` requests on `touchpoints.accepted` (touchpoints are keyed by id)."""
+
+
+def utcnow() -> datetime:
+    """The wall clock, read only here at the edge (the core takes time as an argument)."""
+    return datetime.now(UTC)
+
+
+def _raw(event: Event) -> bytes:
+    return event.value if isinstance(event.value, bytes) else b""
+
+
+async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
+    """Wait out an outage: retry with backoff while the service is unreachable.
+
+    Anything else is a fault in the write itself: logged, and the batch goes on (the tables
+    hold the truth; the read model catches up with the journey's next write).
+    """
+    delay = 0.2
+    while True:
+        try:
+            return await action()
+        except asyncio.CancelledError:
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        except Exception:
+            log.exception("%s failed", what)
+            return None
+
+
+@dataclass
+class Agents:
+    """The batch steps of the ingest, identity and journeys agents, on their ports."""
+
+    topic_prefix: str
+    marketing_topic: str
+    playbook: Playbook
+    identities: TableIdentityStore
+    journeys: TableJourneyStore
+    deadlines: Any
+    projection: JourneyProjection
+
+    async def dead_letter(
+        self, out: KafkaSender, rejection: Rejection, raw: bytes, event: Event
+    ) -> None:
+        """Send one input to the dead-letter topic with its reason and original bytes."""
+        message = event.message
+        origin = Origin(
+            topic=message.topic.removeprefix(self.topic_prefix),
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.decode("utf-8", "replace") if message.key else None,
+        )
+        letter: DeadLetter = dead_letter_for(rejection, raw, origin, utcnow())
+        await out.send(DEADLETTER, letter.dead_letter_id.encode(),
+                       letter.model_dump_json().encode())  # fmt: skip
+        log.warning("dead-lettered %s: %s", letter.dead_letter_id, letter.reason)
+
+    async def _failed(self, out: KafkaSender, what: str, exc: Exception, event: Event) -> None:
+        log.exception("%s", what)
+        rejection = Rejection(ReasonCode.INVALID, f"{what}: {exc}")
+        await self.dead_letter(out, rejection, _raw(event), event)
+
+    async def send_outgoing(self, out: KafkaSender, outgoing: list[Outgoing]) -> None:
+        """Queue a unit's messages: commands to the journeys, signals to their topics."""
+        for item in outgoing:
+            if isinstance(item, Command):
+                await out.send(RESOLVED, item.customer_id.encode(), encode(item.message))
+            else:
+                signal = item.signal
+                await out.send(signal.topic, item.customer_id.encode(),
+                               signal.model_dump_json().encode())  # fmt: skip
+
+    async def ingest(self, events: Sequence[Event], out: KafkaSender) -> None:
+        """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
+        for event in events:
+            raw = _raw(event)
+            try:
+                domain: Domain = (
+                    "marketing" if event.message.topic == self.marketing_topic else "sales"
+                )
+                decoded = decode_touchpoint(raw, domain)
+                if isinstance(decoded, Rejection):
+                    await self.dead_letter(out, decoded, raw, event)
+                    continue
+                await out.send(ACCEPTED, decoded.event_id.encode(), touchpoint_to_json(decoded))
+            except Exception as exc:  # never crash or stall on one message
+                await self._failed(out, "internal error while validating", exc, event)
+        await out.settle()  # Faust flushes the producer before it commits offsets
+
+    async def identity(self, events: Sequence[Event], out: KafkaSender) -> None:
+        """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
+        unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook))
+        for event in events:
+            raw = _raw(event)
+            try:
+                if isinstance(event.key, bytes) and event.key.startswith(UNMERGE_KEY):
+                    handlers.unmerge_requested(UnmergeRequest.model_validate_json(raw), unit)
+                else:
+                    handlers.touchpoint_accepted(TOUCHPOINT.validate_json(raw), unit)
+            except Exception as exc:
+                await self._failed(out, "identity resolution failed", exc, event)
+        await self.send_outgoing(out, unit.outbox)
+        await out.delivered()
+        if events:
+            in_partition_of(events[-1])  # one partition: the sequencer's
+        self.identities.flush()
+
+    async def journeys_batch(self, events: Sequence[Event], out: KafkaSender) -> None:
+        """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
+        unit = JourneyUnit(self.journeys, self.playbook)
+        last_event: dict[str, Event] = {}
+        for event in events:
+            customer_id = event.key.decode() if isinstance(event.key, bytes) else ""
+            in_partition_of(event)
+            last_event[customer_id] = event
+            unit.begin()
+            try:
+                message = decode_journey_message(_raw(event))
+                handlers.handle_journey_message(customer_id, message, unit)
+            except Exception as exc:
+                unit.rollback()
+                await self._failed(out, f"journey processing failed for {customer_id}", exc, event)
+        await self.flush_journeys(out, unit, last_event)
+
+    async def flush_journeys(
+        self, out: KafkaSender, unit: JourneyUnit, last_event: dict[str, Event]
+    ) -> None:
+        """Write each changed journey once: computed first, sent, then tables, then Redis."""
+        changes, outgoing = unit.flush()
+        writes: list[JourneyWrite] = []
+        for customer_id, stored in changes:
+            try:
+                writes.append(prepare(customer_id, stored, self.playbook))
+            except Exception as exc:
+                event = last_event[customer_id]
+                await self._failed(out, f"journey snapshot failed for {customer_id}", exc, event)
+        due = [(cid, next_due(record, self.playbook)) for cid, record in unit.take_timers_due()]
+        await self.send_outgoing(out, outgoing)
+        for write in writes:
+            await out.send(JOURNEYS, write.customer_id.encode(), write.state_value)
+        await out.delivered()
+        for write in writes:
+            in_partition_of(last_event[write.customer_id])
+            self.journeys.put(write.customer_id, write.stored)
+        for customer_id, when in due:
+            in_partition_of(last_event[customer_id])
+            self._set_deadline(customer_id.encode(), when)
+        live, moved = read_model_batch(writes)
+        await _retrying(
+            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved)
+        )
+
+    def _set_deadline(self, key: bytes, due: datetime | None) -> None:
+        stored = self.deadlines.get(key)
+        if due is not None:
+            value = due.isoformat().encode()
+            if value != stored:  # a changelog write only when the deadline moves
+                self.deadlines[key] = value
+        elif stored is not None:
+            del self.deadlines[key]
