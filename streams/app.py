@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import faust
+from faust.exceptions import NotReady
 from faust.streams import Stream
 
 from streams import journey as core
@@ -213,7 +214,13 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             if due and datetime.fromisoformat(due.decode()) <= now:
                 await topics[RESOLVED].send(key=key, value=encode(Tick(now=now)))
 
-    app.timer(settings.timer_interval_s)(timers)
+    async def timers_unless_stopping() -> None:
+        try:
+            await timers()
+        except NotReady:  # the worker is stopping: the next start wakes what is due
+            log.info("timers skipped: the producer is stopping")
+
+    app.timer(settings.timer_interval_s)(timers_unless_stopping)
 
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 
