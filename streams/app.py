@@ -156,6 +156,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         value_serializer="raw",
     )
     identities, journeys, deadlines = _tables(app, settings)
+    # Table writes wait in Faust's producer buffer, and Faust holds every stream back while it
+    # holds more than `max_messages` (100): a batch writes hundreds at once, by design.
+    app.producer.buffer.max_messages = 8 * settings.batch_size
     agents = Agents(
         topic_prefix=settings.topic_prefix,
         marketing_topic=full_name(MARKETING, settings.topic_prefix),
