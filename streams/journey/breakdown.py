@@ -32,8 +32,8 @@ def _us(at: datetime) -> int:
     return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
-@dataclass(frozen=True)
-class _Built:
+@dataclass(slots=True)
+class _Built:  # never changed once made (not frozen: a frozen __init__ costs more)
     entry: ScoreEntry
     since: int  # µs: the span of evaluation times the item's value holds for
     until: int
@@ -55,6 +55,34 @@ class BreakdownCache:
 
     built: dict[str, _Built] = field(default_factory=dict)
     whole: _Whole | None = None
+    once: dict[str, ScoreItem] = field(default_factory=dict)
+    """Items of `evaluate_once`, by event id."""
+
+
+def evaluate_once(
+    entries: Sequence[ScoreEntry], at: datetime, half_life: float, cache: BreakdownCache
+) -> list[ScoreItem]:
+    """The breakdown as of `at`, for a question asked once (a signal's facts while folding):
+    every item evaluated, none kept with a span (cheaper than `breakdown` when not asked
+    again)."""
+    items: list[ScoreItem] = []
+    once = cache.once
+    for t, points, event_id, type_, _ in entries:
+        value = round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3)
+        item = once.get(event_id)
+        if (
+            item is None
+            or item.decayed != value
+            or item.occurred_at != t
+            or item.points != points
+            or item.type != type_
+        ):
+            item = ScoreItem(
+                event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value
+            )
+            once[event_id] = item
+        items.append(item)
+    return items
 
 
 def breakdown(

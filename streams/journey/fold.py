@@ -52,7 +52,7 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey import scoring, stages
-from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown
+from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
 from streams.journey.identity import IdentityGuards, by_strength
 
 RECENT_PER_DOMAIN = 5
@@ -277,15 +277,17 @@ class FoldState:
             self.score_total, self.score_cycle = points, points
         self.score_at = at
 
-    def engagement_score(self, at: datetime | None) -> EngagementScore:
-        """The published engagement score with its breakdown, as of `at`."""
+    def engagement_score(self, at: datetime | None, again: bool = False) -> EngagementScore:
+        """The published engagement score with its breakdown, as of `at`; `again`: asked
+        again and again as the journey goes on (its snapshot), so the breakdown is kept."""
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
         carried = 0.0
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
-        items = breakdown(self.items, at, half_life, self.score_items)
+        evaluate = breakdown if again else evaluate_once
+        items = evaluate(self.items, at, half_life, self.score_items)
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.journey import scoring
-from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown
+from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 GAPS = st.sampled_from([0, 1, 7, 60, 599, 3600, 86_400, 40 * 86_400])
@@ -41,7 +41,9 @@ def test_the_kept_breakdown_is_a_fresh_evaluation(
     for count, at in questions:
         items = breakdown(entries[:count], at, half_life, kept)
         fresh = breakdown(entries[:count], at, half_life, BreakdownCache())
+        once = evaluate_once(entries[:count], at, half_life, kept)
         assert [i.model_dump_json() for i in items] == [i.model_dump_json() for i in fresh]
+        assert [i.model_dump_json() for i in once] == [i.model_dump_json() for i in fresh]
         expected = [
             round(scoring.decayed(p, (at - t).total_seconds(), half_life), 3)
             for t, p, *_ in entries[:count]
