@@ -689,8 +689,5 @@ def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) ->
 
 def next_timer_due(record: JourneyRecord, playbook: Playbook) -> datetime | None:
     """When `evaluate_timers` would next emit something for this journey (None: never)."""
-    state = derive(record, playbook)
-    candidates = sig.timer_candidates(
-        state, record.signal_ledger, record.customer_id, _identities(record), playbook
-    )
-    return candidates[0].due if candidates else None
+    return sig.next_timer(derive(record, playbook), record.signal_ledger, record.customer_id,
+                          playbook)  # fmt: skip
