@@ -105,11 +105,12 @@ def _voices(
 ) -> tuple[list[Voice], list[NpsResponse]]:
     # What the retained touchpoints told, with the stage right after each.
     keys = [(h.entered_at, h.cause_event_id) for h in history]
-    prefix = record.compacted
-    horizon = None if prefix is None else (prefix.horizon_at, prefix.horizon_event_id)
+    # Compacted touchpoints tell nothing any more; they are mostly before the first retained
+    # one (not all: a conflicting duplicate can move a retained one behind the horizon).
+    first = record.touchpoints[0].order_key if record.touchpoints else None
     voices: list[Voice] = []
     nps: list[NpsResponse] = []
-    for said in walk.said_after(horizon):
+    for said in walk.said_from(first):
         if said.event_id not in retained:
             continue
         if said.nps is not None:

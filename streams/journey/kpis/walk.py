@@ -102,25 +102,33 @@ class Tapes:
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass
 class Path:
-    """The touchpoints so far along one dimension: first and last value, and counts."""
+    """The touchpoints so far along one dimension: first and last value, and counts (owned
+    by one walk: `FactsWalk.plus` copies it)."""
 
     first: str | None = None
     last: str | None = None
-    counts: tuple[tuple[str, int], ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
 
-    def plus(self, value: str | None) -> Path:
-        """The path with one more touchpoint (None: no value, the path is unchanged)."""
+    def add(self, value: str | None) -> None:
+        """One more touchpoint (None: no value, the path is unchanged)."""
         if value is None:
-            return self
-        counts = dict(self.counts)
-        counts[value] = counts.get(value, 0) + 1
-        return Path(value if self.first is None else self.first, value, tuple(counts.items()))
+            return
+        if self.first is None:
+            self.first = value
+        self.last = value
+        self.counts[value] = self.counts.get(value, 0) + 1
+
+    def copy(self) -> Path:
+        """A copy to change."""
+        return Path(self.first, self.last, dict(self.counts))
 
     def freeze(self) -> PathSummary:
         """As published with a won deal."""
-        return PathSummary(first=self.first, last=self.last, counts=dict(sorted(self.counts)))
+        return PathSummary(
+            first=self.first, last=self.last, counts=dict(sorted(self.counts.items()))
+        )
 
 
 @dataclass
@@ -135,8 +143,8 @@ class FactsWalk:
     first_person: CompactedTouchpoint | None = None
     first_channel: str | None = None
     first_campaign: str | None = None
-    channels: Path = Path()
-    campaigns: Path = Path()
+    channels: Path = field(default_factory=Path)
+    campaigns: Path = field(default_factory=Path)
 
     @classmethod
     def of(cls, record: JourneyRecord) -> FactsWalk:
@@ -157,7 +165,7 @@ class FactsWalk:
         """This walk and one more retained touchpoint, if it comes after all walked so far."""
         if self.last_key is not None and (summary.occurred_at, summary.event_id) <= self.last_key:
             return None
-        walk = replace(self)
+        walk = replace(self, channels=self.channels.copy(), campaigns=self.campaigns.copy())
         if walk.tapes.sizes() != self.sizes:
             walk.tapes = walk.tapes.prefix(self.sizes)  # extended before: a fork copies
         walk._step(summary, touchpoint)
@@ -186,8 +194,8 @@ class FactsWalk:
                 self.first_person = s
             self.first_channel = self.first_channel or s.channel or None
             self.first_campaign = self.first_campaign or s.campaign_id or None
-            self.channels = self.channels.plus(s.channel)
-            self.campaigns = self.campaigns.plus(s.campaign_id)
+            self.channels.add(s.channel)
+            self.campaigns.add(s.campaign_id)
         if touchpoint is not None:
             said = _said(touchpoint, at)
             if said is not None:
@@ -197,12 +205,12 @@ class FactsWalk:
         """This walk's own prefix of the tapes (fresh lists)."""
         return self.tapes.prefix(self.sizes)
 
-    def said_after(self, horizon: Key | None) -> Sequence[Said]:
-        """What the touchpoints after `horizon` told, in order (fresh list)."""
+    def said_from(self, first: Key | None) -> Sequence[Said]:
+        """What the touchpoints from `first` on told, in order (fresh list; none: None)."""
+        if first is None:
+            return []
         said = self.tapes.said[: self.sizes[-1]]
-        if horizon is None:
-            return said
-        return said[bisect.bisect_right(said, horizon, key=lambda s: s.key) :]
+        return said[bisect.bisect_left(said, first, key=lambda s: s.key) :]
 
 
 def _micros(at: datetime) -> int:
@@ -244,6 +252,8 @@ def _said(tp: Envelope, at: int) -> Said | None:
             nps = NpsResponse(at=at, score=p.nps)
     elif isinstance(tp, ObjectionRaised):
         said = [("objection", tp.properties.category)]
+    else:
+        return None  # the usual case: a touchpoint that tells nothing
     # Normalised like the fold normalises pain points, so "Attribution " = "attribution".
     normalised = tuple(sorted({(k, v.strip().lower()) for k, v in said}))
     normalised = tuple((k, v) for k, v in normalised if v)
