@@ -45,7 +45,6 @@ from schemas.journey import (
     HorizonState,
     Objection,
     PinnedTrigger,
-    ScoreItem,
     SignalTrigger,
     Stage,
     StageChange,
@@ -53,6 +52,7 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey import scoring, stages
+from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
 from streams.journey.identity import IdentityGuards, by_strength
 
 RECENT_PER_DOMAIN = 5
@@ -134,8 +134,8 @@ class FoldState:
     score_at: datetime | None = None
     score_total: float = 0.0
     score_cycle: float = 0.0
-    items: list[tuple[datetime, float, str, str, int]] = field(default_factory=list)
-    score_items: dict[str, ScoreItem] = field(default_factory=dict)
+    items: list[ScoreEntry] = field(default_factory=list)
+    score_items: BreakdownCache = field(default_factory=BreakdownCache)
     """Breakdown items built so far (a cache shared by clones: values, not state)."""
     term_started_at: datetime | None = None
     term_event_id: str | None = None
@@ -277,41 +277,24 @@ class FoldState:
             self.score_total, self.score_cycle = points, points
         self.score_at = at
 
-    def engagement_score(self, at: datetime | None) -> EngagementScore:
-        """The published engagement score with its breakdown, as of `at`."""
+    def engagement_score(self, at: datetime | None, again: bool = False) -> EngagementScore:
+        """The published engagement score with its breakdown, as of `at`; `again`: asked
+        again and again as the journey goes on (its snapshot), so the breakdown is kept."""
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
         carried = 0.0
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
-        breakdown: list[ScoreItem] = []
-        built = self.score_items
-        for t, points, event_id, type_, _ in self.items:
-            value = round(scoring.decayed(points, (at - t).total_seconds(), half_life), 3)
-            item = built.get(event_id)
-            # Rounded to 3 decimals, an item's value changes only every so many steps: reuse
-            # the one built last time (one breakdown item per retained touchpoint with points
-            # is the bulk of a snapshot).
-            if (
-                item is None
-                or item.decayed != value
-                or item.occurred_at != t
-                or item.points != points
-                or item.type != type_
-            ):
-                item = ScoreItem(
-                    event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value
-                )
-                built[event_id] = item
-            breakdown.append(item)
+        evaluate = breakdown if again else evaluate_once
+        items = evaluate(self.items, at, half_life, self.score_items)
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),
             as_of=at,
             half_life_days=half_life,
             carried=round(carried, 3),
-            breakdown=breakdown,
+            breakdown=items,
         )
 
     # --- the step --------------------------------------------------------------------------

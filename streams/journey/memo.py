@@ -9,7 +9,9 @@ the same fold; the entry keeps them alive so their ids cannot be reused), with:
 * the event-id index of the retained touchpoints and the set of compacted event ids (exact
   deduplication without a scan), handed on from a record to its successor;
 * the journey's totals (counts, revenue, spend, first and last touch) over every touchpoint,
-  compacted or retained.
+  compacted or retained;
+* a `Walk` of every touchpoint in (event time, event id) order (the KPI facts' walk, see
+  `streams.journey.kpis.walk`), made on first need and extended by in-order touchpoints.
 
 The operations on a record (`streams.journey.record`) derive the successor's entry from the
 predecessor's: an in-order touchpoint steps a `clone` of the state once; a late one refolds from
@@ -30,6 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from events.vocabulary import LEDGER_TYPES, Touchpoint
 from schemas.journey import CompactedPrefix, CompactedTouchpoint, HorizonState, JourneyRecord
@@ -93,6 +96,15 @@ class Totals:
         return Totals(revenue, spend, counts, first, last_at, self.count + 1)
 
 
+class Walk(Protocol):
+    """An order-dependent summary of every touchpoint of a journey (compacted or retained),
+    walked in (event time, event id) order. Values: extending one never changes it."""
+
+    def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> Walk | None:
+        """This walk and one more (retained) touchpoint; None unless it comes after every
+        touchpoint walked so far (the walk is then made afresh on next need)."""
+
+
 @dataclass
 class Derived:
     """What is kept with one record: its fold state and what makes the next step cheap."""
@@ -107,6 +119,8 @@ class Derived:
     """Retained event id → touchpoint; None once handed on to a successor."""
     compacted_ids: set[str] | None = None
     totals: Totals | None = None
+    walk: Walk | None = None
+    """Of the same touchpoints as `totals` (None: not made yet, or voided by a change)."""
 
 
 _KEPT: OrderedDict[tuple[int, int], Derived] = OrderedDict()
@@ -183,15 +197,17 @@ def refold(
     predecessor: Derived | None = None,
     ids: tuple[dict[str, Touchpoint], set[str]] | None = None,
     totals: Totals | None = None,
+    walk: Walk | None = None,
 ) -> Derived:
-    """Fold a record's retained touchpoints in full from its horizon and keep the result."""
+    """Fold a record's retained touchpoints in full from its horizon and keep the result
+    (`totals` and `walk`, if given, are of the same touchpoints)."""
     start = FoldState.start(playbook, *_resume(record, playbook))
     checkpoints = [(0, start)]
     state = _fold(record.touchpoints, start, 0, checkpoints)
     entry = Derived(record.touchpoints, record.compacted, playbook, state, checkpoints)
     if ids is not None:
         entry.ids, entry.compacted_ids = ids
-    entry.totals = totals
+    entry.totals, entry.walk = totals, walk
     return _keep(entry, predecessor)
 
 
@@ -234,9 +250,11 @@ def successor(
     changed_from: int | None,
     ids: tuple[dict[str, Touchpoint], set[str]],
     totals: Totals | None,
+    walk: Walk | None = None,
 ) -> Derived:
     """Keep the entry of `record`, made from `entry`'s record by changing its retained
-    touchpoints from position `changed_from` on (None: none changed)."""
+    touchpoints from position `changed_from` on (None: none changed); `totals` and `walk`
+    are the record's (carried forward), or None."""
     touchpoints = record.touchpoints
     if changed_from is None:
         following = replace(entry, touchpoints=touchpoints, compacted=record.compacted)
@@ -249,5 +267,5 @@ def successor(
         state = _fold(touchpoints, start, begin, kept)
         following = Derived(touchpoints, record.compacted, entry.playbook, state, kept)
     following.ids, following.compacted_ids = ids
-    following.totals = totals
+    following.totals, following.walk = totals, walk
     return _keep(following, entry)

@@ -146,6 +146,7 @@ class _Added:
     changed_from: int | None  # the first retained position that changed (None: none)
     ids: tuple[dict[str, Touchpoint], set[str]]
     totals: memo.Totals | None
+    walk: memo.Walk | None = None
 
 
 def _add(
@@ -157,7 +158,7 @@ def _add(
         if new_ids:
             identifiers = by_strength([*identifiers, *new_ids])
     ids, compacted_ids = memo.take_ids(entry, record)
-    totals = entry.totals
+    totals, walk = entry.totals, entry.walk
     retained = record.touchpoints
     existing = ids.get(tp.event_id)
     if existing is not None:
@@ -172,15 +173,15 @@ def _add(
         update = {"touchpoints": retained, "identifiers": identifiers,
                   "duplicates": record.duplicates + 1}  # fmt: skip
         return _Added(record.model_copy(update=update), replace, True, changed_from,
-                      (ids, compacted_ids), totals)  # fmt: skip
+                      (ids, compacted_ids), totals, None if replace else walk)  # fmt: skip
     prefix = record.compacted
     if tp.event_id in compacted_ids:
         update = {"identifiers": identifiers, "duplicates": record.duplicates + 1}
         return _Added(record.model_copy(update=update), False, True, None,
-                      (ids, compacted_ids), totals)  # fmt: skip
+                      (ids, compacted_ids), totals, walk)  # fmt: skip
     horizon = _horizon(record)
     behind = prefix is not None and horizon is not None and _key(tp) <= horizon
-    summary = compact_summary(tp) if behind or totals is not None else None
+    summary = compact_summary(tp) if behind or totals is not None or walk is not None else None
     if totals is not None and summary is not None:
         totals = totals.plus(summary)
     if prefix is not None and summary is not None and behind:
@@ -200,8 +201,10 @@ def _add(
     retained.insert(position, tp)
     ids[tp.event_id] = tp
     update = {"touchpoints": retained, "identifiers": identifiers}
+    if walk is not None and summary is not None:
+        walk = walk.plus(summary, tp)  # None when late: made afresh on next need
     return _Added(record.model_copy(update=update), True, False, position,
-                  (ids, compacted_ids), totals)  # fmt: skip
+                  (ids, compacted_ids), totals, walk)  # fmt: skip
 
 
 def compaction_chunk(max_retained: int) -> int:
@@ -251,7 +254,7 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
         compacted_ids.add(tp.event_id)
     compacted = record.model_copy(update={"touchpoints": kept, "compacted": new_prefix})
     # The same touchpoints, so the same totals; the state is refolded from the new horizon.
-    memo.refold(compacted, playbook, entry, (ids, compacted_ids), entry.totals)
+    memo.refold(compacted, playbook, entry, (ids, compacted_ids), entry.totals, entry.walk)
     return compacted
 
 
@@ -310,7 +313,7 @@ def apply_touchpoint(
     """Add one touchpoint to a journey: dedupe, re-derive, reconcile signals."""
     entry = memo.lookup(record, playbook)
     added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook), entry)
-    memo.successor(entry, added.record, added.changed_from, added.ids, added.totals)
+    memo.successor(entry, added.record, added.changed_from, added.ids, added.totals, added.walk)
     updated = compact(added.record, playbook, max_retained)
     if updated.playbook_version != playbook.version:
         updated = updated.model_copy(update={"playbook_version": playbook.version})
@@ -686,8 +689,5 @@ def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) ->
 
 def next_timer_due(record: JourneyRecord, playbook: Playbook) -> datetime | None:
     """When `evaluate_timers` would next emit something for this journey (None: never)."""
-    state = derive(record, playbook)
-    candidates = sig.timer_candidates(
-        state, record.signal_ledger, record.customer_id, _identities(record), playbook
-    )
-    return candidates[0].due if candidates else None
+    return sig.next_timer(derive(record, playbook), record.signal_ledger, record.customer_id,
+                          playbook)  # fmt: skip

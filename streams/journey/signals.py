@@ -291,6 +291,19 @@ class TimerCandidate:
     key: str
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A timer signal before it is built: when, under which id, and what it is about."""
+
+    due: datetime
+    signal_id: str
+    rule: str
+    key: str
+    reason: str = ""
+    handoff: LedgerEntry | None = None
+    hours: float = 0.0
+
+
 def timer_candidates(
     state: FoldState,
     ledger: dict[str, LedgerEntry],
@@ -299,23 +312,30 @@ def timer_candidates(
     playbook: Playbook,
 ) -> list[TimerCandidate]:
     """Every timer signal not emitted yet, due now or later, in due order."""
-    found: list[TimerCandidate] = []
-    found += _sla_candidates(state, ledger, customer_id, identities, playbook)
-    found += _nurture_candidates(state, customer_id, identities, playbook)
-    return sorted(
-        (c for c in found if c.signal.signal_id not in ledger),
-        key=lambda c: (c.due, c.signal.signal_id),
-    )
+    plans = _plans(state, ledger, customer_id, playbook)
+    found = [_build(p, state, customer_id, identities, playbook) for p in plans]
+    return sorted(found, key=lambda c: (c.due, c.signal.signal_id))
 
 
-def _sla_candidates(
-    state: FoldState,
-    ledger: dict[str, LedgerEntry],
-    customer_id: str,
-    identities: list[str],
-    playbook: Playbook,
-) -> list[TimerCandidate]:
-    found: list[TimerCandidate] = []
+def next_timer(
+    state: FoldState, ledger: dict[str, LedgerEntry], customer_id: str, playbook: Playbook
+) -> datetime | None:
+    """When the first of `timer_candidates` is due (None: none), without building signals."""
+    return min((p.due for p in _plans(state, ledger, customer_id, playbook)), default=None)
+
+
+def _plans(
+    state: FoldState, ledger: dict[str, LedgerEntry], customer_id: str, playbook: Playbook
+) -> list[_Plan]:
+    found = _sla_plans(state, ledger, customer_id, playbook)
+    found += _nurture_plans(state, customer_id, playbook)
+    return [p for p in found if p.signal_id not in ledger]
+
+
+def _sla_plans(
+    state: FoldState, ledger: dict[str, LedgerEntry], customer_id: str, playbook: Playbook
+) -> list[_Plan]:
+    found: list[_Plan] = []
     for entry in ledger.values():
         if entry.signal_type != "handoff" or entry.status != "active" or entry.origin != "event":
             continue
@@ -330,61 +350,23 @@ def _sla_candidates(
         for rule, hours in thresholds:
             if hours is None:
                 continue
+            sid = signal_id(customer_id, rule, f"{entry.signal_id}:{entry.key}")
             deadline = entry.occurred_at + timedelta(hours=hours)
-            fields = {
-                "signal_id": signal_id(customer_id, rule, f"{entry.signal_id}:{entry.key}"),
-                "customer_id": customer_id,
-                "identities": identities,
-                "occurred_at": deadline,
-                "playbook_version": playbook.version,
-                "handoff_signal_id": entry.signal_id,
-                "handoff_version": entry.version,
-                "handoff_occurred_at": entry.occurred_at,
-                "deadline": deadline,
-                "hours": hours,
-                "cycle": state.cycle,
-                "stage": Stage.MQL,
-            }
-            signal: Signal = (
-                HandoffSlaBreachedSignal.model_validate(fields)
-                if rule == "handoff_sla_breached"
-                else HandoffSlaEscalatedSignal.model_validate(fields)
-            )
-            found.append(TimerCandidate(deadline, signal, rule, entry.key))
+            found.append(_Plan(deadline, sid, rule, entry.key, handoff=entry, hours=hours))
     return found
 
 
-def _nurture_candidates(
-    state: FoldState, customer_id: str, identities: list[str], playbook: Playbook
-) -> list[TimerCandidate]:
-    found: list[TimerCandidate] = []
+def _nurture_plans(state: FoldState, customer_id: str, playbook: Playbook) -> list[_Plan]:
+    found: list[_Plan] = []
     stage, nurture = state.stage, playbook.nurture
     if stage is None or state.last_at is None:
         return found
-    objections = state.open_objections()
 
     def candidate(rule: TimerNurtureRule, key: str, due: datetime, reason: str) -> None:
-        name = rule.split(".", 1)[1]
-        track = nurture.tracks[name]
+        track = nurture.tracks[rule.split(".", 1)[1]]
         if track.channel == "email" and state.unsubscribed:
             return  # unsubscribed: no email nurture
-        signal = NurtureSignal(
-            signal_id=signal_id(customer_id, rule, key),
-            customer_id=customer_id,
-            identities=identities,
-            occurred_at=due,
-            playbook_version=playbook.version,
-            rule=rule,
-            track=name,
-            channel=track.channel,
-            reason=reason,
-            stage=stage,
-            cycle=state.cycle,
-            trigger_event_id=None,
-            open_objections=objections,
-            recommended_content=recommend(playbook, stage, objections, track.content),
-        )
-        found.append(TimerCandidate(due, signal, rule, key))
+        found.append(_Plan(due, signal_id(customer_id, rule, key), rule, key, reason))
 
     stall_days = nurture.stall_days.get(stage)
     if stall_days is not None:
@@ -414,6 +396,53 @@ def _nurture_candidates(
                 f"renewal due in {customer.renewal_reminder_days:g} days",
             )
     return found
+
+
+def _build(
+    plan: _Plan, state: FoldState, customer_id: str, identities: list[str], playbook: Playbook
+) -> TimerCandidate:
+    common = {
+        "signal_id": plan.signal_id,
+        "customer_id": customer_id,
+        "identities": identities,
+        "occurred_at": plan.due,
+        "playbook_version": playbook.version,
+        "cycle": state.cycle,
+    }
+    signal: Signal
+    if plan.handoff is not None:
+        entry = plan.handoff
+        fields = {
+            **common,
+            "handoff_signal_id": entry.signal_id,
+            "handoff_version": entry.version,
+            "handoff_occurred_at": entry.occurred_at,
+            "deadline": plan.due,
+            "hours": plan.hours,
+            "stage": Stage.MQL,
+        }
+        signal = (
+            HandoffSlaBreachedSignal.model_validate(fields)
+            if plan.rule == "handoff_sla_breached"
+            else HandoffSlaEscalatedSignal.model_validate(fields)
+        )
+        return TimerCandidate(plan.due, signal, plan.rule, plan.key)
+    assert state.stage is not None  # a nurture plan needs a stage
+    name = plan.rule.split(".", 1)[1]
+    track = playbook.nurture.tracks[name]
+    objections = state.open_objections()
+    signal = NurtureSignal(
+        **common,
+        rule=plan.rule,
+        track=name,
+        channel=track.channel,
+        reason=plan.reason,
+        stage=state.stage,
+        trigger_event_id=None,
+        open_objections=objections,
+        recommended_content=recommend(playbook, state.stage, objections, track.content),
+    )
+    return TimerCandidate(plan.due, signal, plan.rule, plan.key)
 
 
 def due_timers(candidates: list[TimerCandidate], now: datetime) -> list[TimerCandidate]:

@@ -90,7 +90,7 @@ def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
         cycle=state.cycle,
         stage_history=list(state.history),
         outbound=state.outbound,
-        engagement=state.engagement_score(state.last_at),
+        engagement=state.engagement_score(state.last_at, again=True),
         fit=state.fit(),
         firmographics=state.firmographics(),
         open_objections=state.open_objections(),

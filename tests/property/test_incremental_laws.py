@@ -5,10 +5,14 @@ touchpoint steps the previous state once, a late one refolds from the nearest ch
 compaction refolds from the new horizon. For any arrival order, duplication, merge history
 (absorbing a journey built separately, sharing some touchpoints) and retention cap:
 
-* every operation gives the same record and the same signals as when every state is folded
-  from scratch (the memo dropped before each operation);
+* every operation gives the same record, the same signals and the same KPI facts (asked for
+  after every operation, like the worker does, so their walk is kept and extended) as when
+  every state is folded and every walk made from scratch (the memo dropped before each
+  operation);
 * the state kept for the final record equals a full fold of that record, bit for bit, and so do
   everything derived from it: view, snapshot, KPI facts, the next timer;
+* the KPI facts only the retained touchpoints know (NPS answers, voices, won deals' margins)
+  are those of the retained touchpoints, however they were compacted or replaced;
 * under the cap, the view equals that of a journey folded from scratch from all touchpoints.
 """
 
@@ -21,7 +25,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.vocabulary import (
+    DealWon,
+    FeedbackRecorded,
+    FormSubmitted,
+    ObjectionRaised,
+    ProspectAdded,
+)
 from schemas.journey import JourneyRecord
+from schemas.kpis import JourneyFacts
 from streams import journey as core
 from streams.journey import kpis, memo
 from streams.journey.fold import FoldState, summarize
@@ -57,15 +69,18 @@ def histories(draw: st.DrawFn) -> History:
     return History(list(stream), list(other), absorb_at, cap)
 
 
-def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[core.Signal]]:
-    """Run the history event by event; `fresh`: fold every state from scratch."""
-    cap, signals = history.cap, []
+def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[Any]]:
+    """Run the history event by event; `fresh`: fold every state from scratch. Returns the
+    final record and, in order, the signals of every operation and the KPI facts after it."""
+    cap, seen = history.cap, []
 
     def apply(record: JourneyRecord, tp: core.Touchpoint) -> JourneyRecord:
         if fresh:
             memo.forget()
         outcome = core.apply_touchpoint(record, tp, PB, max_retained=cap)
-        signals.extend(outcome.signals)
+        facts = kpis.journey_facts(outcome.record, PB)
+        assert retained_facts(facts) == of_retained(outcome.record)
+        seen.extend([*outcome.signals, facts])
         return outcome.record
 
     other = core.new_journey(OTHER)
@@ -77,9 +92,41 @@ def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[core.Signal
             if fresh:
                 memo.forget()
             outcome = core.absorb(record, other, PB, "link", tp.occurred_at, max_retained=cap)
-            record, signals = outcome.record, [*signals, *outcome.signals]
+            record = outcome.record
+            seen.extend([*outcome.signals, kpis.journey_facts(record, PB)])
         record = apply(record, tp)
-    return record, signals
+    return record, seen
+
+
+def of_retained(record: JourneyRecord) -> tuple[list[Any], list[Any], list[Any]]:
+    """NPS answers, voices (without their stage) and won margins, from the retained
+    touchpoints directly (the definition)."""
+    nps, voices, margins = [], [], []
+    for tp in record.touchpoints:
+        said: list[tuple[str, str]] = []
+        if isinstance(tp, FormSubmitted | ProspectAdded):
+            said = [("pain_point", p) for p in tp.properties.pain_points]
+        elif isinstance(tp, FeedbackRecorded):
+            said = [("pain_point", p) for p in tp.properties.pain_points]
+            said += [("motivation", m) for m in tp.properties.motivations]
+            if tp.properties.nps is not None:
+                nps.append((kpis.micros(tp.occurred_at), tp.properties.nps))
+        elif isinstance(tp, ObjectionRaised):
+            said = [("objection", tp.properties.category)]
+        normalised = sorted({(k, v.strip().lower()) for k, v in said})
+        voices += [(kpis.micros(tp.occurred_at), k, v) for k, v in normalised if v]
+        if isinstance(tp, DealWon) and tp.properties.gross_margin is not None:
+            margins.append((kpis.micros(tp.occurred_at), tp.properties.gross_margin))
+    return nps, voices, margins
+
+
+def retained_facts(facts: JourneyFacts) -> tuple[list[Any], list[Any], list[Any]]:
+    """The same, as the facts say."""
+    return (
+        [(n.at, n.score) for n in facts.nps],
+        [(v.at, v.kind, v.value) for v in facts.voices],
+        [(w.at, w.gross_margin) for w in facts.won if w.gross_margin is not None],
+    )
 
 
 def fields(state: FoldState) -> dict[str, Any]:
@@ -115,13 +162,13 @@ def derived(record: JourneyRecord) -> tuple[Any, ...]:
 @given(histories())
 def test_incremental_fold_equals_the_full_fold(history: History) -> None:
     memo.forget()
-    record, signals = play(history, fresh=False)
+    record, seen = play(history, fresh=False)
     incremental = derived(record)
     memo.forget()
     assert derived(record) == incremental
-    again, again_signals = play(history, fresh=True)
+    again, seen_again = play(history, fresh=True)
     assert again == record
-    assert again_signals == signals
+    assert seen_again == seen
     assert derived(again) == incremental
 
 

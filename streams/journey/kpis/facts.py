@@ -1,73 +1,34 @@
 """Journey → facts: the small, exact `JourneyFacts` record the KPIs need of one journey.
 
 A journey is already deduplicated, merged and ordered by event time by the core; its facts
-are therefore the same however often or in whatever order its touchpoints arrived.
+are therefore the same however often or in whatever order its touchpoints arrived. The walk
+over every touchpoint (`streams.journey.kpis.walk`) is kept with the journey's fold state and
+extended per in-order touchpoint, so the facts of a change cost what changed (plus copying
+the lists they hold), not the journey's length.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from events.envelope import Envelope
-from events.vocabulary import (
-    LEDGER_TYPES,
-    DealWon,
-    FeedbackRecorded,
-    FormSubmitted,
-    ObjectionRaised,
-    ProspectAdded,
-)
-from schemas.journey import CompactedTouchpoint, JourneyRecord, Stage, StageChange
+from events.vocabulary import DealWon, Touchpoint
+from schemas.journey import JourneyRecord, Stage, StageChange
 from schemas.kpis import (
-    Amount,
     HandoffFacts,
     JourneyFacts,
-    LedgerItem,
     NpsResponse,
-    PathSummary,
     Source,
     StageEntry,
     Voice,
-    VoiceKind,
     WonDeal,
 )
 from schemas.playbook import Playbook
+from streams.journey import memo
 from streams.journey.kpis.units import micros
-from streams.journey.record import compact_summary, derive
-from streams.journey.view import NO_CURRENCY
-
-
-def _summaries(record: JourneyRecord) -> list[CompactedTouchpoint]:
-    # Every touchpoint ever seen, compacted or retained, in (event time, event id) order: the
-    # counts, amounts and paths stay exact beyond the retention cap.
-    compacted = record.compacted.touchpoints if record.compacted else []
-    summaries = [*compacted, *map(compact_summary, record.touchpoints)]
-    summaries.sort(key=lambda s: (s.occurred_at, s.event_id))
-    return summaries
-
-
-@dataclass
-class _PathBuilder:
-    first: str | None = None
-    last: str | None = None
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def add(self, value: str | None) -> None:
-        if value is None:
-            return
-        if self.first is None:
-            self.first = value
-        self.last = value
-        self.counts[value] += 1
-
-    def freeze(self) -> PathSummary:
-        return PathSummary(
-            first=self.first, last=self.last, counts=dict(sorted(self.counts.items()))
-        )
+from streams.journey.kpis.walk import FactsWalk, Win
+from streams.journey.memo import NO_CURRENCY
 
 
 def _stage_after(
@@ -79,97 +40,42 @@ def _stage_after(
     return history[index - 1].stage if index else None
 
 
-def _voices(
-    touchpoints: Iterable[Envelope],
-    history: Sequence[StageChange],
-    keys: Sequence[tuple[datetime, str]],
-) -> tuple[list[Voice], list[NpsResponse]]:
-    voices: list[Voice] = []
-    nps: list[NpsResponse] = []
-    for tp in touchpoints:
-        said: list[tuple[VoiceKind, str]] = []
-        if isinstance(tp, FormSubmitted | ProspectAdded):
-            said = [("pain_point", p) for p in tp.properties.pain_points]
-        elif isinstance(tp, FeedbackRecorded):
-            p = tp.properties
-            said = [("pain_point", x) for x in p.pain_points]
-            said += [("motivation", x) for x in p.motivations]
-            if p.nps is not None:
-                nps.append(NpsResponse(at=micros(tp.occurred_at), score=p.nps))
-        elif isinstance(tp, ObjectionRaised):
-            said = [("objection", tp.properties.category)]
-        if not said:
-            continue
-        stage = _stage_after(history, keys, tp.order_key)
-        # Normalised like the fold normalises pain points, so "Attribution " = "attribution".
-        for kind, value in sorted({(k, v.strip().lower()) for k, v in said}):
-            if value:
-                voices.append(Voice(at=micros(tp.occurred_at), kind=kind, value=value, stage=stage))
-    return voices, nps
+def _retained(record: JourneyRecord, entry: memo.Derived) -> dict[str, Touchpoint]:
+    # The event-id index the memo keeps of the retained touchpoints (rebuilt if handed on).
+    return entry.ids if entry.ids is not None else {tp.event_id: tp for tp in record.touchpoints}
 
 
-def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
-    """The KPI facts of one journey under `playbook` (pure; see docs/kpis.md)."""
-    state = derive(record, playbook)
-    history = list(state.history)
-    history_keys = [(h.entered_at, h.cause_event_id) for h in history]
-    summaries = _summaries(record)
-    people = [s for s in summaries if s.type not in LEDGER_TYPES]
-    margins = {
-        t.event_id: t.properties.gross_margin for t in record.touchpoints if isinstance(t, DealWon)
-    }
+def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
+    walk = entry.walk
+    compacted = len(record.compacted.touchpoints) if record.compacted else 0
+    if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
+        walk = FactsWalk.of(record)
+        entry.walk = walk
+    return walk
 
+
+def _won(walk: FactsWalk, wins: list[Win], retained: dict[str, Touchpoint]) -> list[WonDeal]:
     won: list[WonDeal] = []
-    lost: list[int] = []
-    renewals: list[Amount] = []
-    form_views: list[int] = []
-    form_submissions: list[int] = []
-    marketing: list[int] = []
-    channels, campaigns = _PathBuilder(), _PathBuilder()
-    for s in people:
-        if s.type == "sales.deal_won" and s.amount is not None:
-            # The path is what came strictly before the win (not the win's own context).
-            won.append(
-                WonDeal(
-                    at=micros(s.occurred_at),
-                    amount=s.amount,
-                    currency=s.currency or NO_CURRENCY,
-                    gross_margin=margins.get(s.event_id),
-                    channels=channels.freeze(),
-                    campaigns=campaigns.freeze(),
-                )
+    for win in wins:
+        s, deal = win.summary, retained.get(win.event_id)
+        assert s.amount is not None  # only wins with an amount are walked
+        won.append(
+            WonDeal(
+                at=win.at,
+                amount=s.amount,
+                currency=s.currency or NO_CURRENCY,
+                # The margin is known while the win is retained (summaries do not keep it).
+                gross_margin=deal.properties.gross_margin if isinstance(deal, DealWon) else None,
+                channels=win.channels,
+                campaigns=win.campaigns,
             )
-        elif s.type == "sales.deal_lost":
-            lost.append(micros(s.occurred_at))
-        elif s.type == "sales.renewed" and s.amount is not None:
-            renewals.append(
-                Amount(
-                    at=micros(s.occurred_at), amount=s.amount, currency=s.currency or NO_CURRENCY
-                )
-            )
-        elif s.type == "marketing.form_viewed":
-            form_views.append(micros(s.occurred_at))
-        elif s.type == "marketing.form_submitted":
-            form_submissions.append(micros(s.occurred_at))
-        if s.type.startswith("marketing."):
-            marketing.append(micros(s.occurred_at))
-        channels.add(s.channel)
-        campaigns.add(s.campaign_id)
-
-    ledger = [
-        LedgerItem(
-            kind="spend" if s.type == "marketing.spend_recorded" else "cost",
-            at=micros(s.occurred_at),
-            amount=s.amount,
-            currency=s.currency or NO_CURRENCY,
-            campaign=s.campaign_id,
-            channel=s.channel,
         )
-        for s in summaries
-        if s.type in LEDGER_TYPES and s.amount is not None
-    ]
+    return won
 
-    sales_keys = [(s.occurred_at, s.event_id) for s in people if s.type.startswith("sales.")]
+
+def _handoffs(
+    history: Sequence[StageChange], sales_keys: Sequence[tuple[datetime, str]], playbook: Playbook
+) -> list[HandoffFacts]:
     sla = timedelta(hours=playbook.handoff.sla_hours)
     handoffs: list[HandoffFacts] = []
     for i, entry in enumerate(history):
@@ -188,30 +94,64 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
                 ),
             )
         )
+    return handoffs
 
-    voices, nps = _voices(record.touchpoints, history, history_keys)
-    first = people[0] if people else None
+
+def _voices(
+    record: JourneyRecord,
+    walk: FactsWalk,
+    retained: dict[str, Touchpoint],
+    history: Sequence[StageChange],
+) -> tuple[list[Voice], list[NpsResponse]]:
+    # What the retained touchpoints told, with the stage right after each.
+    keys = [(h.entered_at, h.cause_event_id) for h in history]
+    # Compacted touchpoints tell nothing any more; they are mostly before the first retained
+    # one (not all: a conflicting duplicate can move a retained one behind the horizon).
+    first = record.touchpoints[0].order_key if record.touchpoints else None
+    voices: list[Voice] = []
+    nps: list[NpsResponse] = []
+    for said in walk.said_from(first):
+        if said.event_id not in retained:
+            continue
+        if said.nps is not None:
+            nps.append(said.nps)
+        if said.said:
+            voices += said.voices(_stage_after(history, keys, said.key))
+    return voices, nps
+
+
+def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
+    """The KPI facts of one journey under `playbook` (pure; see docs/kpis.md)."""
+    entry = memo.lookup(record, playbook)
+    state, walk = entry.state, _walk(record, entry)
+    history = list(state.history)
+    retained = _retained(record, entry)
+    tapes = walk.read()
+    voices, nps = _voices(record, walk, retained, history)
+    first = walk.first_person
     source: Source | None = None
     if first is not None:
         source = "outbound" if first.type.startswith("sales.") else "inbound"
-    return JourneyFacts(
+    # Every value is already of its field's type (built by validated constructors): skip a
+    # second validation of lists as long as the journey.
+    return JourneyFacts.model_construct(
         customer_id=record.customer_id,
         version=record.version,
         playbook_version=playbook.version,
         persona=state.fit().persona,
         source=source,
         first_touch_at=None if first is None else micros(first.occurred_at),
-        first_channel=next((s.channel for s in people if s.channel), None),
-        first_campaign=next((s.campaign_id for s in people if s.campaign_id), None),
+        first_channel=walk.first_channel,
+        first_campaign=walk.first_campaign,
         stages=[StageEntry(stage=h.stage, at=micros(h.entered_at), cycle=h.cycle) for h in history],
-        won=won,
-        lost=lost,
-        renewals=renewals,
-        form_views=form_views,
-        form_submissions=form_submissions,
-        marketing_touches=marketing,
-        handoffs=handoffs,
+        won=_won(walk, tapes.won, retained),
+        lost=tapes.lost,
+        renewals=tapes.renewals,
+        form_views=tapes.form_views,
+        form_submissions=tapes.form_submissions,
+        marketing_touches=tapes.marketing,
+        handoffs=_handoffs(history, tapes.sales_keys, playbook),
         nps=nps,
         voices=voices,
-        ledger=ledger,
+        ledger=tapes.ledger,
     )

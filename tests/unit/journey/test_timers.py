@@ -122,3 +122,31 @@ def test_timers_on_an_empty_journey_do_nothing() -> None:
     record = core.new_journey("cus_x")
     assert core.next_timer_due(record, PB) is None
     assert core.evaluate_timers(record, at(), PB) == core.Outcome(record, False, False, [])
+
+
+def test_the_next_timer_is_the_first_candidate_until_none_is_left() -> None:
+    # `next_timer_due` plans the timers without building their signals: the same answer.
+    from datetime import UTC, datetime
+
+    from events import parse_touchpoint
+    from streams import samples
+    from streams.journey import signals
+    from streams.journey.record import derive
+    from streams.workflow import replay
+
+    docs = samples.funnel(60, datetime(2025, 1, 1, tzinfo=UTC))
+    records = replay([parse_touchpoint(d) for d in docs], PB).records.values()
+    asked = 0
+    for record in records:
+        for _ in range(10):
+            candidates = signals.timer_candidates(
+                derive(record, PB), record.signal_ledger, record.customer_id,
+                list(record.identifiers), PB,
+            )  # fmt: skip
+            due = core.next_timer_due(record, PB)
+            assert due == (candidates[0].due if candidates else None)
+            asked += 1
+            if due is None:
+                break
+            record = core.evaluate_timers(record, due, PB).record
+    assert asked > len(records)  # timers were due, emitted, and the next one planned

@@ -1,0 +1,262 @@
+"""The walk behind a journey's KPI facts: every touchpoint once, in (event time, event id) order.
+
+Most of `JourneyFacts` — won deals with the path before each, losses, renewals, form views and
+submissions, marketing touches, the ledger, the sales touches hand-offs are answered by, the
+first touch — is a left-to-right walk over every touchpoint a journey has seen, compacted or
+retained. Walking all of them again on every change costs O(journey length); a `FactsWalk` is
+kept with the journey's fold state (`streams.journey.memo`) and extended by one step per
+in-order touchpoint, so the facts cost what changed. A late touchpoint (before the last one
+walked) voids the walk and the next facts walk everything again, which is the same walk: the
+facts are those of a walk from scratch, bit for bit (checked by the property laws).
+
+A walk is a value: extending it never changes it. Its lists are append-only tapes shared with
+the walks extended from it, each walk reading only its own prefix of them (`sizes`); extending a
+walk that was already extended (a fork) copies its prefix first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from events.envelope import Envelope
+from events.vocabulary import (
+    LEDGER_TYPES,
+    FeedbackRecorded,
+    FormSubmitted,
+    ObjectionRaised,
+    ProspectAdded,
+    Touchpoint,
+)
+from schemas.journey import CompactedTouchpoint, JourneyRecord, Stage
+from schemas.kpis import Amount, LedgerItem, NpsResponse, PathSummary, Voice, VoiceKind
+from streams.journey.kpis.units import EPOCH
+from streams.journey.memo import NO_CURRENCY
+from streams.journey.record import compact_summary
+
+Key = tuple[datetime, str]
+
+
+@dataclass(frozen=True)
+class Win:
+    """A won deal as walked: its margin is that of the retained touchpoint, looked up later."""
+
+    event_id: str
+    at: int
+    summary: CompactedTouchpoint
+    channels: PathSummary
+    campaigns: PathSummary
+
+
+@dataclass
+class Said:
+    """What a retained touchpoint told (voices, an NPS answer), before its stage is known."""
+
+    key: Key
+    event_id: str
+    at: int
+    said: tuple[tuple[VoiceKind, str], ...]
+    nps: NpsResponse | None
+    made: dict[Stage | None, list[Voice]] = field(default_factory=dict)
+    """Its voices by the stage right after it (the stage changes rarely: build them once)."""
+
+    def voices(self, stage: Stage | None) -> list[Voice]:
+        """Its voices, at that stage."""
+        made = self.made.get(stage)
+        if made is None:
+            made = [Voice(at=self.at, kind=k, value=v, stage=stage) for k, v in self.said]
+            self.made[stage] = made
+        return made
+
+
+@dataclass
+class Tapes:
+    """The append-only lists walks share (each walk reads its own prefix)."""
+
+    won: list[Win] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
+    renewals: list[Amount] = field(default_factory=list)
+    form_views: list[int] = field(default_factory=list)
+    form_submissions: list[int] = field(default_factory=list)
+    marketing: list[int] = field(default_factory=list)
+    ledger: list[LedgerItem] = field(default_factory=list)
+    sales_keys: list[Key] = field(default_factory=list)
+    said: list[Said] = field(default_factory=list)
+
+    def sizes(self) -> tuple[int, ...]:
+        """How long each tape is."""
+        return tuple(len(tape) for tape in self._tapes())
+
+    def prefix(self, sizes: tuple[int, ...]) -> Tapes:
+        """New tapes holding the first `sizes` of these."""
+        cut = [tape[:n] for tape, n in zip(self._tapes(), sizes, strict=True)]
+        return Tapes(*cut)
+
+    def _tapes(self) -> tuple[list[Any], ...]:
+        return (
+            self.won, self.lost, self.renewals, self.form_views, self.form_submissions,
+            self.marketing, self.ledger, self.sales_keys, self.said,
+        )  # fmt: skip
+
+
+@dataclass
+class Path:
+    """The touchpoints so far along one dimension: first and last value, and counts (owned
+    by one walk: `FactsWalk.plus` copies it)."""
+
+    first: str | None = None
+    last: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, value: str | None) -> None:
+        """One more touchpoint (None: no value, the path is unchanged)."""
+        if value is None:
+            return
+        if self.first is None:
+            self.first = value
+        self.last = value
+        self.counts[value] = self.counts.get(value, 0) + 1
+
+    def copy(self) -> Path:
+        """A copy to change."""
+        return Path(self.first, self.last, dict(self.counts))
+
+    def freeze(self) -> PathSummary:
+        """As published with a won deal."""
+        return PathSummary(
+            first=self.first, last=self.last, counts=dict(sorted(self.counts.items()))
+        )
+
+
+@dataclass
+class FactsWalk:
+    """The walk over a journey's touchpoints so far (see the module doc). Treated as a value
+    once made: `plus` steps a copy."""
+
+    tapes: Tapes = field(default_factory=Tapes)
+    sizes: tuple[int, ...] = (0,) * 9
+    count: int = 0
+    last_key: Key | None = None
+    first_person: CompactedTouchpoint | None = None
+    first_channel: str | None = None
+    first_campaign: str | None = None
+    channels: Path = field(default_factory=Path)
+    campaigns: Path = field(default_factory=Path)
+
+    @classmethod
+    def of(cls, record: JourneyRecord) -> FactsWalk:
+        """The walk over every touchpoint of a record (compacted ones as their summaries)."""
+        compacted = record.compacted.touchpoints if record.compacted else []
+        steps: list[tuple[CompactedTouchpoint, Touchpoint | None]] = [
+            *((s, None) for s in compacted),
+            *((compact_summary(tp), tp) for tp in record.touchpoints),
+        ]
+        steps.sort(key=lambda step: (step[0].occurred_at, step[0].event_id))
+        walk = cls()
+        for summary, touchpoint in steps:
+            walk._step(summary, touchpoint)
+        walk.sizes = walk.tapes.sizes()
+        return walk
+
+    def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> FactsWalk | None:
+        """This walk and one more retained touchpoint, if it comes after all walked so far."""
+        if self.last_key is not None and (summary.occurred_at, summary.event_id) <= self.last_key:
+            return None
+        walk = replace(self, channels=self.channels.copy(), campaigns=self.campaigns.copy())
+        if walk.tapes.sizes() != self.sizes:
+            walk.tapes = walk.tapes.prefix(self.sizes)  # extended before: a fork copies
+        walk._step(summary, touchpoint)
+        walk.sizes = walk.tapes.sizes()
+        return walk
+
+    def _step(self, s: CompactedTouchpoint, touchpoint: Touchpoint | None) -> None:
+        at, key, tapes = _micros(s.occurred_at), (s.occurred_at, s.event_id), self.tapes
+        self.count += 1
+        self.last_key = key
+        if s.type in LEDGER_TYPES:
+            if s.amount is not None:
+                tapes.ledger.append(
+                    LedgerItem(
+                        kind="spend" if s.type == "marketing.spend_recorded" else "cost",
+                        at=at,
+                        amount=s.amount,
+                        currency=s.currency or NO_CURRENCY,
+                        campaign=s.campaign_id,
+                        channel=s.channel,
+                    )
+                )
+        else:
+            _person_step(s, at, key, tapes, self.channels, self.campaigns)
+            if self.first_person is None:
+                self.first_person = s
+            self.first_channel = self.first_channel or s.channel or None
+            self.first_campaign = self.first_campaign or s.campaign_id or None
+            self.channels.add(s.channel)
+            self.campaigns.add(s.campaign_id)
+        if touchpoint is not None:
+            said = _said(touchpoint, at)
+            if said is not None:
+                tapes.said.append(said)
+
+    def read(self) -> Tapes:
+        """This walk's own prefix of the tapes (fresh lists)."""
+        return self.tapes.prefix(self.sizes)
+
+    def said_from(self, first: Key | None) -> Sequence[Said]:
+        """What the touchpoints from `first` on told, in order (fresh list; none: None)."""
+        if first is None:
+            return []
+        said = self.tapes.said[: self.sizes[-1]]
+        return said[bisect.bisect_left(said, first, key=lambda s: s.key) :]
+
+
+def _micros(at: datetime) -> int:
+    # `units.micros` without the timedelta division (the walk's hot path): the same integer.
+    since = at - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+
+
+def _person_step(
+    s: CompactedTouchpoint, at: int, key: Key, tapes: Tapes, channels: Path, campaigns: Path
+) -> None:
+    if s.type == "sales.deal_won" and s.amount is not None:
+        # The path is what came strictly before the win (not the win's own context).
+        tapes.won.append(Win(s.event_id, at, s, channels.freeze(), campaigns.freeze()))
+    elif s.type == "sales.deal_lost":
+        tapes.lost.append(at)
+    elif s.type == "sales.renewed" and s.amount is not None:
+        tapes.renewals.append(Amount(at=at, amount=s.amount, currency=s.currency or NO_CURRENCY))
+    elif s.type == "marketing.form_viewed":
+        tapes.form_views.append(at)
+    elif s.type == "marketing.form_submitted":
+        tapes.form_submissions.append(at)
+    if s.type.startswith("marketing."):
+        tapes.marketing.append(at)
+    elif s.type.startswith("sales."):
+        tapes.sales_keys.append(key)
+
+
+def _said(tp: Envelope, at: int) -> Said | None:
+    said: list[tuple[VoiceKind, str]] = []
+    nps: NpsResponse | None = None
+    if isinstance(tp, FormSubmitted | ProspectAdded):
+        said = [("pain_point", p) for p in tp.properties.pain_points]
+    elif isinstance(tp, FeedbackRecorded):
+        p = tp.properties
+        said = [("pain_point", x) for x in p.pain_points]
+        said += [("motivation", x) for x in p.motivations]
+        if p.nps is not None:
+            nps = NpsResponse(at=at, score=p.nps)
+    elif isinstance(tp, ObjectionRaised):
+        said = [("objection", tp.properties.category)]
+    else:
+        return None  # the usual case: a touchpoint that tells nothing
+    # Normalised like the fold normalises pain points, so "Attribution " = "attribution".
+    normalised = tuple(sorted({(k, v.strip().lower()) for k, v in said}))
+    normalised = tuple((k, v) for k, v in normalised if v)
+    if not normalised and nps is None:
+        return None
+    return Said(tp.order_key, tp.event_id, at, normalised, nps)
