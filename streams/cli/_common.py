@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -27,3 +28,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+GC_THRESHOLDS = (50_000, 20, 20)
+"""Collector thresholds for the long folds (worker, replay): journeys, fold states and
+pydantic objects are many and long-lived, and Python's default (700 allocations) scans them
+so often that collection took 20–40 % of a replay (measured: 1,503–1,730 → 2,215–2,253
+touchpoints/s on the 2,700-person bench workload)."""
+
+
+def tune_gc() -> None:
+    """Collect young objects less often (see `GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)

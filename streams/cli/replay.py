@@ -31,7 +31,7 @@ from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams import workflow
 from streams.cli import app
-from streams.cli._common import console, err_console, fail
+from streams.cli._common import console, err_console, fail, tune_gc
 from streams.cli.publish import InputError, RejectedLine, decode_lines, open_input
 from streams.playbooks import load_configured_playbook
 from streams.settings import get_settings
@@ -300,6 +300,7 @@ def replay(
         fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
     moment = _parse_as_of(as_of)
     stream, total, source = open_input(file)
+    tune_gc()
     summary = ReplaySummary(
         source=source,
         playbook_version=playbook.version,

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import console, fail, run, tune_gc
 from streams.settings import get_settings
 
 
@@ -40,6 +40,7 @@ def worker(
         f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "
         f"redis {settings.redis_url}, store {settings.store}, playbook {playbook.version}"
     )
+    tune_gc()
     worker_process = Worker(tandem.app, loglevel=loglevel)
     # The Kafka clients log every produce request at DEBUG; building those records costs ~6 %
     # of the worker's time even when nothing prints them.
