@@ -155,3 +155,12 @@ def test_messages_and_journeys_survive_their_wire_forms() -> None:
     assert playbook_version_of(encode_journey(pointer)) is None
     with pytest.raises(ValueError, match="not a stored journey"):
         decode_journey(b"garbage")
+
+
+def test_a_long_journey_survives_its_wire_form_with_its_compacted_prefix() -> None:
+    record = core.fold("cus_a", [visit(n, email="a@x.io") for n in range(40)], PB, max_retained=8)
+    assert record.compacted is not None
+    encoded = encode_journey(record)
+    assert decode_journey(encoded) == record
+    assert encode_journey(record) == encoded  # the cached prefix gives the same bytes
+    assert playbook_version_of(encoded) == PB.version
