@@ -138,6 +138,9 @@ class Agents:
 
     async def identity(self, events: Sequence[Event], out: KafkaSender) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
+        # Writes of a batch cut short (a rebalance, a stop) are not ours to make any more: its
+        # events were not acknowledged, and whoever owns the sequencer now carries them out.
+        self.identities.discard()
         unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook))
         for event in events:
             raw = _raw(event)
