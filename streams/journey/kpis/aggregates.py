@@ -232,7 +232,7 @@ class AggregateQuery:
                     names += [f"d:{day}:{d}" for d in self.dims]
                     names += [f"d:{day}:x", f"d:{day}:vp", f"d:{day}:vs"]
             elif self._previous(day) and block not in plan.previous:
-                names += [f"d:{day}:{d}" for d in self.dims]
+                names += [f"r:{day}:{d}" for d in self.dims]
             if self.since_day is not None and day < self.since_day and block not in plan.stays:
                 names += [f"c:{day}:{d}" for d in self.dims]
         for block in sorted(plan.inside):
@@ -240,7 +240,7 @@ class AggregateQuery:
                 names.append(f"B:{block}:{dim}")
                 names += [f"X:{block}.{c}:{dim}" for c in sorted(plan.critical)]
             names.append(f"B:{block}:x")
-        names += [f"B:{b}:{d}" for b in sorted(plan.previous) for d in self.dims]
+        names += [f"R:{b}:{d}" for b in sorted(plan.previous) for d in self.dims]
         names += [f"C:{b}:{d}" for b in sorted(plan.stays) for d in self.dims]
         if self._clock_is_now():
             names += [f"l:{self.now // US_PER_DAY + 1}:{d}" for d in self.dims]
@@ -360,7 +360,7 @@ class Answer:
                     self._said({dim: self._bucket(f"d:{day}:{dim}") for dim in ("vp", "vs")})
             elif q._previous(day) and block not in plan.previous:
                 for dim in q.dims:
-                    self._previous(f"d:{day}:{dim}", dim)
+                    self._previous(f"r:{day}:{dim}", dim)
             if q.since_day is not None and day < q.since_day and block not in plan.stays:
                 for dim in q.dims:
                     self._stays(f"c:{day}:{dim}", dim)
@@ -368,7 +368,7 @@ class Answer:
             self._block(block)
         for block in plan.previous:
             for dim in q.dims:
-                self._previous(f"B:{block}:{dim}", dim)
+                self._previous(f"R:{block}:{dim}", dim)
         for block in plan.stays:
             for dim in q.dims:
                 self._stays(f"C:{block}:{dim}", dim)

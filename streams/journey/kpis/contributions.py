@@ -15,13 +15,22 @@ Buckets (``SEP`` separates the parts of a field; a field starts with the slice's
 * ``l:{dceil}:{dim}`` — exact hand-off deadlines, by the day they end at, for the one day on
   which "pending or breached" depends on the exact time of the question.
 * ``g`` — all-time tallies: amounts per currency (the default currency), group members.
+* ``B:{block}:{dim}`` — the sums of the ``d`` buckets of an aligned block of `BLOCK_DAYS`
+  days, with every second day of a field (`SECOND_DAYS`) replaced by its block: a window reads
+  these for the whole blocks inside it, since every day of a block compares alike with the
+  window's thresholds unless one falls inside it; ``X:{block}.{other}:{dim}`` keeps the
+  exact day-level fields of the block whose second day falls in block ``other``, for those
+  thresholds; ``C:{block}:{dim}`` sums the ``c`` buckets; ``r:{day}:{dim}`` and
+  ``R:{block}:{dim}`` hold only the revenue (what the window before a window needs).
 
 Ranked entries (`Contributions.ranked`, sorted sets in Redis) keep each duration once per
 slicing dimension, member = customer id and ordinal, score = the duration in microseconds, for
 exact medians: ``z:{metric}:d{day}:{dim}:{group}`` per day, ``z:{metric}:b{block}:…`` per
 aligned block of `BLOCK_DAYS` days (a window reads whole blocks, and days only at its edges),
 and ``z:th:p{day}.{touch day}:…`` for hand-offs first touched on a later day (what a window
-ending before that touch must leave out).
+ending before that touch must leave out); for a touch in a later block also
+``z:th:q{block}.{touch block}:…`` and ``z:th:r{block}.{touch day}:…`` (the same, for a
+window's interior blocks).
 
 A KPI that counts journeys rather than events (churned, paying, engaged, customers exposed,
 a journey's latest NPS answer, voices) is made additive by keying each day's entry with the
@@ -165,6 +174,9 @@ def _blocks(out: Counter[Key]) -> None:
             out[f"C:{block}:{dim}", name] += value
             continue
         parts = name.split(SEP)
+        if dim in DIMS and parts[1] == "rev":  # all the window before a window needs
+            out[f"r:{day}:{dim}", name] += value
+            out[f"R:{block}:{dim}", name] += value
         others: set[int] = set()
         for at in second_days(dim, parts):
             if parts[at] != "":
