@@ -14,9 +14,9 @@ compute the contribution delta in Python and apply it with a Lua script that re-
 versions it was computed from: aggregates, aggregated facts and the pending entry change
 together or not at all, so concurrent catch-ups and repeated ones never count twice.
 
-Aggregates: hashes ``{prefix}kpi:{bucket}`` and sorted sets ``{prefix}kpi:z:…`` (layout:
-`streams.journey.kpis.contributions`), the sorted set of days that have any, and exact
-medians by bisection inside Redis (`MEDIAN`).
+Aggregates: hashes ``{prefix}kpi:{bucket}`` (day buckets and 32-day block buckets) and
+sorted sets ``{prefix}kpi:z:…`` (layout: `streams.journey.kpis.contributions`), the sorted
+set of days that have any, and exact medians by bisection inside Redis (`MEDIAN`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ def pool() -> list[JourneyFacts]:
 async def read_all(store: KpiStore) -> kpis.Aggregates:
     keys = [k[len(store.prefix) :] async for k in store.redis.scan_iter(f"{store.prefix}*")]
     ranked = [k for k in keys if k.startswith("z:")]
-    buckets = [k for k in keys if k[:2] in ("d:", "c:", "l:") or k == "g"]
+    buckets = [
+        k for k in keys if k[:2] in ("d:", "c:", "l:", "r:", "B:", "C:", "X:", "R:") or k == "g"
+    ]
     pipe = store.redis.pipeline(transaction=False)
     for key in ranked:
         pipe.zrange(store.bucket_key(key), 0, -1, withscores=True)

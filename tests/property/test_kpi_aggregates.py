@@ -11,13 +11,23 @@ or staleness of the changes that built them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.kpis import JourneyFacts
+from schemas.kpis import (
+    Amount,
+    HandoffFacts,
+    JourneyFacts,
+    NpsResponse,
+    StageEntry,
+    Voice,
+    WonDeal,
+)
 from streams import workflow
 from streams.journey import kpis
 
@@ -63,6 +73,70 @@ def test_aggregates_answer_what_the_facts_answer(
         store.write(f.customer_id, 1, f)
     expected = kpis.compute_kpis(facts, **ask)
     assert store.report(**ask) == expected
+
+
+DAY_US = 86_400_000_000
+BLOCKS_T0 = datetime(2024, 1, 1, tzinfo=UTC)  # day 19,723: 11 days into block 616
+
+
+def long_facts(rng: random.Random, i: int) -> JourneyFacts:
+    """A journey over up to a year: stages, answers, touches, churns and answers to surveys
+    months apart, so that second days fall in other 32-day blocks than their first days."""
+    base = int(BLOCKS_T0.timestamp() * 1_000_000)
+
+    def at(low: float, high: float) -> int:
+        return base + int(rng.uniform(low, high) * DAY_US)
+
+    t = at(0, 200)
+    stages = []
+    for stage in ["lead", "mql", "sal", "customer", "churned", "customer", "churned"]:
+        if rng.random() < 0.2:
+            break
+        stages.append(StageEntry(stage=stage, at=t))
+        t += int(rng.choice([0.2, 3, 40, 90]) * DAY_US)
+    handoffs = []
+    for _ in range(rng.randint(0, 2)):
+        h = at(0, 250)
+        answered = None if rng.random() < 0.3 else h + int(rng.choice([0.1, 2, 35, 70]) * DAY_US)
+        touch = None if rng.random() < 0.3 else h + int(rng.choice([0.1, 1, 33, 80]) * DAY_US)
+        deadline = h + int(rng.choice([0.5, 1.5, 40]) * DAY_US)
+        handoffs.append(HandoffFacts(at=h, deadline=deadline, answered_at=answered,
+                                     first_sales_touch_at=touch))  # fmt: skip
+    return JourneyFacts(
+        customer_id=f"c{i}",
+        first_touch_at=stages[0].at if stages else at(0, 200),
+        first_channel=rng.choice(["email", "social", None]),
+        persona=rng.choice(["buyer", None]),
+        stages=stages,
+        won=[WonDeal(at=at(0, 300), amount=Decimal(100), currency="EUR", gross_margin=0.5)],
+        renewals=[Amount(at=at(0, 300), amount=Decimal(50), currency="EUR")],
+        marketing_touches=sorted(at(0, 300) for _ in range(rng.randint(0, 4))),
+        handoffs=handoffs,
+        nps=[NpsResponse(at=at(0, 300), score=rng.randint(0, 10)) for _ in range(2)],
+        voices=[Voice(at=at(0, 300), kind="pain_point", value="price") for _ in range(2)],
+    )
+
+
+def test_block_buckets_answer_exactly_for_second_days_in_other_blocks() -> None:
+    """Windows over whole 32-day blocks, their ends aligned or not, asked at moments inside
+    and after them: the block buckets answer what the facts answer."""
+    rng = random.Random(5)
+    facts = [long_facts(rng, i) for i in range(120)]
+    store = kpis.MemoryKpiStore()
+    for f in facts:
+        store.write(f.customer_id, 1, f)
+    day = timedelta(days=1)
+    ends = [None, 21, 53, 60, 85, 117, 130, 149, 181, 213, 250, 320]  # 21 + 32k: block starts
+    for since, until in [(s, u) for s in ends for u in ends if s is None or u is None or s < u]:
+        for now in [40.5, 117.25, 200.75, 400.0]:
+            for by in [None, "channel"]:
+                ask: dict[str, Any] = {
+                    "since": None if since is None else BLOCKS_T0 + since * day,
+                    "until": None if until is None else BLOCKS_T0 + until * day,
+                    "now": BLOCKS_T0 + now * day,
+                    "by": by,
+                }
+                assert store.report(**ask) == kpis.compute_kpis(facts, **ask), ask
 
 
 Change = tuple[str, int, JourneyFacts | None] | int

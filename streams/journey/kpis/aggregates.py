@@ -10,14 +10,14 @@ and field layout: `streams.journey.kpis.contributions`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from schemas.kpis import NONE_GROUP, DailyKpis, FeedbackInsight, GroupBy, KpiReport, Kpis
 from streams.journey.kpis.attribution import AttributionSums
-from streams.journey.kpis.contributions import BLOCK_DAYS, SEP
+from streams.journey.kpis.contributions import BLOCK_DAYS, SEP, second_days
 from streams.journey.kpis.formulas import Dist, Sums, kpis_of, persona_engagement, voice_counts
 from streams.journey.kpis.series import SERIES_COUNTS
 from streams.journey.kpis.units import (
@@ -188,17 +188,60 @@ class AggregateQuery:
             return False
         return self.since_day - (self.until_day - self.since_day) <= day < self.since_day
 
+    def critical(self) -> frozenset[int]:
+        """The blocks holding a threshold a second day is compared with (the window's ends,
+        the day after its end, the day of today's deadlines) inside them rather than at their
+        start: fields whose second day falls there need that day exactly."""
+        ends = [self.since_day, self.until_day]
+        if self.until_day is not None:
+            ends.append(self.until_day + 1)
+        out = {e // BLOCK_DAYS for e in ends if e is not None and e % BLOCK_DAYS}
+        if self._clock_is_now():
+            out.add((self.now // US_PER_DAY + 1) // BLOCK_DAYS)
+        return frozenset(out)
+
+    def plan(self, days: Iterable[int]) -> Plan:
+        """Which whole blocks answer for the window, the window before it and the customer
+        stays before it; the other days are read one by one."""
+        critical = self.critical()
+        since, until = self.since_day, self.until_day
+
+        def whole(block: int, start: int | None, end: int | None) -> bool:
+            first, last = block * BLOCK_DAYS, (block + 1) * BLOCK_DAYS
+            return (start is None or first >= start) and (end is None or last <= end)
+
+        plan = Plan(critical)
+        for block in {day // BLOCK_DAYS for day in days}:
+            if not self.daily and block not in critical and whole(block, since, until):
+                plan.inside.add(block)
+            if since is not None and until is not None and whole(block, 2 * since - until, since):
+                plan.previous.add(block)
+            if since is not None and whole(block, None, since):
+                plan.stays.add(block)
+        return plan
+
     def buckets(self, days: Iterable[int]) -> list[str]:
         """The buckets this question reads, given the days that have aggregates."""
+        days = list(days)
+        plan = self.plan(days)
         names = ["g"]
         for day in days:
+            block = day // BLOCK_DAYS
             if self._in(day):
-                names += [f"d:{day}:{d}" for d in self.dims]
-                names += [f"d:{day}:x", f"d:{day}:vp", f"d:{day}:vs"]
-            elif self._previous(day):
-                names += [f"d:{day}:{d}" for d in self.dims]
-            if self.since_day is not None and day < self.since_day:
+                if block not in plan.inside:
+                    names += [f"d:{day}:{d}" for d in self.dims]
+                    names += [f"d:{day}:x", f"d:{day}:vp", f"d:{day}:vs"]
+            elif self._previous(day) and block not in plan.previous:
+                names += [f"r:{day}:{d}" for d in self.dims]
+            if self.since_day is not None and day < self.since_day and block not in plan.stays:
                 names += [f"c:{day}:{d}" for d in self.dims]
+        for block in sorted(plan.inside):
+            for dim in (*self.dims, "vp", "vs"):
+                names.append(f"B:{block}:{dim}")
+                names += [f"X:{block}.{c}:{dim}" for c in sorted(plan.critical)]
+            names.append(f"B:{block}:x")
+        names += [f"R:{b}:{d}" for b in sorted(plan.previous) for d in self.dims]
+        names += [f"C:{b}:{d}" for b in sorted(plan.stays) for d in self.dims]
         if self._clock_is_now():
             names += [f"l:{self.now // US_PER_DAY + 1}:{d}" for d in self.dims]
         return names
@@ -219,6 +262,16 @@ class AggregateQuery:
 
 Ranked = Mapping[str, Mapping[str, int]]
 """Sorted sets by key: member → score."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole blocks a question reads (block buckets) instead of their days."""
+
+    critical: frozenset[int]
+    inside: set[int] = field(default_factory=set)
+    previous: set[int] = field(default_factory=set)
+    stays: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -278,7 +331,9 @@ class Answer:
         # (dim, group, metric) → days with durations; (dim, group) → (day, touch day) pairs
         # whose first sales touch came at or after the window's end.
         self.ranked_days: dict[tuple[str, str, str], set[int]] = defaultdict(set)
-        self.late: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)
+        # (dim, group) → the ranked spans of hand-offs touched at or after the window's end
+        self.late: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.plan = q.plan(days)
         self._read()
         self.medians = self._medians()
 
@@ -294,19 +349,29 @@ class Answer:
         return self.read.get(name, {})
 
     def _read(self) -> None:
-        q = self.q
+        q, plan = self.q, self.plan
         for day in self.days:
+            block = day // BLOCK_DAYS
             if q._in(day):
+                if block not in plan.inside:
+                    for dim in q.dims:
+                        self._day(day, dim)
+                    self._unsliced(f"d:{day}:x", self.series[day])
+                    self._said({dim: self._bucket(f"d:{day}:{dim}") for dim in ("vp", "vs")})
+            elif q._previous(day) and block not in plan.previous:
                 for dim in q.dims:
-                    self._day(day, dim)
-                self._unsliced(day)
-                self._said(day)
-            elif q._previous(day):
+                    self._previous(f"r:{day}:{dim}", dim)
+            if q.since_day is not None and day < q.since_day and block not in plan.stays:
                 for dim in q.dims:
-                    self._previous(day, dim)
-            if q.since_day is not None and day < q.since_day:
-                for dim in q.dims:
-                    self._stays(day, dim)
+                    self._stays(f"c:{day}:{dim}", dim)
+        for block in sorted(plan.inside):
+            self._block(block)
+        for block in plan.previous:
+            for dim in q.dims:
+                self._previous(f"R:{block}:{dim}", dim)
+        for block in plan.stays:
+            for dim in q.dims:
+                self._stays(f"C:{block}:{dim}", dim)
         if q._clock_is_now():
             for dim in q.dims:
                 self._deadlines(dim)
@@ -328,7 +393,7 @@ class Answer:
                 days = self.ranked_days[dim, group, metric]
                 plus += [f"z:{metric}:{s}:{tail}" for s in spans(days, q.since_day, q.until_day)]
                 if metric == "th":
-                    minus += [f"z:th:p{h}.{t}:{tail}" for h, t in sorted(self.late[dim, group])]
+                    minus += [f"z:th:{span}:{tail}" for span in sorted(self.late[dim, group])]
             dim, _, group = slot.partition(SEP)
             asks.append(MedianAsk((dim, group, metric), tuple(plus), tuple(minus)))
         return asks
@@ -347,12 +412,50 @@ class Answer:
         """A neighbouring day ('' = none) before the window: the entry is a journey's first."""
         return day == "" or (self.q.since_day is not None and int(day) < self.q.since_day)
 
-    def _day(self, day: int, dim: str) -> None:
+    def _block(self, block: int) -> None:
+        """A whole block inside the window: its block buckets, whose second days stand for
+        their blocks, except the fields with a second day in a critical block, counted once
+        (under the first such block) from the exact crossing fields."""
+        day, critical = block * BLOCK_DAYS, self.plan.critical
+        for dim in (*self.q.dims, "vp", "vs"):
+            items = dict(self._coarse(f"B:{block}:{dim}", dim, critical))
+            for c in sorted(critical):
+                for name, n in self._bucket(f"X:{block}.{c}:{dim}").items():
+                    parts = name.split(SEP)
+                    owner = min(
+                        b
+                        for at in second_days(dim, parts)
+                        if parts[at] != "" and (b := int(parts[at]) // BLOCK_DAYS) in critical
+                    )
+                    if owner == c:
+                        items[name] = items.get(name, 0) + n
+            if dim in ("vp", "vs"):
+                self._said({dim: items})
+            else:
+                self._day(day, dim, items, f"r{block}.")
+        self._unsliced(f"B:{block}:x", Counter())
+
+    def _coarse(self, bucket: str, dim: str, critical: frozenset[int]) -> Iterator[tuple[str, int]]:
+        """A block bucket's fields without a second day in a critical block, each second block
+        replaced by its first day (every day of it compares alike with the thresholds)."""
+        for name, n in self._bucket(bucket).items():
+            parts = name.split(SEP)
+            for at in second_days(dim, parts):
+                if parts[at] != "":
+                    other = int(parts[at])
+                    if other in critical:
+                        break
+                    parts[at] = str(other * BLOCK_DAYS)
+            else:
+                yield SEP.join(parts), n
+
+    def _day(self, day: int, dim: str, items: Mapping[str, int] | None = None,
+             exact: str = "p") -> None:  # fmt: skip
         q, cur, slices = self.q, self.currency, self.slices[dim]
-        series = self.series[day] if dim == "persona" else Counter[str]()
+        series = self.series[day] if dim == "persona" and items is None else Counter[str]()
         until = q.until_day
         ends_today = q.now // US_PER_DAY + 1 if q._clock_is_now() else None
-        for name, n in self._bucket(f"d:{day}:{dim}").items():
+        for name, n in (self._bucket(f"d:{day}:{dim}") if items is None else items).items():
             group, kind, *rest = name.split(SEP)
             g = slices[group]
             if kind == "new":
@@ -419,7 +522,7 @@ class Answer:
             elif kind == "ds":
                 g.durations[rest[0]][1] += n
             elif kind in ("thn", "ths"):
-                self._touch(g, dim, group, day, kind, int(rest[0]), n)
+                self._touch(g, (dim, group), day, kind, int(rest[0]), n, exact)
             elif kind in ("lsp", "lco") and rest[0] == cur:
                 if kind == "lsp":
                     g.spend += n
@@ -459,33 +562,42 @@ class Answer:
             else:
                 g.pending += n
 
-    def _touch(self, g: _Group, dim: str, group: str, day: int, kind: str, touch_day: int,
-               n: int) -> None:  # fmt: skip
+    def _touch(self, g: _Group, slot: tuple[str, str], day: int, kind: str, touch_day: int,
+               n: int, exact: str) -> None:  # fmt: skip
+        """`exact`: the ranked spans of late hand-offs: ``p`` by (day, touch day); in a block,
+        ``r{block}.`` by touch day, or by touch block (the touch day is a block's first)."""
         until = self.q.until_day
         if kind == "thn":
-            self.ranked_days[dim, group, "th"].add(day)
+            self.ranked_days[(*slot, "th")].add(day)
         if until is not None and touch_day >= until:
             if kind == "thn":  # ranked under the hand-off's day too: to be left out
-                self.late[dim, group].add((day, touch_day))
+                self.late[slot].add(self._late(day, touch_day, exact))
             return
         g.durations["th"][0 if kind == "thn" else 1] += n
 
-    def _previous(self, day: int, dim: str) -> None:
+    def _late(self, day: int, touch_day: int, exact: str) -> str:
+        if exact == "p":
+            return f"p{day}.{touch_day}"
+        if touch_day // BLOCK_DAYS in self.plan.critical:
+            return f"{exact}{touch_day}"  # an exact crossing field
+        return f"q{day // BLOCK_DAYS}.{touch_day // BLOCK_DAYS}"
+
+    def _previous(self, bucket: str, dim: str) -> None:
         slices = self.slices[dim]
-        for name, n in self._bucket(f"d:{day}:{dim}").items():
+        for name, n in self._bucket(bucket).items():
             group, kind, *rest = name.split(SEP)
             if kind == "rev" and rest[0] == self.currency:
                 slices[group].revenue_previous += n
 
-    def _stays(self, day: int, dim: str) -> None:
+    def _stays(self, bucket: str, dim: str) -> None:
         slices = self.slices[dim]
-        for name, n in self._bucket(f"c:{day}:{dim}").items():
+        for name, n in self._bucket(bucket).items():
             group, kind = name.split(SEP)
             slices[group].at_start += n if kind == "in" else -n
 
-    def _unsliced(self, day: int) -> None:
-        cur, a, series = self.currency, self.attribution, self.series[day]
-        for name, n in self._bucket(f"d:{day}:x").items():
+    def _unsliced(self, bucket: str, series: Counter[str]) -> None:
+        cur, a = self.currency, self.attribution
+        for name, n in self._bucket(bucket).items():
             kind, currency, *rest = name.split(SEP)
             if currency != cur:
                 continue
@@ -505,10 +617,10 @@ class Answer:
             elif kind == "lmon":
                 series["money"] += n
 
-    def _said(self, day: int) -> None:
-        for dim in ("vp", "vs"):
+    def _said(self, buckets: Mapping[str, Mapping[str, int]]) -> None:
+        for dim, fields in buckets.items():
             tally = self.voices[dim]
-            for name, n in self._bucket(f"d:{day}:{dim}").items():
+            for name, n in fields.items():
                 group, kind, value, before = name.split(SEP)
                 if self._before_since(before):
                     tally[group][kind][value] += n

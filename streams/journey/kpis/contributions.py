@@ -15,13 +15,22 @@ Buckets (``SEP`` separates the parts of a field; a field starts with the slice's
 * ``l:{dceil}:{dim}`` — exact hand-off deadlines, by the day they end at, for the one day on
   which "pending or breached" depends on the exact time of the question.
 * ``g`` — all-time tallies: amounts per currency (the default currency), group members.
+* ``B:{block}:{dim}`` — the sums of the ``d`` buckets of an aligned block of `BLOCK_DAYS`
+  days, with every second day of a field (`SECOND_DAYS`) replaced by its block: a window reads
+  these for the whole blocks inside it, since every day of a block compares alike with the
+  window's thresholds unless one falls inside it; ``X:{block}.{other}:{dim}`` keeps the
+  exact day-level fields of the block whose second day falls in block ``other``, for those
+  thresholds; ``C:{block}:{dim}`` sums the ``c`` buckets; ``r:{day}:{dim}`` and
+  ``R:{block}:{dim}`` hold only the revenue (what the window before a window needs).
 
 Ranked entries (`Contributions.ranked`, sorted sets in Redis) keep each duration once per
 slicing dimension, member = customer id and ordinal, score = the duration in microseconds, for
 exact medians: ``z:{metric}:d{day}:{dim}:{group}`` per day, ``z:{metric}:b{block}:…`` per
 aligned block of `BLOCK_DAYS` days (a window reads whole blocks, and days only at its edges),
 and ``z:th:p{day}.{touch day}:…`` for hand-offs first touched on a later day (what a window
-ending before that touch must leave out).
+ending before that touch must leave out); for a touch in a later block also
+``z:th:q{block}.{touch block}:…`` and ``z:th:r{block}.{touch day}:…`` (the same, for a
+window's interior blocks).
 
 A KPI that counts journeys rather than events (churned, paying, engaged, customers exposed,
 a journey's latest NPS answer, voices) is made additive by keying each day's entry with the
@@ -48,7 +57,23 @@ DIMS: tuple[str, ...] = ("persona", "channel", "campaign", "source")
 """The slicing dimensions a person journey's counts are kept under."""
 
 BLOCK_DAYS = 32
-"""Days per block of the ranked durations (blocks are aligned: block = day // BLOCK_DAYS)."""
+"""Days per block (blocks are aligned: block = day // BLOCK_DAYS)."""
+
+SECOND_DAYS: dict[str, tuple[int, ...]] = {
+    "coh": (3,), "cus": (2,), "chu": (2,), "pay": (3,), "eng": (2,), "nps": (3,),
+    "hs": (2, 4), "thn": (2,), "ths": (2,),
+}  # fmt: skip
+"""Fields keyed by a second day, by kind: that day's positions among the field's parts."""
+
+
+def second_days(dim: str, parts: list[str]) -> tuple[int, ...]:
+    """The positions of the days (other than its bucket's) a field of `dim` is keyed by."""
+    if dim in ("vp", "vs"):
+        return (3,)
+    if dim == "x":
+        return ()
+    return SECOND_DAYS.get(parts[1], ())
+
 
 Key = tuple[str, str]
 
@@ -106,8 +131,9 @@ def contributions(facts: JourneyFacts | Mapping[str, Any] | None) -> Contributio
     j = load(facts)
     _ledger(j, out)
     _currencies(j, out)
-    if j.first is None:
-        return c  # no person touchpoint: the spend and cost ledger only
+    if j.first is None:  # no person touchpoint: the spend and cost ledger only
+        _blocks(out)
+        return c
     groups = {
         "persona": j.persona or NONE_GROUP,
         "channel": j.channel or NONE_GROUP,
@@ -128,7 +154,39 @@ def contributions(facts: JourneyFacts | Mapping[str, Any] | None) -> Contributio
             out[key] = out.get(key, 0) + value
         _rank(j.customer_id, dim, group, durations, c)
     _voices(j, out)
+    _blocks(out)
     return c
+
+
+def _blocks(out: Counter[Key]) -> None:
+    """Add the block buckets: ``B:{block}:{dim}`` sums the days' fields with every second day
+    replaced by its block (what a window's interior block needs when no threshold of the
+    question falls inside that second block), ``X:{block}.{other}:{dim}`` keeps the exact
+    day-level fields whose second day falls in another block (for a threshold inside it), and
+    ``C:{block}:{dim}`` sums customer stays."""
+    for (bucket, name), value in list(out.items()):
+        kind, _, rest = bucket.partition(":")
+        if kind not in ("d", "c"):
+            continue
+        day, _, dim = rest.partition(":")
+        block = int(day) // BLOCK_DAYS
+        if kind == "c":
+            out[f"C:{block}:{dim}", name] += value
+            continue
+        parts = name.split(SEP)
+        if dim in DIMS and parts[1] == "rev":  # all the window before a window needs
+            out[f"r:{day}:{dim}", name] += value
+            out[f"R:{block}:{dim}", name] += value
+        others: set[int] = set()
+        for at in second_days(dim, parts):
+            if parts[at] != "":
+                other = int(parts[at]) // BLOCK_DAYS
+                parts[at] = str(other)
+                if other != block:
+                    others.add(other)
+        out[f"B:{block}:{dim}", SEP.join(parts)] += value
+        for other in others:
+            out[f"X:{block}.{other}:{dim}", name] += value
 
 
 def _rank(customer_id: str, dim: str, group: str, durations: list[_Duration],
@@ -148,6 +206,10 @@ def _rank(customer_id: str, dim: str, group: str, durations: list[_Duration],
         ranked[f"z:{metric}:b{day // BLOCK_DAYS}:{tail}", member] = value
         if touch_day is not None and touch_day > day:
             ranked[f"z:{metric}:p{day}.{touch_day}:{tail}", member] = value
+            block, touch_block = day // BLOCK_DAYS, touch_day // BLOCK_DAYS
+            if touch_block > block:  # left out of a window's interior block, exactly
+                ranked[f"z:{metric}:q{block}.{touch_block}:{tail}", member] = value
+                ranked[f"z:{metric}:r{block}.{touch_day}:{tail}", member] = value
 
 
 def delta(old: Contributions, new: Contributions) -> Delta:
