@@ -164,15 +164,6 @@ class JourneyProjection:
             store = self.__dict__["_kpi_store"] = KpiStore(self.redis, self.prefix)
         return store
 
-    async def write_facts(self, customer_id: str, version: int, facts_json: str) -> bool:
-        """Keep a journey's KPI facts if newer than the stored ones; True when kept."""
-        return (await self.kpis.write_facts([(customer_id, version, facts_json)]))[0]
-
-    async def drop_facts(self, customer_id: str, version: int) -> bool:
-        """Drop a moved (absorbed or renamed) journey's facts, unless newer ones exist (the
-        next catch-up removes their contributions; the version stays as a tombstone)."""
-        return (await self.kpis.write_facts([(customer_id, version, None)]))[0]
-
     async def kpi_snapshot(self) -> dict[str, Any] | None:
         """The dashboard's all-time report with the daily series, computed on demand from
         the aggregates after a catch-up (its cost is that of the changes since the last
@@ -181,32 +172,10 @@ class JourneyProjection:
         data: dict[str, Any] = json.loads(report.model_dump_json())
         return data
 
-    async def publish_journey(
-        self,
-        customer_id: str,
-        version: int,
-        snapshot: dict[str, Any],
-        facts_json: str | None = None,
-    ) -> None:
-        """Snapshot, KPI facts and identifier links in one round trip (each version-checked)."""
-        pipe = self.redis.pipeline(transaction=False)
-        await self._write(
-            keys=[self._journey_key(customer_id), self._live_key],
-            args=[version, json.dumps(snapshot, separators=(",", ":")), snapshot["stage"],
-                  customer_id],
-            client=pipe,
-        )  # fmt: skip
-        if facts_json is not None:
-            await self.kpis.queue_facts(pipe, customer_id, version, facts_json)
-        identifiers = snapshot.get("identities") or []
-        if identifiers:
-            pipe.mset({self._identity_key(i): customer_id for i in identifiers})
-        await pipe.execute()
-
     async def publish_many(self, journeys: list[LiveJourney], moved: list[MovedPointer]) -> None:
-        """A batch in one round trip: journeys as `publish_journey` writes them, moved ones
-        as `mark_moved` + `drop_facts`. Every write is version-checked, so a replayed batch
-        changes nothing."""
+        """A batch in one round trip: each live journey's snapshot, KPI facts and identifier
+        links, and each moved journey's pointer (as `mark_moved` writes it) with its facts
+        dropped. Every write is version-checked, so a replayed batch changes nothing."""
         if not journeys and not moved:
             return
         kpis = self.kpis
