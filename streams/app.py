@@ -139,6 +139,39 @@ def _tables(app: faust.App, settings: Settings) -> tuple[Any, Any, Any]:
     return identities, journeys, deadlines
 
 
+def _wake_journeys(
+    app: faust.App,
+    settings: Settings,
+    playbook: core.Playbook,
+    journeys: Any,
+    deadlines: Any,
+    resolved: faust.TopicT,
+) -> None:
+    """The timer that wakes journeys: due SLA and nurture timers, and, once per start, those
+    evaluated under another playbook version (re-evaluated now, not at their next message)."""
+    swept: list[bool] = []
+
+    async def wake() -> None:
+        if not swept and not getattr(app.tables, "recovery").in_recovery:  # noqa: B009
+            swept.append(True)
+            for key, stored in list(journeys.items()):
+                version = playbook_version_of(stored)
+                if version is not None and version != playbook.version:
+                    await resolved.send(key=key, value=encode(Reevaluate()))
+        now = utcnow()
+        for key, due in list(deadlines.items()):
+            if due and datetime.fromisoformat(due.decode()) <= now:
+                await resolved.send(key=key, value=encode(Tick(now=now)))
+
+    async def wake_unless_stopping() -> None:
+        try:
+            await wake()
+        except NotReady:  # the worker is stopping: the next start wakes what is due
+            log.info("timers skipped: the producer is stopping")
+
+    app.timer(settings.timer_interval_s)(wake_unless_stopping)
+
+
 def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     """Wire the Faust app for these settings and this playbook."""
     app = _faust_app(settings)
@@ -200,31 +233,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         async for events in batches(stream):
             await agents.journeys_batch(events, out)
 
-    swept: list[bool] = []
-
-    async def timers() -> None:
-        """Wake journeys whose hand-off SLA or nurture timers are due."""
-        if not swept and not getattr(app.tables, "recovery").in_recovery:  # noqa: B009
-            # Once per start: journeys evaluated under another playbook version are re-evaluated
-            # now, not only when their next message arrives.
-            swept.append(True)
-            for key, stored in list(journeys.items()):
-                version = playbook_version_of(stored)
-                if version is not None and version != playbook.version:
-                    await topics[RESOLVED].send(key=key, value=encode(Reevaluate()))
-        now = utcnow()
-        for key, due in list(deadlines.items()):
-            if due and datetime.fromisoformat(due.decode()) <= now:
-                await topics[RESOLVED].send(key=key, value=encode(Tick(now=now)))
-
-    async def timers_unless_stopping() -> None:
-        try:
-            await timers()
-        except NotReady:  # the worker is stopping: the next start wakes what is due
-            log.info("timers skipped: the producer is stopping")
-
-    app.timer(settings.timer_interval_s)(timers_unless_stopping)
-
+    _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED])
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 
 
