@@ -31,6 +31,7 @@ from faust.streams import Stream
 from streams import journey as core
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
+from streams.adapters.consumer import acknowledge_only_current_generation
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.projection import JourneyProjection
@@ -82,8 +83,20 @@ def _raw_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
     )
 
 
-def _faust_app(settings: Settings) -> faust.App:
-    return faust.App(
+class _FaustApp(faust.App):
+    """Faust's app, with a consumer that commits only what the agents processed."""
+
+    source_topics: frozenset[str] = frozenset()
+    """The agents' input topics (full names); see `streams.adapters.consumer`."""
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        acknowledge_only_current_generation(consumer, self, self.source_topics)
+        return consumer
+
+
+def _faust_app(settings: Settings) -> _FaustApp:
+    app = _FaustApp(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=settings.broker_url,
         store=settings.store,
@@ -108,6 +121,10 @@ def _faust_app(settings: Settings) -> faust.App:
         producer_linger_ms=1,
         producer_max_batch_size=512 * 1024,
     )
+    app.source_topics = frozenset(
+        full_name(name, settings.topic_prefix) for name in (MARKETING, SALES, ACCEPTED, RESOLVED)
+    )
+    return app
 
 
 def _tables(app: faust.App, settings: Settings) -> tuple[Any, Any, Any]:
