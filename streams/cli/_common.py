@@ -18,6 +18,7 @@ import logging
 import re
 import sys
 import time
+import warnings
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -146,6 +147,8 @@ def quiet_clients() -> None:
     """
     for name in _CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # The same, as a ResourceWarning (shown under -W default or -X dev).
+    warnings.filterwarnings("ignore", "Unclosed AIOKafka", ResourceWarning)
 
 
 def restore_clients_logging() -> None:
