@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ NOWHERE = Settings(redis_url="redis://127.0.0.1:1/0")
 def _requests(app: Any) -> list[tuple[str, str]]:
     spec = app.openapi()
     return [
-        (method.upper(), path.replace("{reference}", "ada@example.com"))
+        (method.upper(), re.sub(r"\{[^}]+\}", "ada@example.com", path))
         for path, operations in spec["paths"].items()
         for method in operations
         if path not in OPEN | PUBLISH | KPIS
