@@ -35,9 +35,18 @@ class Settings(BaseSettings):
     )
     kafka_heap: str = Field("512m", description="heap of the local Kafka broker")
     api_keys: dict[str, dict[str, Any]] | None = Field(
-        None, description='HTTP ingest keys, JSON: {"<key>": {"tool": …, "domains": […]}}'
+        None,
+        description='HTTP API keys by digest, JSON: {"sha256:<hex>": {"scopes": […], …}} '
+        "(streams/api/auth.py)",
     )
-    api_keys_file: Path | None = Field(None, description="the same, from a JSON file")
+    api_keys_file: Path | None = Field(
+        None,
+        description="the same, from a JSON file (default: <data_dir>/api-keys.json, written "
+        "by `tandem keys create`)",
+    )
+    public_kpis: bool = Field(
+        False, description="serve the aggregate KPIs (GET /v1/kpis) without an API key"
+    )
     # Kept as text: streams.delivery.webhooks parses and validates it with clear errors.
     webhooks: str | None = Field(None, description="webhook targets, JSON (docs/delivery.md)")
     webhooks_file: Path | None = Field(None, description="the same, from a JSON or YAML file")

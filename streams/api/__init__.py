@@ -15,8 +15,8 @@ Routes find what they need on ``request.app.state``: ``settings``, ``api_keys`` 
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -27,10 +27,11 @@ from fastapi.openapi.utils import get_openapi
 
 from events.vocabulary import TOUCHPOINT
 from streams.api.auth import (
+    DEFAULT_KEYS_FILE,
     ENV_KEYS,
     ENV_KEYS_FILE,
     ApiClient,
-    ApiKeyConfigError,
+    hashed,
     load_api_keys,
 )
 from streams.api.dashboard import router as dashboard_router
@@ -65,14 +66,14 @@ It is **all-or-nothing**: if any event is invalid the answer is `422` with a res
 and nothing is published; otherwise every event is published to Kafka before the `202`.
 Resending a request is always safe: Tandem keeps each `event_id` once.
 
-**Authentication.** Every publishing tool has its own API key, sent as
-`Authorization: Bearer <key>` or `X-API-Key: <key>`. A key may publish `marketing` events,
-`sales` events or both; anything else is refused with `403` and nothing is published.
-
-**Reading needs no API key.** `GET /v1/journeys`, `GET /v1/journeys/{{reference}}`,
-`GET /v1/kpis` and the dashboard at `/` are open: API keys are publishing credentials of tools,
-and a dashboard must not hold one. Journeys carry personal identifiers, so expose the API only
-inside your network or behind your reverse proxy's authentication. Ingest always needs a key.
+**Authentication.** Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
+(`tandem keys create` makes one; Tandem stores only its SHA-256 digest). A key has scopes:
+`publish` (`POST /v1/events`, for the `marketing` and/or `sales` domains of its tool),
+`read` (person-level data: `GET /v1/journeys`, `GET /v1/journeys/{{reference}}`) and `admin`
+(operations on people). No key or an unknown one is `401`; a key without the scope a route
+needs is `403`. The aggregate KPIs (`GET /v1/kpis`, `/v1/kpis/snapshot`) need a `read` key
+too, unless the deployment makes them public (`TANDEM_PUBLIC_KPIS=true`). The dashboard at `/`
+is a static page: it asks for a `read` key and sends it with its requests.
 
 **The contract.** The envelope, the 29 touchpoint types, the rejection reason codes and the
 evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v1/schemas`.
@@ -80,7 +81,7 @@ evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v
 
 TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
-    {"name": "journeys", "description": "Read journeys (no API key; see above)."},
+    {"name": "journeys", "description": "Read journeys (an API key with the `read` scope)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
     {"name": "health", "description": "Liveness."},
 ]
@@ -103,20 +104,14 @@ def default_publisher_factory(settings: Settings) -> IngestPublisher:
 
 
 def _api_keys(settings: Settings) -> dict[str, ApiClient]:
-    """Keys from the environment, or from ``Settings.api_keys`` / ``api_keys_file`` if defined."""
-    environ = dict(os.environ)
-    configured = getattr(settings, "api_keys", None)
-    keys_file = getattr(settings, "api_keys_file", None)
-    if configured is not None:
-        environ.pop(ENV_KEYS, None)  # the settings field has read it already
-    if keys_file is not None:
-        environ[ENV_KEYS_FILE] = str(keys_file)
-    keys = load_api_keys(environ)
-    for key, value in dict(configured or {}).items():
-        if key in keys:
-            raise ApiKeyConfigError(f"an API key (ending …{key[-4:]}) is defined twice")
-        keys[key] = value if isinstance(value, ApiClient) else ApiClient.model_validate(value)
-    return keys
+    """The keys of ``Settings.api_keys`` and ``api_keys_file`` (default
+    ``<data_dir>/api-keys.json``, read if it exists), by digest."""
+    environ: dict[str, str] = {}
+    if settings.api_keys_file is not None:
+        environ[ENV_KEYS_FILE] = str(settings.api_keys_file)
+    if settings.api_keys:
+        environ[ENV_KEYS] = json.dumps(settings.api_keys)
+    return load_api_keys(environ, default_file=settings.data_dir / DEFAULT_KEYS_FILE)
 
 
 def create_app(
@@ -130,15 +125,16 @@ def create_app(
     """The FastAPI app.
 
     `publisher_factory` makes the publisher (default: Kafka, from `settings`); it is started
-    on the first publish and stopped at shutdown. `api_keys` default to the environment
-    (``TANDEM_API_KEYS`` / ``TANDEM_API_KEYS_FILE``, see `streams.api.auth`). `routers`
+    on the first publish and stopped at shutdown. `api_keys` default to the configured ones
+    (``TANDEM_API_KEYS`` / ``TANDEM_API_KEYS_FILE``, see `streams.api.auth`); given here, they
+    may be plain keys (hashed in memory) or digests. `routers`
     default to `ROUTERS`; `lifespans` are entered at startup, in order, and left at shutdown.
     """
     settings = settings or get_settings()
     factory = publisher_factory or default_publisher_factory
-    keys = dict(api_keys) if api_keys is not None else _api_keys(settings)
+    keys = hashed(api_keys) if api_keys is not None else _api_keys(settings)
     if not keys:
-        log.warning("no API keys configured (TANDEM_API_KEYS): every ingest request gets 401")
+        log.warning("no API keys configured (`tandem keys create`): ingest and journeys answer 401")
     holder = PublisherHolder(lambda: factory(settings))
 
     @asynccontextmanager

@@ -2,7 +2,10 @@
 
 The page (``streams/api/static/dashboard.html``) has no external assets — no CDN, no build
 step — because Tandem runs on machines without Internet access. Its JavaScript reads the same
-public read endpoints as any other client: ``GET /v1/kpis`` and ``GET /v1/journeys``.
+endpoints as any other client, ``GET /v1/kpis`` and ``GET /v1/journeys``, with an API key that has
+the ``read`` scope: typed into its form, or given once in the URL as ``/#key=<key>`` (a fragment
+never reaches the server; the page removes it at once). The key stays in the tab's
+sessionStorage. The page itself needs no key: it holds no data.
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@ the same document as ``tandem journey ID --json``) for a customer id or any iden
 journeys that moved to another customer id (identity merges). ``GET /v1/journeys`` lists compact
 rows, most recently touched first, optionally only those of some stages.
 
-**No API key.** The API keys of `streams.api.auth` are publishing credentials of tools; the
-dashboard and sales tools that read journeys must not hold one. Journeys do carry personal
-identifiers (emails, CRM contact ids), so deployments expose the API only inside their network or
-behind their reverse proxy's authentication — as they already do for Redis itself.
+**A read key.** Journeys carry personal identifiers (emails, names, CRM contact ids): every
+route here needs an API key with the ``read`` scope (401 without a key, 403 without the scope;
+`streams.api.auth`).
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from schemas.journey import JourneySnapshot, Stage
+from streams.api.auth import AUTH_RESPONSES, require_scope
 from streams.journey.identity import LEDGER_CUSTOMER
 from streams.projection import JourneyProjection
 from streams.settings import Settings
@@ -48,7 +48,13 @@ async def projection_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await projection.close()
 
 
-router = APIRouter(prefix="/v1/journeys", tags=["journeys"], lifespan=projection_lifespan)
+router = APIRouter(
+    prefix="/v1/journeys",
+    tags=["journeys"],
+    lifespan=projection_lifespan,
+    dependencies=[Depends(require_scope("read"))],
+    responses=AUTH_RESPONSES,
+)
 
 
 @asynccontextmanager

@@ -5,10 +5,10 @@ computed on demand from the per-day aggregates. Every answer first catches the a
 with the journeys changed since (`streams.kpi_store`); while the app runs, a background task
 does it every `CATCH_UP_INTERVAL_S` seconds too, so an answer rarely has anything to catch up.
 
-**No API key.** The API keys of `streams.api.auth` are publishing credentials of tools; a
-dashboard reading aggregates must not hold one. The report carries aggregates only — counts,
-sums, rates, campaign / channel / persona names — never a person's identifiers; deployments
-that treat revenue figures as confidential put this route behind their reverse proxy's auth.
+**A read key, unless public.** The report carries aggregates only — counts, sums, rates,
+campaign / channel / persona names — never a person's identifiers, but revenue and pipeline
+figures are confidential in most companies: these routes need an API key with the ``read``
+scope unless ``TANDEM_PUBLIC_KPIS=true`` opens them (`streams.api.auth.require_kpi_reader`).
 Definitions: docs/kpis.md.
 """
 
@@ -22,11 +22,13 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import Response
+from redis.exceptions import RedisError
 
 from schemas.kpis import GroupBy, KpiReport
 from streams import kpi_service
+from streams.api.auth import AUTH_RESPONSES, require_kpi_reader
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 
@@ -61,7 +63,13 @@ async def catch_up_lifespan(app: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-router = APIRouter(prefix="/v1/kpis", tags=["kpis"], lifespan=catch_up_lifespan)
+router = APIRouter(
+    prefix="/v1/kpis",
+    tags=["kpis"],
+    lifespan=catch_up_lifespan,
+    dependencies=[Depends(require_kpi_reader)],
+    responses=AUTH_RESPONSES,
+)
 
 
 def _projection(request: Request) -> JourneyProjection:
@@ -96,7 +104,7 @@ async def get_kpis(
         report = await kpi_service.report(
             projection, since=start, until=end, by=by, currency=currency, daily=daily
         )
-    except (ConnectionError, OSError) as exc:
+    except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()
@@ -115,7 +123,7 @@ async def get_kpi_snapshot(request: Request) -> Response:
     projection = _projection(request)
     try:
         report = await kpi_service.report(projection, daily=True)
-    except (ConnectionError, OSError) as exc:
+    except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()

@@ -10,11 +10,40 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 done, 1 the command found a problem (rejected lines, nothing found), "
+    "2 a bad option, argument or input file, 69 Kafka or Redis unreachable, 130 interrupted. "
+    "Times: 2025-06-01, 2025-06-01T12:00, with or without an offset (UTC by default). "
+    "See docs/cli.md.",
 )
 
 
+def package_version() -> str:
+    """The installed package's version (its metadata), or a note when running from a tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tandem-journeys")
+    except PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .`)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tandem {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
     """Tandem: one customer journey for marketing and sales, built from Kafka touchpoints."""
 
 

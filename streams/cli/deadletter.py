@@ -27,7 +27,15 @@ from rich.table import Table
 from events.decode import ReasonCode
 from schemas.deadletter import DeadLetter
 from streams.cli import app
-from streams.cli._common import console, err_console, fail, run
+from streams.cli._common import (
+    check_unreachable,
+    console,
+    err_console,
+    fail,
+    progress_for,
+    run,
+    usage_error,
+)
 from streams.settings import Settings, get_settings
 from streams.topics import CATALOGUE, DEADLETTER, full_name
 
@@ -69,8 +77,8 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
     try:
+        await admin.start()
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
@@ -96,9 +104,9 @@ async def read_dead_letters(
         auto_offset_reset="earliest",
         client_id=f"tandem-deadletter-{uuid.uuid4().hex[:6]}",
     )
-    await consumer.start()
     result = ReadResult(letters=[])
     try:
+        await consumer.start()
         assigned = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(assigned)
         begin = await consumer.beginning_offsets(assigned)
@@ -170,15 +178,17 @@ def select(
 
 def _check_filters(reason: str | None, origin_topic: str | None, settings: Settings) -> None:
     if reason is not None and reason not in REASON_CODES:
-        fail(f"unknown reason code {reason!r}; reason codes are: {', '.join(REASON_CODES)}")
+        usage_error(f"unknown reason code {reason!r}; reason codes are: {', '.join(REASON_CODES)}")
     if origin_topic is not None:
         known = {spec.name for spec in CATALOGUE}
         if origin_topic.removeprefix(settings.topic_prefix) not in known:
-            fail(f"unknown topic {origin_topic!r}; Tandem's topics are: {', '.join(sorted(known))}")
+            usage_error(
+                f"unknown topic {origin_topic!r}; Tandem's topics are: {', '.join(sorted(known))}"
+            )
 
 
 def _read(settings: Settings) -> ReadResult:
-    with _progress("reading dead letters") as progress:
+    with progress_for(_progress("reading dead letters"), "deadletter") as progress:
         task = progress.add_task("read", total=None)
 
         def update(done: int, total: int) -> None:
@@ -189,6 +199,7 @@ def _read(settings: Settings) -> ReadResult:
         except typer.Exit:
             raise
         except Exception as exc:
+            check_unreachable(exc, kafka=settings.kafka_bootstrap)
             fail(f"cannot read {DEADLETTER} from {settings.kafka_bootstrap}: {exc}")
 
 
@@ -205,7 +216,7 @@ def _summary_line(result: ReadResult, shown: int, matched: int) -> str:
 @deadletter_app.command("list")
 def list_dead_letters(
     reason: str | None = typer.Option(None, "--reason", "-r", help=REASON_HELP),
-    origin_topic: str | None = typer.Option(None, "--origin-topic", "-o", help=ORIGIN_HELP),
+    origin_topic: str | None = typer.Option(None, "--origin-topic", help=ORIGIN_HELP),
     limit: int | None = typer.Option(
         None, "--limit", "-n", min=1, help="show at most N (the most recent)"
     ),
@@ -213,7 +224,10 @@ def list_dead_letters(
         False, "--json", help="one JSON array of dead letters (with original bytes) on stdout"
     ),
 ) -> None:
-    """List dead letters: id, when, reason, origin, event; newest last."""
+    """List dead letters: id, when, reason, origin, event; newest last.
+
+    Exit codes: 0 listed, 2 a bad filter, 69 Kafka unreachable.
+    """
     settings = get_settings()
     _check_filters(reason, origin_topic, settings)
     result = _read(settings)
@@ -274,7 +288,7 @@ def redrive(
         [], "--id", help="a dead letter id (repeatable), as shown by `tandem deadletter list`"
     ),
     reason: str | None = typer.Option(None, "--reason", "-r", help=REASON_HELP),
-    origin_topic: str | None = typer.Option(None, "--origin-topic", "-o", help=ORIGIN_HELP),
+    origin_topic: str | None = typer.Option(None, "--origin-topic", help=ORIGIN_HELP),
     all_: bool = typer.Option(False, "--all", help="every dead letter (with the other filters)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be re-published"),
     as_json: bool = typer.Option(False, "--json", help="print the outcome as JSON"),
@@ -285,10 +299,13 @@ def redrive(
     Input that is still invalid is dead-lettered again (under a new id).
     Valid input is applied once (Tandem deduplicates on event_id),
     so redriving twice is harmless.
+
+    Exit codes: 0 redriven, 1 an --id was not found or publishing failed, 2 a bad filter,
+    69 Kafka unreachable.
     """
     settings = get_settings()
     if not (ids or reason or origin_topic or all_):
-        fail("choose what to redrive: --id ID, --reason CODE, --origin-topic TOPIC or --all")
+        usage_error("choose what to redrive: --id ID, --reason CODE, --origin-topic TOPIC or --all")
     _check_filters(reason, origin_topic, settings)
     result = _read(settings)
     chosen = select(
@@ -303,13 +320,14 @@ def redrive(
     chosen = [letter for letter in chosen if letter.origin is not None]
     targets = Counter(letter.origin.topic for letter in chosen if letter.origin)
     if not dry_run and chosen:
-        with _progress("redriving") as progress:
+        with progress_for(_progress("redriving"), "deadletter") as progress:
             task = progress.add_task("redrive", total=len(chosen))
             try:
                 run(_redrive(settings, chosen, lambda: progress.advance(task)))
             except typer.Exit:
                 raise
             except Exception as exc:
+                check_unreachable(exc, kafka=settings.kafka_bootstrap)
                 fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}")
     outcome = {
         "dry_run": dry_run,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import check_unreachable, console, fail, run
 from streams.settings import get_settings
 
 
@@ -106,11 +106,15 @@ def journey(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the snapshot as JSON"),
 ) -> None:
-    """Show one customer's journey: identities, stages, scores, touchpoints, merges, signals."""
+    """Show one customer's journey: identities, stages, scores, touchpoints, merges, signals.
+
+    Exit codes: 0 shown, 1 no journey for this reference, 69 Redis unreachable.
+    """
     settings = get_settings()
     try:
         customer_id, snapshot = run(_fetch(reference))
     except Exception as exc:
+        check_unreachable(exc, redis=settings.redis_url)
         fail(f"cannot read journeys from Redis at {settings.redis_url}: {exc}")
     if customer_id is None or snapshot is None:
         fail(f"no journey for {reference!r} (is the worker running and has it seen this person?)")

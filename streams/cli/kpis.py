@@ -6,14 +6,23 @@ Redis (one round trip) over the days of the event-time window asked for.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.table import Table
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import (
+    check_unreachable,
+    console,
+    err_console,
+    fail,
+    parse_time,
+    parse_tz,
+    run,
+    usage_error,
+)
 from streams.settings import get_settings
 
 if TYPE_CHECKING:
@@ -71,18 +80,40 @@ def _fmt(value: Any, kind: str, currency: str | None) -> str:
     return f"{value:,}"
 
 
-def _parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} takes a date, YYYY-MM-DD (got {value!r})")
+def _utc_day_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_window(
+    since: str | None, until: str | None, tz: tzinfo
+) -> tuple[datetime | None, datetime | None, bool]:
+    """The whole-UTC-day window [start, end) that covers `since` … `until` (an inclusive last
+    day, or a moment), and whether it had to be widened to whole UTC days.
+
+    The KPI aggregates are kept per UTC event-time day, so a window is whole UTC days: a time of
+    day, or days counted in another `tz`, widen it to the UTC days they touch.
+    """
+    start = end = None
+    widened = False
+    if since is not None:
+        moment = parse_time(since, "--since", tz)
+        start = _utc_day_start(moment)
+        widened |= start != moment
+    if until is not None:
+        moment = parse_time(until, "--until", tz, end_of_day=True)
+        end = _utc_day_start(moment)
+        if end != moment:
+            end += timedelta(days=1)
+            widened = True
+    if start is not None and end is not None and start >= end:
+        usage_error(f"--since {since} is not before --until {until}")
+    return start, end, widened
 
 
 async def _report(
-    since: date | None,
-    until: date | None,
+    start: datetime | None,
+    end: datetime | None,
     by: GroupBy | None,
     currency: str | None,
     daily: bool,
@@ -91,7 +122,6 @@ async def _report(
     from streams.projection import JourneyProjection
 
     settings = get_settings()
-    start, end = kpi_service.day_window(since, until)
     projection = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
     try:
         return await kpi_service.report(
@@ -207,27 +237,50 @@ def render_report(report: KpiReport) -> None:
 @app.command()
 def kpis(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    since: str | None = typer.Option(None, help="first day, YYYY-MM-DD (event time, UTC)"),
-    until: str | None = typer.Option(None, help="last day, YYYY-MM-DD, inclusive"),
+    since: str | None = typer.Option(
+        None, help="first day (or moment) of the event-time window, e.g. 2025-06-01"
+    ),
+    until: str | None = typer.Option(
+        None, help="last day, inclusive (or the moment the window ends), e.g. 2025-06-30"
+    ),
+    tz: str | None = typer.Option(
+        None, "--tz", help="time zone of dates and times without an offset [default: UTC]"
+    ),
     by: str | None = typer.Option(None, help="slice by channel, campaign, persona or source"),
     daily: bool = typer.Option(False, "--daily", help="add the counts per event-time day"),
     currency: str | None = typer.Option(
         None, help="money KPIs in this currency (default: the most used one)"
     ),
 ) -> None:
-    """Shared KPIs: funnel, conversion, cycle, revenue, CAC, CLV, churn, NPS, SLA, attribution."""
+    """Shared KPIs: funnel, conversion, cycle, revenue, CAC, CLV, churn, NPS, SLA, attribution.
+
+    --since and --until take a date (2025-06-01) or a time (2025-06-01T12:00,
+    with or without an offset). The KPIs are kept per UTC event-time day, so the
+    window is whole UTC days: a time of day or another --tz widens it to the UTC days it
+    touches (said on stderr).
+
+    Exit codes: 0 shown, 1 the aggregates could not be read, 2 a bad option,
+    69 Redis unreachable.
+    """
     from schemas.kpis import GroupBy
 
     choices = get_args(GroupBy)
     if by is not None and by not in choices:
-        fail(f"--by takes one of {', '.join(choices)} (got {by!r})")
+        usage_error(f"--by takes one of {', '.join(choices)} (got {by!r})")
     settings = get_settings()
-    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
-    if first is not None and last is not None and first > last:
-        fail(f"--since {first} is after --until {last}")
+    start, end, widened = day_window(since, until, parse_tz(tz))
+    if widened:
+        last = (end - timedelta(days=1)).date() if end else "now"
+        err_console.print(
+            f"note: KPIs are kept per UTC day; the window is {start.date() if start else '…'} "
+            f"… {last} (UTC, whole days)",
+            highlight=False,
+            soft_wrap=True,
+        )
     try:
-        report = run(_report(first, last, by, currency, daily))  # type: ignore[arg-type]
+        report = run(_report(start, end, by, currency, daily))  # type: ignore[arg-type]
     except Exception as exc:
+        check_unreachable(exc, redis=settings.redis_url)
         fail(f"cannot read KPI aggregates from Redis at {settings.redis_url}: {exc}")
     if as_json:
         typer.echo(report.model_dump_json(indent=2))

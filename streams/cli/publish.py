@@ -5,8 +5,8 @@ what this command rejects the worker would have dead-lettered. Valid touchpoints
 domain's topic keyed by their strongest identifier (`events.publisher`). Publishing a file twice
 is harmless: ids are never invented and Tandem deduplicates on ``event_id``.
 
-Exit codes: 0 all lines accepted (or ``--allow-rejects``), 1 some lines rejected, 2 could not
-read the input or publish.
+Exit codes (docs/cli.md): 0 all lines accepted (or ``--allow-rejects``), 1 some lines rejected
+or the broker refused them, 2 the input could not be read, 69 Kafka is unreachable.
 """
 
 from __future__ import annotations
@@ -32,11 +32,20 @@ from rich.progress import (
 
 from events.vocabulary import Touchpoint
 from streams.cli import app
-from streams.cli._common import console, err_console, fail, run
+from streams.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    check_unreachable,
+    console,
+    err_console,
+    fail,
+    progress_for,
+    run,
+)
 from streams.settings import Settings, get_settings
 
-EXIT_REJECTED = 1
-EXIT_ERROR = 2
+EXIT_REJECTED = EXIT_FAILED
+EXIT_ERROR = EXIT_USAGE
 
 
 class _Publisher(Protocol):
@@ -239,7 +248,7 @@ async def _run(
     source: str, stream: IO[bytes], total: int | None, dry_run: bool, settings: Settings
 ) -> PublishSummary:
     summary = PublishSummary(source=source, dry_run=dry_run)
-    with _progress(dry_run) as progress:
+    with progress_for(_progress(dry_run), "publish", "bytes") as progress:
         task = progress.add_task("lines", total=total, lines=0)
 
         def advance(n: int) -> None:
@@ -302,7 +311,8 @@ def publish(
     Rejected lines are summarised by reason code (see docs/contract.md).
     Publishing a file twice is harmless: Tandem deduplicates on event_id.
 
-    Exit codes: 0 all accepted, 1 some lines rejected, 2 input or broker error.
+    Exit codes: 0 all accepted, 1 some lines rejected or refused by the broker,
+    2 unreadable input, 69 Kafka unreachable.
     """
     settings = get_settings()
     stream, total, source = open_input(file)
@@ -313,10 +323,8 @@ def publish(
     except InputError as exc:
         fail(f"cannot read {source}: {exc}", EXIT_ERROR)
     except Exception as exc:  # broker trouble: one clear line
-        fail(
-            f"cannot publish to {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}",
-            EXIT_ERROR,
-        )
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
+        fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}", EXIT_FAILED)
     finally:
         if file != "-":
             stream.close()

@@ -7,8 +7,9 @@ identity resolution, journey moves, the fold and signal reconciliation) under th
 playbook. Use it to try a playbook change on an export before deploying it, or to check what
 Tandem would have signalled for a batch of history.
 
-Exit codes: 0 replayed (rejected lines are reported, not fatal unless ``--strict``),
-1 lines were rejected and ``--strict`` was given, 2 the input, playbook or output was unusable.
+Exit codes (docs/cli.md): 0 replayed (rejected lines are reported, not fatal unless
+``--strict``), 1 lines were rejected and ``--strict`` was given, 2 the input, playbook, output
+or an option was unusable. Replay needs no Kafka or Redis, so never exits 69.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,13 +32,25 @@ from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams import workflow
 from streams.cli import app
-from streams.cli._common import console, err_console, fail, tune_gc
+from streams.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    TIME_FORMATS,
+    PlainProgress,
+    console,
+    err_console,
+    fail,
+    parse_time,
+    parse_tz,
+    progress_for,
+    tune_gc,
+)
 from streams.cli.publish import InputError, RejectedLine, decode_lines, open_input
 from streams.playbooks import load_configured_playbook
 from streams.settings import get_settings
 
-EXIT_REJECTED = 1
-EXIT_ERROR = 2
+EXIT_REJECTED = EXIT_FAILED
+EXIT_ERROR = EXIT_USAGE
 
 STAGE_ORDER = [stage.value for stage in core.Stage]
 
@@ -124,7 +137,7 @@ def replay_stream(
     playbook: core.Playbook,
     *,
     out: Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress | PlainProgress | None = None,
     total: int | None = None,
 ) -> workflow.ReplayResult:
     """Replay a JSON Lines stream through the pure core; fill `summary`, write `out`."""
@@ -242,18 +255,8 @@ def _print_summary(summary: ReplaySummary, examples: int) -> None:
         )
 
 
-def _parse_as_of(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    if value == "now":
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--as-of {value!r} is not an ISO 8601 time (or `now`)", EXIT_ERROR)
-    if moment.tzinfo is None:
-        fail(f"--as-of {value!r} needs a UTC offset, e.g. {value}+00:00", EXIT_ERROR)
-    return moment
+def _parse_as_of(value: str | None, tz: str | None) -> datetime | None:
+    return None if value is None else parse_time(value, "--as-of", parse_tz(tz))
 
 
 @app.command()
@@ -277,8 +280,11 @@ def replay(
     as_of: str | None = typer.Option(
         None,
         "--as-of",
-        help="also fire timers due by this time (ISO 8601 or `now`): SLA alerts, stalled, "
-        "upsell and renewal nurture",
+        help=f"also fire timers due by this time: SLA alerts, stalled, upsell and renewal "
+        f"nurture. Takes {TIME_FORMATS}",
+    ),
+    tz: str | None = typer.Option(
+        None, "--tz", help="time zone of an --as-of without an offset [default: UTC]"
     ),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any line was rejected"),
     examples: int = typer.Option(
@@ -290,6 +296,9 @@ def replay(
     Lines are validated exactly as the worker validates them; rejected lines are summarised.
     Valid ones run in file order through the same pure core as the worker.
     Prints journeys, customers per stage, signals by type, duplicates and rejected lines.
+
+    Exit codes: 0 replayed, 1 lines rejected with --strict, 2 unusable input, playbook,
+    output or option.
     """
     settings = get_settings()
     if playbook_path is not None:
@@ -298,7 +307,7 @@ def replay(
         playbook = load_configured_playbook(settings)
     except Exception as exc:  # missing file or invalid rules: one line, says which
         fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
-    moment = _parse_as_of(as_of)
+    moment = _parse_as_of(as_of, tz)
     stream, total, source = open_input(file)
     tune_gc()
     summary = ReplaySummary(
@@ -308,7 +317,7 @@ def replay(
         out=str(out) if out is not None else None,
     )
     try:
-        with _progress() as progress:
+        with progress_for(_progress(), "replay", "bytes") as progress:
             replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)
     except InputError as exc:
         fail(f"cannot read {source}: {exc}", EXIT_ERROR)

@@ -25,7 +25,7 @@ from schemas.signals import (
     NurtureSignal,
 )
 from streams.cli import app
-from streams.cli._common import console, err_console, fail, run
+from streams.cli._common import check_unreachable, console, err_console, fail, run
 from streams.delivery._kafka import SignalKind, TopicMissingError
 from streams.delivery.subscriber import (
     Received,
@@ -259,6 +259,9 @@ def subscribe(
     A correction (a higher version of an id) or a revoked hand-off is marked as such.
     Offsets are committed after signals are shown: the next run of the group resumes there.
     Ctrl-C stops cleanly.
+
+    Exit codes: 0 stopped (limit, idle or Ctrl-C), 1 a signal topic is missing,
+    69 Kafka unreachable.
     """
     unique: list[SignalKind] = []
     for kind in kinds:
@@ -275,5 +278,6 @@ def subscribe(
     except TopicMissingError as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"cannot read signals from {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}")
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
+        fail(f"cannot read signals from {settings.kafka_bootstrap}: {exc}")
     err_console.print(f"[dim]{_summary(stats, group_name)}[/]", highlight=False)

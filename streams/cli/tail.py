@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import check_unreachable, console, fail, run, usage_error
 from streams.settings import Settings, get_settings
 from streams.topics import CATALOGUE, full_name
 
@@ -61,7 +61,11 @@ async def _tail(
         enable_auto_commit=False,
         client_id=f"tandem-tail-{uuid.uuid4().hex[:6]}",
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that failed to start still holds its client
+        raise
     shown = 0
     idle = 0.0
     try:
@@ -135,10 +139,13 @@ def tail(
         None, "--idle-exit", help="stop after this many seconds without a message"
     ),
 ) -> None:
-    """Follow a Tandem topic. Ctrl-C stops cleanly."""
+    """Follow a Tandem topic. Ctrl-C stops cleanly.
+
+    Exit codes: 0 stopped (limit, idle or Ctrl-C), 2 unknown topic, 69 Kafka unreachable.
+    """
     known = {spec.name for spec in CATALOGUE}
     if topic not in known:
-        fail(f"unknown topic {topic!r}; Tandem's topics are: {', '.join(sorted(known))}")
+        usage_error(f"unknown topic {topic!r}; Tandem's topics are: {', '.join(sorted(known))}")
     settings = get_settings()
     try:
         run(
@@ -147,4 +154,5 @@ def tail(
     except typer.Exit:
         raise
     except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
         fail(f"cannot read {topic} from {settings.kafka_bootstrap}: {exc}")

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import check_unreachable, console, fail, run
 from streams.settings import get_settings
 
 topics_app = typer.Typer(help="Create and inspect Tandem's Kafka topics.", no_args_is_help=True)
@@ -24,6 +24,7 @@ def create() -> None:
     try:
         outcome = run(create_topics(settings))
     except Exception as exc:  # one clear line for any broker problem
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
         fail(f"cannot create topics on {settings.kafka_bootstrap}: {exc}")
     created = sorted(n for n, s in outcome.items() if s == "created")
     console.print(
@@ -45,6 +46,7 @@ def describe(
     try:
         states = run(describe_topics(settings))
     except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
         fail(f"cannot describe topics on {settings.kafka_bootstrap}: {exc}")
     if as_json:
         rows = [

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from streams.cli import app
-from streams.cli._common import console, fail, run
+from streams.cli._common import check_unreachable, console, fail, run, usage_error
 from streams.settings import Settings, get_settings
 
 KINDS = ("contact", "email", "anon")
@@ -130,10 +130,13 @@ def unmerge(
     """Split identifiers off a merged journey (see HELP)."""
     settings = get_settings()
     if bool(split) == bool(merge):
-        fail("name what to split off: --split IDENTIFIER (repeatable) or --merge CUSTOMER_ID")
+        usage_error(
+            "name what to split off: --split IDENTIFIER (repeatable) or --merge CUSTOMER_ID"
+        )
     try:
         customer_id, snapshot = run(_fetch(reference, settings))
     except Exception as exc:
+        check_unreachable(exc, redis=settings.redis_url)
         fail(f"cannot read journeys from Redis at {settings.redis_url}: {exc}")
     if customer_id is None or snapshot is None:
         fail(f"no journey for {reference!r}")
@@ -169,6 +172,7 @@ def unmerge(
     try:
         request_id = run(_send(settings, customer_id, wanted))
     except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
         fail(f"cannot send the unmerge request to Kafka at {settings.kafka_bootstrap}: {exc}")
     console.print(f"sent {request_id}")
     if wait > 0:

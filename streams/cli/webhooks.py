@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams.cli import app
-from streams.cli._common import console, err_console, fail, run
+from streams.cli._common import check_unreachable, console, err_console, fail, run
 from streams.delivery._kafka import TopicMissingError, group_id
 from streams.delivery.webhooks import (
     DEFAULT_GROUP,
@@ -150,12 +150,15 @@ def webhooks(
         highlight=False,
     )
     try:
-        stats = run(_deliver(settings, config, group, from_beginning, idle_exit, limit))
+        stats = run(
+            _deliver(settings, config, group, from_beginning, idle_exit, limit), quiet=False
+        )
     except typer.Exit:
         raise
     except TopicMissingError as exc:
         fail(str(exc))
     except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
         fail(f"webhook delivery stopped: {type(exc).__name__}: {exc}")
     if as_json:
         typer.echo(json.dumps(stats.as_dict(), separators=(",", ":")))

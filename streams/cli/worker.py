@@ -7,7 +7,14 @@ import logging
 import typer
 
 from streams.cli import app
-from streams.cli._common import console, fail, run, tune_gc
+from streams.cli._common import (
+    check_unreachable,
+    console,
+    fail,
+    restore_clients_logging,
+    run,
+    tune_gc,
+)
 from streams.settings import get_settings
 
 
@@ -34,7 +41,9 @@ def worker(
         try:
             run(ensure_topics(settings))
         except Exception as exc:
-            fail(f"cannot reach Kafka at {settings.kafka_bootstrap} to create topics: {exc}")
+            check_unreachable(exc, kafka=settings.kafka_bootstrap)
+            fail(f"cannot create topics on {settings.kafka_bootstrap}: {exc}")
+        restore_clients_logging()  # from here on the worker's log reports the clients
     tandem = build_app(settings, playbook)
     console.print(
         f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "

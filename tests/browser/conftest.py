@@ -171,7 +171,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def api_url(settings: Settings) -> Iterator[str]:
+def api_key(settings: Settings) -> str:
+    """A read key made by `tandem keys create` in the session's keys file, which the API reads
+    (the dashboard's data is personal: the page needs a read key as any client does)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "keys", "create", "--scope", "read",
+         "--name", f"browser-tests-{time.monotonic_ns()}"],
+        env=settings_env(settings), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings, api_key: str) -> Iterator[str]:
     """``tandem api`` in a subprocess with the session's settings, on a free local port."""
     port = _free_port()
     log_path = settings.data_dir / "api.log"

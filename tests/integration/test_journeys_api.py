@@ -15,11 +15,19 @@ import pytest_asyncio
 from fastapi.testclient import TestClient
 
 from streams.api import create_app
+from streams.api.auth import ApiClient, new_key
 from streams.journey.identity import LEDGER_CUSTOMER
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
+
+READ_KEY, PUBLISH_KEY = new_key(), new_key()
+KEYS = {
+    READ_KEY: ApiClient(name="sales-tool", scopes=frozenset({"read"})),
+    PUBLISH_KEY: ApiClient(tool="hubspot", domains=frozenset({"marketing"})),
+}
+READ = {"X-API-Key": READ_KEY}
 
 
 def snapshot(customer_id: str, stage: str, last_touch_at: str, **extra: Any) -> dict[str, Any]:
@@ -93,7 +101,7 @@ async def stored(api_settings: Settings) -> AsyncIterator[JourneyProjection]:
 @pytest.fixture(scope="module")
 def client(api_settings: Settings, stored: JourneyProjection) -> Iterator[TestClient]:
     # `with`: the app's lifespan opens (and closes) the shared Redis pool.
-    with TestClient(create_app(api_settings, api_keys={})) as http:
+    with TestClient(create_app(api_settings, api_keys=KEYS), headers=READ) as http:
         yield http
 
 
@@ -152,22 +160,29 @@ def test_unknown_reference_is_a_clear_404(client: TestClient) -> None:
     assert "no journey for 'nobody@example.com'" in response.json()["detail"]
 
 
-def test_reading_needs_no_api_key_but_ingest_does(client: TestClient) -> None:
-    assert client.get("/v1/journeys").status_code == 200
-    assert client.post("/v1/events", json=[]).status_code == 401
+@pytest.mark.parametrize("path", ["/v1/journeys", "/v1/journeys/cus_d", "/v1/journeys/crm-d"])
+def test_reading_people_needs_a_key_with_the_read_scope(client: TestClient, path: str) -> None:
+    assert client.get(path, headers={"X-API-Key": ""}).status_code == 401
+    assert client.get(path, headers={"X-API-Key": "tdm_unknown"}).status_code == 401
+    refused = client.get(path, headers={"X-API-Key": PUBLISH_KEY})
+    assert refused.status_code == 403 and "`read` scope" in refused.json()["detail"]
+    assert client.get(path, headers={"Authorization": f"Bearer {READ_KEY}"}).status_code == 200
+    assert client.get(path).status_code == 200  # the client's default header: the read key
+    # A read key does not publish.
+    assert client.post("/v1/events", json=[]).status_code == 403
 
 
 def test_without_the_lifespan_each_request_has_its_own_connection(
     api_settings: Settings, stored: JourneyProjection
 ) -> None:
-    http = TestClient(create_app(api_settings, api_keys={}))  # no `with`: no lifespan
+    http = TestClient(create_app(api_settings, api_keys=KEYS), headers=READ)  # no lifespan
     assert http.get("/v1/journeys/cus_a").json()["customer_id"] == "cus_a"
     assert len(http.get("/v1/journeys").json()) == 4
 
 
 def test_redis_down_is_a_503() -> None:
     settings = Settings(redis_url="redis://127.0.0.1:1/0", redis_prefix="nothing:")
-    with TestClient(create_app(settings, api_keys={})) as http:
+    with TestClient(create_app(settings, api_keys=KEYS), headers=READ) as http:
         assert http.get("/v1/journeys").status_code == 503
         assert http.get("/v1/journeys/cus_a").status_code == 503
 

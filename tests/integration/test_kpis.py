@@ -28,6 +28,7 @@ from events import parse_touchpoint
 from events.publisher import TouchpointPublisher
 from streams import kpi_service
 from streams.api import create_app
+from streams.api.auth import ApiClient, new_key
 from streams.projection import JourneyProjection
 from streams.samples import kpi_funnel
 from streams.settings import Settings
@@ -392,7 +393,11 @@ async def test_kpis_from_the_real_pipeline_equal_an_independent_computation(
     assert (snap["leads"], snap["revenue"]) == (live["leads"], live["revenue"])
 
     # The HTTP API answers the same report.
-    client = TestClient(create_app(settings, api_keys={}))
+    key = new_key()
+    client = TestClient(
+        create_app(settings, api_keys={key: ApiClient(scopes=frozenset({"read"}))}),
+        headers={"X-API-Key": key},
+    )
     response = client.get(
         "/v1/kpis",
         params={"since": MID[0].isoformat(), "until": MID[1].isoformat(), "daily": "true"},

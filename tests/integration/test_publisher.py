@@ -245,7 +245,7 @@ def test_deadletter_list_and_redrive(
         unknown = runner.invoke(app, ["deadletter", "redrive", "--id", "nope/0/0"])
         assert unknown.exit_code == 1 and "no dead letter with id nope/0/0" in unknown.output
         nothing = runner.invoke(app, ["deadletter", "redrive"])
-        assert nothing.exit_code == 1 and "choose what to redrive" in nothing.output
+        assert nothing.exit_code == 2 and "choose what to redrive" in nothing.output  # usage
     finally:
         get_settings.cache_clear()
 

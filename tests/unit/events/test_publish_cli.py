@@ -147,7 +147,7 @@ def test_missing_file_is_a_one_line_error_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_broker_trouble_is_a_one_line_error_exit_2(
+def test_an_unreachable_broker_is_one_line_and_exit_69(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Unreachable(RecordingPublisher):
@@ -157,8 +157,23 @@ def test_broker_trouble_is_a_one_line_error_exit_2(
     monkeypatch.setattr(publish_cli, "publisher_factory", Unreachable)
     path = write_lines(tmp_path / "ok.jsonl", [json.dumps(VALID_EXAMPLES["sales.deal_won"])])
     result = runner.invoke(app, ["publish", str(path)])
-    assert result.exit_code == 2
-    assert "cannot publish to" in result.output and "Unable to bootstrap" in result.output
+    assert result.exit_code == 69
+    assert "Kafka is not reachable at" in result.stderr and "tandem infra up" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_other_broker_trouble_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Refusing(RecordingPublisher):
+        async def __aenter__(self) -> RecordingPublisher:
+            raise RuntimeError("1 message(s) not delivered; first: MessageSizeTooLargeError")
+
+    monkeypatch.setattr(publish_cli, "publisher_factory", Refusing)
+    path = write_lines(tmp_path / "ok.jsonl", [json.dumps(VALID_EXAMPLES["sales.deal_won"])])
+    result = runner.invoke(app, ["publish", str(path)])
+    assert result.exit_code == 1
+    assert "cannot publish to" in result.stderr and "not delivered" in result.stderr
 
 
 def test_help_explains_the_command() -> None:
