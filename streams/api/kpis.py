@@ -24,6 +24,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import Response
+from redis.exceptions import RedisError
 
 from schemas.kpis import GroupBy, KpiReport
 from streams import kpi_service
@@ -96,7 +97,7 @@ async def get_kpis(
         report = await kpi_service.report(
             projection, since=start, until=end, by=by, currency=currency, daily=daily
         )
-    except (ConnectionError, OSError) as exc:
+    except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()
@@ -115,7 +116,7 @@ async def get_kpi_snapshot(request: Request) -> Response:
     projection = _projection(request)
     try:
         report = await kpi_service.report(projection, daily=True)
-    except (ConnectionError, OSError) as exc:
+    except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis: {exc}") from None
     finally:
         await projection.close()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from events import MAX_MESSAGE_BYTES, ReasonCode, Rejection, decode_touchpoint
-from events.examples import example
+from events.examples import RECEIVED_AT, example
 from events.vocabulary import Touchpoint
 
 
@@ -17,13 +17,13 @@ def raw(document: Any) -> bytes:
 
 
 def rejected(data: bytes, domain: Any = None) -> Rejection:
-    outcome = decode_touchpoint(data, domain)
+    outcome = decode_touchpoint(data, domain, now=RECEIVED_AT)
     assert isinstance(outcome, Rejection), outcome
     return outcome
 
 
 def accepted(data: bytes, domain: Any = None) -> Touchpoint:
-    outcome = decode_touchpoint(data, domain)
+    outcome = decode_touchpoint(data, domain, now=RECEIVED_AT)
     assert not isinstance(outcome, Rejection), outcome
     return outcome
 
