@@ -145,7 +145,7 @@ def _check_shape(document: object) -> None:
 def load_json(text: str) -> object | Rejection:
     """Parse an I-JSON document of bounded depth, or say why it is not one."""
     try:
-        document = json.loads(
+        document: object = json.loads(
             text,
             object_pairs_hook=_object,
             parse_int=_integer,
@@ -202,6 +202,15 @@ def validate_document(
     document: object, domain: Domain | None = None, *, now: datetime
 ) -> Touchpoint | Rejection:
     """Validate an already-parsed JSON document as a touchpoint received at `now`."""
+    outcome = validate_structure(document, domain)
+    return outcome if isinstance(outcome, Rejection) else _within_the_clock(outcome, now)
+
+
+def validate_structure(document: object, domain: Domain | None = None) -> Touchpoint | Rejection:
+    """Everything but the clock: exactly what the JSON Schemas check, and the topic's domain.
+
+    Use `validate_document` for input; this is the verdict a schema validator can reproduce.
+    """
     if not isinstance(document, dict):
         return Rejection(ReasonCode.NOT_AN_OBJECT, "a touchpoint is a JSON object")
     event_id = document.get("event_id") if isinstance(document.get("event_id"), str) else None
@@ -230,7 +239,7 @@ def validate_document(
             type=type_name,
         )
     try:
-        touchpoint = TOUCHPOINT.validate_python(document)
+        return TOUCHPOINT.validate_python(document)
     except ValidationError as exc:
         lines = _error_lines(exc, type_name)
         return Rejection(
@@ -241,7 +250,6 @@ def validate_document(
             event_id=event_id,
             type=type_name,
         )
-    return _within_the_clock(touchpoint, now)
 
 
 def _within_the_clock(touchpoint: Touchpoint, now: datetime) -> Touchpoint | Rejection:

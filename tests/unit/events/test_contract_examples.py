@@ -13,8 +13,8 @@ import pytest
 
 from events import TYPE_NAMES, Rejection, decode_touchpoint
 from events.examples import (
-    RECEIVED_AT,
     INVALID_EXAMPLES,
+    RECEIVED_AT,
     VALID_EXAMPLES,
     InvalidExample,
     example,
@@ -68,7 +68,8 @@ def test_valid_example_validates_against_the_checked_in_json_schemas(type_name: 
 def test_canonical_json_of_an_example_still_validates_everywhere(type_name: str) -> None:
     canonical = json.loads(parse_touchpoint(example(type_name)).model_dump_json(exclude_none=True))
     assert schema_errors(f"touchpoint.{type_name}", canonical) == []
-    assert not isinstance(decode_touchpoint(json.dumps(canonical).encode(), now=RECEIVED_AT), Rejection)
+    decoded = decode_touchpoint(json.dumps(canonical).encode(), now=RECEIVED_AT)
+    assert not isinstance(decoded, Rejection)
 
 
 def _id(example: InvalidExample) -> str:
