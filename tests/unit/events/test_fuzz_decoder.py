@@ -17,7 +17,14 @@ from typing import Any
 
 import jsonschema
 
-from events import TYPE_NAMES, ReasonCode, Rejection, decode_touchpoint
+from events import (
+    TYPE_NAMES,
+    ReasonCode,
+    Rejection,
+    decode_touchpoint,
+    touchpoint_from_json,
+    touchpoint_to_json,
+)
 from events.decode import load_json, validate_structure
 from tests.hostile import hostile_inputs
 
@@ -70,7 +77,10 @@ def test_hostile_inputs_never_raise_and_model_and_schema_agree() -> None:
             assert isinstance(outcome, Rejection) and outcome.code is ReasonCode.OUT_OF_RANGE
         else:
             assert isinstance(outcome, Rejection) == isinstance(clockless, Rejection)
-        accepted += not isinstance(outcome, Rejection)
+        if not isinstance(outcome, Rejection):
+            accepted += 1
+            # What the worker forwards must pass the model again downstream, unchanged.
+            assert touchpoint_from_json(touchpoint_to_json(outcome)) == outcome
     print(
         f"\n{INPUTS} inputs, {documents} JSON documents judged by both, {accepted} accepted, "
         f"{too_late} too far in the future, mismatches {len(mismatches)}; {dict(codes)}"
