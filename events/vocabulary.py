@@ -6,31 +6,87 @@ Each type is a model with a literal ``type`` and strictly validated ``properties
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, TypeAdapter, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from events.envelope import Channel, Envelope, Identity, Slug
+from events.envelope import (
+    END,
+    JSON_INTEGER,
+    MODEL_CONFIG,
+    Channel,
+    DateTime,
+    Envelope,
+    Identity,
+    Slug,
+)
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
+MAX_AMOUNT = 10**14 - 1
+"""The largest whole amount (14 digits before the point, 4 after: 18 in all)."""
+MONEY_PATTERN = rf"^[0-9]{{1,14}}(\.[0-9]{{1,4}})?{END}"
+"""An amount as a string: not negative, at most 14 digits before the point and 4 after."""
+_MONEY_RE = re.compile(MONEY_PATTERN)
+
+
+def _money(value: object) -> Decimal:
+    """A decimal string (exact), or a whole JSON number; fractions as numbers are refused
+    because a binary float cannot say how many decimal places were meant."""
+    if isinstance(value, Decimal):  # from Python, not JSON: the same rule on its digits
+        value = format(value, "f")
+    if isinstance(value, str):
+        if _MONEY_RE.search(value) is None:
+            raise PydanticCustomError(
+                "decimal_parsing",
+                'should be a decimal string such as "1250.00": not negative, at most 14 '
+                "digits before the point and 4 after",
+            )
+        return Decimal(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("decimal_type", "should be a decimal string or a number")
+    if isinstance(value, float) and not value.is_integer():
+        raise PydanticCustomError(
+            "decimal_type", 'a fractional amount is sent as a string, e.g. "12.50"'
+        )
+    if not 0 <= value <= MAX_AMOUNT:
+        raise PydanticCustomError(
+            "out_of_range", "should be between 0 and {maximum}", {"maximum": MAX_AMOUNT}
+        )
+    return Decimal(int(value))
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
+                {"type": "string", "pattern": MONEY_PATTERN},
+            ]
+        }
+    ),
+]
+Currency = Annotated[str, Field(pattern=rf"^[A-Z]{{3}}{END}", description="ISO 4217, e.g. EUR")]
 Period = Annotated[
     str,
     Field(
-        pattern=r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$",
+        pattern=rf"^\d{{4}}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?{END}",
         description="The month (YYYY-MM) or day (YYYY-MM-DD) the amount covers.",
     ),
 ]
 Text = Annotated[str, Field(max_length=2000)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=50)]
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
 
 
 class Properties(BaseModel):
     """Base of every type's properties: unknown fields are rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MODEL_CONFIG
 
 
 class NoProperties(Properties):
@@ -42,7 +98,9 @@ class Firmographics(Properties):
 
     job_title: Annotated[str, Field(max_length=200)] | None = None
     company: Annotated[str, Field(max_length=200)] | None = None
-    company_size: Annotated[int, Field(ge=1, description="employees")] | None = None
+    company_size: (
+        Annotated[int, Field(ge=1, le=10_000_000, description="employees"), JSON_INTEGER] | None
+    ) = None
     industry: Annotated[str, Field(max_length=100)] | None = None
     pain_points: Tags = Field(default_factory=list)
 
@@ -78,7 +136,7 @@ class ContentDownloadedProperties(Properties):
 
 class WebinarAttendedProperties(Properties):
     webinar_id: Slug | None = None
-    minutes: Annotated[int, Field(ge=0)] | None = None
+    minutes: Annotated[int, Field(ge=0, le=10_000), JSON_INTEGER] | None = None
 
 
 class AdClickedProperties(Properties):
@@ -124,16 +182,16 @@ class ReplyReceivedProperties(Properties):
 
 
 class MeetingBookedProperties(Properties):
-    scheduled_for: AwareDatetime | None = None
+    scheduled_for: DateTime | None = None
 
 
 class LeadQualifiedProperties(Properties):
     """BANT: budget, authority, need, timeline."""
 
-    budget: bool
-    authority: bool
-    need: bool
-    timeline: bool
+    budget: StrictBool
+    authority: StrictBool
+    need: StrictBool
+    timeline: StrictBool
     note: Text | None = None
 
 
@@ -171,13 +229,13 @@ class ProposalSentProperties(Properties):
 class DealWonProperties(Properties):
     amount: Money
     currency: Currency
-    recurring: bool | None = None
-    gross_margin: Annotated[float, Field(ge=0, le=1)] | None = None
+    recurring: StrictBool | None = None
+    gross_margin: Fraction | None = None
     owner_id: Slug | None = None
 
 
 class FeedbackRecordedProperties(Properties):
-    nps: Annotated[int, Field(ge=0, le=10)] | None = None
+    nps: Annotated[int, Field(ge=0, le=10), JSON_INTEGER] | None = None
     pain_points: Tags = Field(default_factory=list)
     motivations: Tags = Field(default_factory=list)
     note: Text | None = None

@@ -22,6 +22,8 @@ def day_window(since: date | None, until: date | None) -> tuple[datetime | None,
     start = None if since is None else datetime.combine(since, clock_time(), tzinfo=UTC)
     end = None
     if until is not None:
+        if until >= date.max:  # the day after it does not exist
+            raise ValueError(f"--until {until} is past the last day Tandem can count")
         end = datetime.combine(until + timedelta(days=1), clock_time(), tzinfo=UTC)
     if start is not None and end is not None and start >= end:
         raise ValueError(f"--since {since} is after --until {until}")

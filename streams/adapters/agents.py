@@ -127,7 +127,7 @@ class Agents:
                 domain: Domain = (
                     "marketing" if event.message.topic == self.marketing_topic else "sales"
                 )
-                decoded = decode_touchpoint(raw, domain)
+                decoded = decode_touchpoint(raw, domain, now=datetime.now(UTC))
                 if isinstance(decoded, Rejection):
                     await self.dead_letter(out, decoded, raw, event)
                     continue

@@ -13,13 +13,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from events.decode import MAX_MESSAGE_BYTES, ReasonCode, Rejection, validate_document
+from events.decode import MAX_MESSAGE_BYTES, ReasonCode, Rejection, load_json, validate_document
 from events.envelope import Envelope
 from events.topics import domain_of
 from events.vocabulary import Touchpoint
@@ -136,8 +137,9 @@ def _result(index: int, outcome: Touchpoint | Rejection) -> EventResult:
     return EventResult(index=index, event_id=outcome.event_id, type=outcome.type, status="accepted")
 
 
-def validate_event(document: object) -> Touchpoint | Rejection:
-    """Validate one decoded event as the worker would (including the size limit)."""
+def validate_event(document: object, *, now: datetime) -> Touchpoint | Rejection:
+    """Validate one decoded event received at `now` as the worker would (including the size
+    limit)."""
     size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_MESSAGE_BYTES:
         event_id = document.get("event_id") if isinstance(document, dict) else None
@@ -146,7 +148,7 @@ def validate_event(document: object) -> Touchpoint | Rejection:
             f"{size} bytes is over the {MAX_MESSAGE_BYTES}-byte limit",
             event_id=event_id if isinstance(event_id, str) else None,
         )
-    return validate_document(document)
+    return validate_document(document, now=now)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -167,6 +169,17 @@ async def _read_body(request: Request) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (``application/json``, any parameters)."""
+    declared = request.headers.get("content-type", "")
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send the events as Content-Type: application/json (got {declared[:80]!r})",
+        )
 
 
 def _bad_body(code: ReasonCode, detail: str) -> JSONResponse:
@@ -198,7 +211,11 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
     summary="Publish touchpoints (one, or a batch of up to 500)",
     responses={
         202: {"description": "Every event is valid and was published (acknowledged by Kafka)."},
-        400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON."},
+        400: {
+            "model": ErrorResponse,
+            "description": "The body is not UTF-8 I-JSON (`reason_code`: bad_utf8, bad_json, "
+            "duplicate_key, bad_unicode, too_deep, out_of_range).",
+        },
         401: {"model": ErrorResponse, "description": "Missing or unknown API key."},
         403: {
             "model": ForbiddenResponse,
@@ -208,6 +225,7 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
             "model": ErrorResponse,
             "description": f"More than {MAX_BATCH} events or a body over {MAX_BODY_BYTES} bytes.",
         },
+        415: {"model": ErrorResponse, "description": "The body is not `application/json`."},
         422: {
             "model": IngestResponse,
             "description": "At least one event is invalid; nothing was published. "
@@ -235,17 +253,15 @@ async def post_events(request: Request, client: Client) -> Any:
     the whole request. On 202 every event has been acknowledged by Kafka. Resending a request
     is always safe: Tandem keeps each `event_id` once.
     """
+    _require_json(request)
     body = await _read_body(request)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _bad_body(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _bad_body(
-            ReasonCode.BAD_JSON, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        )
+    parsed = load_json(text)
+    if isinstance(parsed, Rejection):
+        return _bad_body(parsed.code, parsed.message)
     documents: list[object] = parsed if isinstance(parsed, list) else [parsed]
     if not documents:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch is empty")
@@ -274,7 +290,8 @@ async def post_events(request: Request, client: Client) -> Any:
             status_code=status.HTTP_403_FORBIDDEN,
         )
 
-    outcomes = [validate_event(document) for document in documents]
+    received = datetime.now(UTC)
+    outcomes = [validate_event(document, now=received) for document in documents]
     results = [_result(index, outcome) for index, outcome in enumerate(outcomes)]
     rejected = sum(1 for r in results if r.status == "rejected")
     if rejected:

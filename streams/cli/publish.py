@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
@@ -185,17 +186,26 @@ class LineSummary(Protocol):
 
 
 def decode_lines(
-    stream: IO[bytes], summary: LineSummary, advance: Callable[[int], None]
+    stream: IO[bytes],
+    summary: LineSummary,
+    advance: Callable[[int], None],
+    *,
+    now: datetime | None = None,
 ) -> Iterator[Touchpoint]:
-    """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`."""
+    """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`.
+
+    `now` is when the lines count as received (default: the clock when decoding starts); an
+    event more than a day after it is rejected as `out_of_range`.
+    """
     from events import Rejection, decode_touchpoint
 
+    received = now if now is not None else datetime.now(UTC)
     for number, content, consumed in iter_lines(stream):
         advance(consumed)
         if not content:
             continue  # blank lines are not touchpoints
         summary.lines += 1
-        decoded = decode_touchpoint(content)
+        decoded = decode_touchpoint(content, now=received)
         if isinstance(decoded, Rejection):
             summary.reject(
                 RejectedLine(

@@ -121,7 +121,9 @@ def decoded_touchpoints(
     stream: IO[bytes], summary: ReplaySummary, advance: Callable[[int], None] = lambda _n: None
 ) -> Iterator[Touchpoint]:
     """The valid touchpoints of a JSON Lines stream, in order; rejections go to `summary`."""
-    for decoded in decode_lines(stream, summary, advance):
+    # A replay "as of" a later time receives the file then (else: now, by the clock).
+    received = max(datetime.now(UTC), summary.as_of) if summary.as_of else None
+    for decoded in decode_lines(stream, summary, advance, now=received):
         summary.touchpoints += 1
         yield decoded
 

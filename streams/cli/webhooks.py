@@ -117,7 +117,9 @@ def webhooks(
     Targets: TANDEM_WEBHOOKS (JSON) or TANDEM_WEBHOOKS_FILE (JSON or YAML),
     a list of {url, secret, topics} (topics: handoff, nurture, alerts).
 
-    Each POST body is the signal JSON; X-Tandem-Signature is sha256=HMAC-SHA256 of the body.
+    Each POST body is the signal JSON; X-Tandem-Signature is t=<unix>,v1=<HMAC-SHA256 of
+    "<unix>.<body>">: receivers refuse it outside a tolerance window (replays).
+    URLs are shown redacted (no credentials, query or secret-looking path segments).
     Failures are retried with jittered exponential backoff.
     After the last attempt the signal goes to signals.webhook-deadletter.
     At-least-once: receivers deduplicate by X-Tandem-Signal-Id and X-Tandem-Signal-Version.

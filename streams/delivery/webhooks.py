@@ -12,14 +12,16 @@ retry policy::
 Each request carries the signal's JSON exactly as the worker produced it (the Kafka message
 value) and these headers:
 
-    X-Tandem-Signature:      sha256=<hex HMAC-SHA256 of the raw body with the target's secret>
+    X-Tandem-Signature:      t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">
     X-Tandem-Signal-Id:      the signal id
     X-Tandem-Signal-Version: its version
     X-Tandem-Signal-Type:    handoff, handoff_revoked, nurture, handoff_sla_breached, …
-    X-Tandem-Timestamp:      Unix seconds when this attempt was sent
+    X-Tandem-Timestamp:      Unix seconds when this attempt was sent (the signature's t)
     X-Tandem-Attempt:        1, 2, … (the same signal may arrive more than once)
 
-Receivers verify the signature over the raw bytes before parsing (`verify`), answer 2xx once
+Receivers verify the signature over the raw bytes before parsing (`verify`, which also refuses a
+signature older or newer than a tolerance window, so a captured request cannot be replayed
+later), answer 2xx once
 they have stored the signal, and **deduplicate by (signal id, version)**: delivery is
 at-least-once. A Kafka offset is committed only after every target has either accepted the
 signal or had it dead-lettered, so a crash or restart re-sends signals whose delivery was not
@@ -43,6 +45,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,13 +224,50 @@ def load_config(
     )
 
 
+_WORD_SEGMENT = re.compile(r"^([a-z][a-z._-]{0,23}|v[0-9]{1,2})$")
+REDACTED = "***"
+
+
 def redact_url(url: str) -> str:
-    """The URL without user info, query or fragment (they may hold tokens)."""
+    """The URL safe to show: no user info, query or fragment, and every path segment that is
+    not a plain lower-case word replaced by ``***`` (Slack-style URLs carry their secret in the
+    path: ``https://hooks.slack.com/services/***/***/***``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # not a URL at all (a bad port, brackets): show nothing of it
+        return REDACTED
+    path = "/".join(
+        segment if not segment or _WORD_SEGMENT.match(segment) else REDACTED
+        for segment in parts.path.split("/")
+    )
+    return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (an error message) with the URL, and each secret-looking part of it, redacted."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    secrets = [url, parts.query, parts.fragment, parts.password or "", parts.username or ""]
+    secrets += [s for s in parts.path.split("/") if s and not _WORD_SEGMENT.match(s)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, REDACTED if secret != url else redact_url(url))
+    return text
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; webhook URLs may hold secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactRequestUrls())
 
 
 # --- signing and backoff -----------------------------------------------------------------------
@@ -239,19 +279,60 @@ def _key(secret: str | bytes | SecretStr) -> bytes:
     return secret.encode("utf-8") if isinstance(secret, str) else secret
 
 
-def sign(secret: str | bytes | SecretStr, body: bytes) -> str:
-    """The ``X-Tandem-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the raw body."""
-    return "sha256=" + hmac.new(_key(secret), body, hashlib.sha256).hexdigest()
+DEFAULT_TOLERANCE_S = 300.0
+"""How far a signature's timestamp may be from the receiver's clock (5 minutes)."""
 
 
-def verify(secret: str | bytes | SecretStr, body: bytes, signature: str | None) -> bool:
-    """Whether `signature` (the header's value) signs `body` with `secret` (constant time).
+def _mac(secret: str | bytes | SecretStr, timestamp: int, body: bytes) -> str:
+    return hmac.new(_key(secret), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
 
-    What a receiver does with the raw request body, before parsing it.
+
+def sign(secret: str | bytes | SecretStr, body: bytes, timestamp: int) -> str:
+    """The ``X-Tandem-Signature`` value: ``t=<timestamp>,v1=<hex>``, the hex being the
+    HMAC-SHA256 of ``<timestamp>.<raw body>`` with the target's secret."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def _parse_signature(signature: str | bytes) -> tuple[int, list[bytes]]:
+    text = signature.decode("latin-1") if isinstance(signature, bytes) else signature
+    timestamp: int | None = None
+    macs: list[bytes] = []
+    for item in text.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif key == "v1":
+            macs.append(value.encode("utf-8", "replace"))
+    if timestamp is None or not macs:
+        raise ValueError("not a t=…,v1=… signature")
+    return timestamp, macs
+
+
+def verify(
+    secret: str | bytes | SecretStr,
+    body: bytes,
+    signature: str | bytes | None,
+    *,
+    now: float,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> bool:
+    """Whether `signature` (the header's value) signs `body` with `secret` and was made within
+    `tolerance_s` of `now` (Unix seconds, the receiver's clock). Constant time; never raises:
+    a malformed, non-ASCII or missing header is simply not a valid signature.
+
+    What a receiver does with the raw request body, before parsing it. Several ``v1=`` values
+    are accepted (any one matching), so a sender can sign with an old and a new secret.
     """
-    if not signature:
+    try:
+        if not signature:
+            return False
+        timestamp, macs = _parse_signature(signature)
+        if not abs(now - timestamp) <= tolerance_s:
+            return False
+        expected = _mac(secret, timestamp, body).encode()
+        return any(hmac.compare_digest(expected, mac) for mac in macs)
+    except (TypeError, ValueError, OverflowError, UnicodeError):
         return False
-    return hmac.compare_digest(sign(secret, body), signature.strip())
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -370,11 +451,12 @@ class WebhookSender:
         self, target: WebhookTarget, message: SignalMessage, attempt: int
     ) -> dict[str, str]:
         """The request headers of one attempt (signature included)."""
+        timestamp = int(self.clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(target.secret, message.body),
-            TIMESTAMP_HEADER: str(int(self.clock())),
+            SIGNATURE_HEADER: sign(target.secret, message.body, timestamp),
+            TIMESTAMP_HEADER: str(timestamp),
             ATTEMPT_HEADER: str(attempt),
         }
         if message.signal_id is not None:
@@ -402,14 +484,14 @@ class WebhookSender:
             except httpx.HTTPError as exc:
                 result.status = None
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                result.error = detail[:MAX_ERROR_CHARS]
+                result.error = scrub(detail, target.url)[:MAX_ERROR_CHARS]
                 retryable = True
             else:
                 result.status = response.status_code
                 if response.is_success:
                     result.delivered, result.error = True, None
                     return result
-                body = response.text[:200].strip()
+                body = scrub(response.text[:200].strip(), target.url)
                 result.error = f"HTTP {response.status_code}" + (f": {body}" if body else "")
                 retryable = is_retryable(response.status_code)
                 wait = retry_after_s(response)
@@ -443,7 +525,7 @@ class WebhookDeadLetter(BaseModel):
     topic: str = Field(description="the signal topic, without the deployment's prefix")
     partition: int
     offset: int
-    url: str = Field(description="the target URL, without credentials or query")
+    url: str = Field(description="the target URL, redacted (`redact_url`)")
     target: str | None = Field(description="the target's name, if it has one")
     attempts: int = Field(ge=0)
     last_status: int | None = Field(description="the last HTTP status, None: no answer")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -293,8 +294,8 @@ async def test_webhook_retries_then_delivers_once_and_dead_letters_a_failing_rec
     assert [h.status for h in flaky] == [503, 200], "delivered once, after one retry"
     assert [h.headers["X-Tandem-Attempt"] for h in flaky] == ["1", "2"]
     for hit in flaky:
-        assert verify("flaky-secret", hit.body, hit.headers[SIGNATURE_HEADER])
-        assert not verify("down-secret", hit.body, hit.headers[SIGNATURE_HEADER])
+        assert verify("flaky-secret", hit.body, hit.headers[SIGNATURE_HEADER], now=time.time())
+        assert not verify("down-secret", hit.body, hit.headers[SIGNATURE_HEADER], now=time.time())
         assert hit.headers[SIGNAL_VERSION_HEADER] == "1"
         assert json.loads(hit.body) == handoff.model_dump(mode="json")
     assert not [h for h in receivers.at("/down") if handoff.signal_id in h.body.decode()], (
@@ -340,6 +341,6 @@ async def test_webhooks_command_delivers_and_reports(
     assert summary["delivered"] >= 1
     mine = [h for h in receivers.at("/flaky") if h.headers[SIGNAL_ID_HEADER] == handoff.signal_id]
     assert [h.status for h in mine] == [503, 200]
-    assert verify("cmd-secret", mine[-1].body, mine[-1].headers[SIGNATURE_HEADER])
+    assert verify("cmd-secret", mine[-1].body, mine[-1].headers[SIGNATURE_HEADER], now=time.time())
     assert f"delivered {handoff.signal_id} v1" in err.decode()
     assert os.environ.get("TANDEM_WEBHOOKS") is None, "the test did not leak configuration"

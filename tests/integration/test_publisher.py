@@ -131,7 +131,7 @@ async def test_touchpoints_land_on_their_topic_keyed_partitioned_and_byte_exact(
         assert value == touchpoint_to_json(touchpoint)
         assert (partition, offset) == (meta.partition, meta.offset)
         assert partition == partition_of(key, count)
-        decoded = decode_touchpoint(value, touchpoint.domain)
+        decoded = decode_touchpoint(value, touchpoint.domain, now=datetime.now(UTC))
         assert not isinstance(decoded, Rejection)
         assert decoded == touchpoint
 
@@ -199,7 +199,7 @@ def test_deadletter_list_and_redrive(
         invalid = INVALID_EXAMPLES[0].raw()
         letters = [
             dead_letter_for(
-                decode_touchpoint(raw, "marketing"),  # type: ignore[arg-type]
+                decode_touchpoint(raw, "marketing", now=datetime.now(UTC)),  # type: ignore[arg-type]
                 raw,
                 Origin(topic=MARKETING, partition=0, offset=offset, key=f"anon:dl-{offset}"),
                 datetime(2025, 3, 4, tzinfo=UTC),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from aiokafka import ConsumerRecord
 
 from streams.delivery.webhooks import (
     ATTEMPT_HEADER,
+    DEFAULT_TOLERANCE_S,
     SIGNAL_ID_HEADER,
     SIGNAL_TYPE_HEADER,
     SIGNAL_VERSION_HEADER,
@@ -43,23 +46,53 @@ URL = "https://crm.example/hooks/tandem"
 # --- signing ---------------------------------------------------------------------------------
 
 
-def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
+T = 1_700_000_000
+
+
+def test_signature_is_hmac_sha256_of_the_timestamp_and_the_raw_body() -> None:
     body = b'{"signal_id":"sig_1","version":2}'
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert sign("s3cret", body) == f"sha256={expected}"
-    assert sign(b"s3cret", body) == sign("s3cret", body)
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, T) == f"t=1700000000,v1={expected}"
+    assert sign(b"s3cret", body, T) == sign("s3cret", body, T)
 
 
-def test_verify_accepts_only_the_exact_body_and_secret() -> None:
+def test_verify_accepts_only_the_exact_body_secret_and_timestamp() -> None:
     body = b'{"a": 1}'
-    header = sign("k", body)
-    assert verify("k", body, header)
-    assert verify("k", body, f" {header} ")  # tolerant of header whitespace
-    assert not verify("k", b'{"a":1}', header), "re-serialised JSON is a different body"
-    assert not verify("other", body, header)
-    assert not verify("k", body, None)
-    assert not verify("k", body, "")
-    assert not verify("k", body, header.removeprefix("sha256="))
+    header = sign("k", body, T)
+    assert verify("k", body, header, now=T)
+    assert verify("k", body, f" {header} ", now=T)  # tolerant of header whitespace
+    assert verify("k", body, header.replace(",", " , "), now=T)
+    assert verify("k", body, f"{header},v1={'0' * 64}", now=T), "any v1 may match (rotation)"
+    assert not verify("k", b'{"a":1}', header, now=T), "re-serialised JSON is a different body"
+    assert not verify("other", body, header, now=T)
+    assert not verify("k", body, None, now=T)
+    assert not verify("k", body, "", now=T)
+    mac = header.split("v1=")[1]
+    assert not verify("k", body, f"v1={mac}", now=T), "no timestamp"
+    assert not verify("k", body, f"t={T + 1},v1={mac}", now=T), "the timestamp is signed"
+    assert not verify("k", body, f"sha256={mac}", now=T), "the old body-only form"
+
+
+def test_verify_refuses_a_signature_outside_the_tolerance_window() -> None:
+    body = b'{"a": 1}'
+    header = sign("k", body, T)
+    assert verify("k", body, header, now=T + DEFAULT_TOLERANCE_S)
+    assert verify("k", body, header, now=T - DEFAULT_TOLERANCE_S)
+    assert not verify("k", body, header, now=T + DEFAULT_TOLERANCE_S + 1), "a replay, later"
+    assert not verify("k", body, header, now=T - DEFAULT_TOLERANCE_S - 1)
+    assert verify("k", body, header, now=T + 3600, tolerance_s=3600)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["t=1700000000,v1=é", "t=١٧٠٠٠٠٠٠٠٠,v1=00", "t=1700000000,v1=\ud800", "t=,v1=", "t=9" * 40,
+     "garbage", ",,,", "t=1700000000", "v1=", "t=99999999999999999999,v1=00", "\x00"],
+)  # fmt: skip
+def test_verify_never_raises(header: str) -> None:
+    body = b"{}"
+    assert verify("k", body, header, now=T) is False
+    assert verify("k", body, header.encode("utf-8", "surrogatepass"), now=T) is False
+    assert verify("k", body, header, now=float("nan")) is False
 
 
 # --- backoff ---------------------------------------------------------------------------------
@@ -203,6 +236,22 @@ def test_redact_url_drops_credentials_query_and_fragment() -> None:
     assert redact_url(URL) == URL
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0AAA1111/B0BBB2222/xoxbSecretToken123",
+         "https://hooks.slack.com/services/***/***/***"),
+        ("https://discord.com/api/webhooks/123456789012345678/AbC-dEf_ghi",
+         "https://discord.com/api/webhooks/***/***"),
+        ("https://crm.example/v1/hooks/tandem/", "https://crm.example/v1/hooks/tandem/"),
+        ("https://crm.example/hooks/a1b2c3d4e5f6?sig=x", "https://crm.example/hooks/***"),
+        ("https://crm.example:99999/x", "***"),
+    ],
+)  # fmt: skip
+def test_redact_url_hides_secrets_in_the_path(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
 # --- one signal to one target ----------------------------------------------------------------
 
 
@@ -275,7 +324,7 @@ async def test_delivered_first_time_with_signed_headers() -> None:
     assert request.method == "POST" and str(request.url) == URL
     assert request.content == message.body, "the exact bytes the worker produced"
     headers = request.headers
-    assert verify("s3cret", request.content, headers[SIGNATURE_HEADER])
+    assert verify("s3cret", request.content, headers[SIGNATURE_HEADER], now=1700)
     assert headers[SIGNAL_ID_HEADER] == message.signal_id
     assert headers[SIGNAL_VERSION_HEADER] == "1"
     assert headers[SIGNAL_TYPE_HEADER] == "handoff"
@@ -291,7 +340,7 @@ async def test_retried_after_a_server_error_then_delivered() -> None:
     assert len(sleeps.delays) == 1 and 1.0 <= sleeps.delays[0] <= 2.0
     assert [r.headers[ATTEMPT_HEADER] for r in receiver.requests] == ["1", "2"]
     signatures = {r.headers[SIGNATURE_HEADER] for r in receiver.requests}
-    assert len(signatures) == 1, "the same body, the same signature on every attempt"
+    assert len(signatures) == 1, "the same body in the same second, the same signature"
 
 
 async def test_gives_up_after_max_attempts_with_the_last_error() -> None:
@@ -414,3 +463,24 @@ async def test_each_target_gets_only_its_topics_and_failures_dead_letter_per_tar
         assert producer.sent[-1][2] == b"signals.alerts/1/3"
     finally:
         await delivery._client.aclose()
+
+
+SLACK = "https://hooks.slack.com/services/T0AAA1111/B0BBB2222/xoxbSecretToken123?k=qsecret"
+
+
+async def test_a_secret_in_the_url_never_reaches_errors_dead_letters_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    echo = httpx.Response(404, text=f"no route for {SLACK} (path /services/T0AAA1111/B0BBB2222)")
+    receiver, sleeps = Receiver(httpx.ConnectError(f"cannot reach {SLACK}"), echo), Sleeps()
+    target = WebhookTarget(url=SLACK, secret="s3cret", topics=["handoff"])
+    message = handoff_message()
+    with caplog.at_level(logging.DEBUG):
+        result = await sender(receiver, sleeps, max_attempts=2).deliver(target, message)
+    letter = dead_letter_for(message, result, datetime(2025, 1, 1, tzinfo=UTC))
+    shown = [result.error or "", letter.model_dump_json(), caplog.text, target.label]
+    for text in shown:
+        for secret in ("T0AAA1111", "B0BBB2222", "xoxbSecretToken123", "qsecret"):
+            assert secret not in text, (secret, text)
+    assert letter.url == "https://hooks.slack.com/services/***/***/***"
+    assert "HTTP 404" in (result.error or "")

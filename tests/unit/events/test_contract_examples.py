@@ -14,6 +14,7 @@ import pytest
 from events import TYPE_NAMES, Rejection, decode_touchpoint
 from events.examples import (
     INVALID_EXAMPLES,
+    RECEIVED_AT,
     VALID_EXAMPLES,
     InvalidExample,
     example,
@@ -53,7 +54,7 @@ def test_valid_example_validates_with_the_model(type_name: str) -> None:
 
 @pytest.mark.parametrize("type_name", sorted(VALID_EXAMPLES))
 def test_valid_example_decodes_on_its_own_topic(type_name: str) -> None:
-    decoded = decode_touchpoint(example_json(type_name), domain_of(type_name))
+    decoded = decode_touchpoint(example_json(type_name), domain_of(type_name), now=RECEIVED_AT)
     assert not isinstance(decoded, Rejection), decoded
 
 
@@ -67,7 +68,8 @@ def test_valid_example_validates_against_the_checked_in_json_schemas(type_name: 
 def test_canonical_json_of_an_example_still_validates_everywhere(type_name: str) -> None:
     canonical = json.loads(parse_touchpoint(example(type_name)).model_dump_json(exclude_none=True))
     assert schema_errors(f"touchpoint.{type_name}", canonical) == []
-    assert not isinstance(decode_touchpoint(json.dumps(canonical).encode()), Rejection)
+    decoded = decode_touchpoint(json.dumps(canonical).encode(), now=RECEIVED_AT)
+    assert not isinstance(decoded, Rejection)
 
 
 def _id(example: InvalidExample) -> str:
@@ -76,7 +78,7 @@ def _id(example: InvalidExample) -> str:
 
 @pytest.mark.parametrize("invalid", INVALID_EXAMPLES, ids=_id)
 def test_invalid_example_is_rejected_with_its_reason_code(invalid: InvalidExample) -> None:
-    decoded = decode_touchpoint(invalid.raw(), invalid.domain)
+    decoded = decode_touchpoint(invalid.raw(), invalid.domain, now=RECEIVED_AT)
     assert isinstance(decoded, Rejection), f"accepted: {invalid.description}"
     assert decoded.code == invalid.code, decoded
     text = "\n".join(decoded.errors) or decoded.message

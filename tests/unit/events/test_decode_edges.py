@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from events import MAX_MESSAGE_BYTES, ReasonCode, Rejection, decode_touchpoint
-from events.examples import example
+from events.examples import RECEIVED_AT, example
 from events.vocabulary import Touchpoint
 
 
@@ -17,13 +18,13 @@ def raw(document: Any) -> bytes:
 
 
 def rejected(data: bytes, domain: Any = None) -> Rejection:
-    outcome = decode_touchpoint(data, domain)
+    outcome = decode_touchpoint(data, domain, now=RECEIVED_AT)
     assert isinstance(outcome, Rejection), outcome
     return outcome
 
 
 def accepted(data: bytes, domain: Any = None) -> Touchpoint:
-    outcome = decode_touchpoint(data, domain)
+    outcome = decode_touchpoint(data, domain, now=RECEIVED_AT)
     assert not isinstance(outcome, Rejection), outcome
     return outcome
 
@@ -233,3 +234,113 @@ def test_amounts_are_exact_decimals() -> None:
     document["properties"]["amount"] = "0.1"
     touchpoint = accepted(raw(document))
     assert str(touchpoint.properties.amount) == "0.1"  # type: ignore[union-attr]
+
+
+# --- hostile input (issue 10) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"[" * 100_000, ReasonCode.TOO_DEEP),
+        (b"[" * 33 + b"]" * 33, ReasonCode.TOO_DEEP),
+        (b"1" * 5000, ReasonCode.OUT_OF_RANGE),
+        (b'{"n": 9007199254740992}', ReasonCode.OUT_OF_RANGE),
+        (b'{"n": 1e400}', ReasonCode.OUT_OF_RANGE),
+        (b'{"n": NaN}', ReasonCode.BAD_JSON),
+        (b'{"n": -Infinity}', ReasonCode.BAD_JSON),
+        (b'{"a": "\\ud800"}', ReasonCode.BAD_UNICODE),
+        (b'{"\\udfff": 1}', ReasonCode.BAD_UNICODE),
+        (b'{"a": 1, "b": {"c": 1, "c": 2}}', ReasonCode.DUPLICATE_KEY),
+    ],
+    ids=["deep", "33-levels", "5000-digits", "2^53", "1e400", "nan", "infinity", "surrogate",
+         "surrogate-key", "duplicate"],
+)  # fmt: skip
+def test_non_i_json_is_rejected_with_its_code(data: bytes, code: ReasonCode) -> None:
+    assert rejected(data).code is code
+
+
+def test_duplicate_keys_are_rejected_even_with_the_same_value() -> None:
+    data = raw(example("sales.demo_held")).replace(b"{", b'{"source": "salesforce", ', 1)
+    rejection = rejected(data)
+    assert rejection.code is ReasonCode.DUPLICATE_KEY and "'source'" in rejection.message
+
+
+@pytest.mark.parametrize("moment", [1700000000, 1.7e9, None, "1700000000"])
+def test_event_time_is_a_string(moment: Any) -> None:
+    document = example("sales.demo_held") | {"occurred_at": moment}
+    assert rejected(raw(document)).errors[0].startswith("occurred_at: ")
+
+
+@pytest.mark.parametrize(
+    ("moment", "code"),
+    [
+        ("9999-12-31T00:00:00Z", ReasonCode.OUT_OF_RANGE),
+        ("1999-12-31T23:59:59Z", ReasonCode.OUT_OF_RANGE),
+        ("2025-02-29T00:00:00Z", ReasonCode.INVALID),
+        ("2025-03-04T09:15:00Z\n", ReasonCode.INVALID),
+    ],
+)
+def test_event_time_window_and_calendar(moment: str, code: ReasonCode) -> None:
+    document = example("sales.demo_held") | {"occurred_at": moment}
+    assert rejected(raw(document)).code is code
+
+
+def test_event_time_window_is_relative_to_now() -> None:
+    document = example("sales.demo_held") | {"occurred_at": "2025-03-06T09:00:00Z"}
+    assert rejected(raw(document)).code is ReasonCode.OUT_OF_RANGE  # RECEIVED_AT is 03-04
+    later = decode_touchpoint(raw(document), now=datetime(2025, 3, 6, tzinfo=UTC))
+    assert not isinstance(later, Rejection)
+
+
+@pytest.mark.parametrize("version", [True, False])
+def test_schema_version_is_not_a_boolean(version: bool) -> None:
+    document = example("sales.deal_won") | {"schema_version": version}
+    assert rejected(raw(document)).code is ReasonCode.UNSUPPORTED_VERSION
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("properties.company_size", "250"), ("properties.company_size", True),
+     ("properties.company_size", 2.5), ("properties.minutes", "5")],
+)  # fmt: skip
+def test_numbers_are_not_coerced(field: str, value: Any) -> None:
+    type_name = "marketing.form_submitted" if "company" in field else "marketing.webinar_attended"
+    document = example(type_name)
+    document["properties"][field.split(".")[1]] = value
+    assert rejected(raw(document)).code is ReasonCode.INVALID
+
+
+def test_a_whole_float_is_a_json_integer() -> None:
+    document = example("marketing.form_submitted")
+    document["properties"]["company_size"] = 250.0
+    assert accepted(raw(document)).properties.company_size == 250  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "email", ["ada\x00@x.io", "ada\u200b@x.io", "a\u202eda@x.io", "\ufeffada@x.io",
+              "ada@x.io\u2066", "ada\U000e0041@x.io"],
+    ids=["nul", "zero-width", "bidi-override", "bom", "bidi-isolate", "tag"],
+)  # fmt: skip
+def test_control_and_format_characters_are_refused_in_identifiers(email: str) -> None:
+    for field in ("email", "contact_id", "anonymous_id", "account_id"):
+        document = example("sales.demo_held")
+        document["identity"] = {"contact_id": "crm-1", field: email}
+        rejection = rejected(raw(document))
+        assert rejection.errors[0].startswith(f"identity.{field}: "), rejection
+
+
+def test_decomposed_and_composed_forms_are_one_person() -> None:
+    composed, decomposed = "jos\u00e9@x.io", "jose\u0301@x.io"
+    identities = []
+    for email in (composed, decomposed.upper()):
+        document = example("sales.demo_held") | {"identity": {"email": email}}
+        identity = accepted(raw(document)).identity
+        assert identity is not None
+        identities.append(identity.identifiers())
+    assert identities[0] == identities[1] == ("email:jos\u00e9@x.io",)
+
+
+def test_a_value_normalisation_lengthens_past_the_limit_is_refused() -> None:
+    document = example("sales.demo_held") | {"identity": {"contact_id": "\ufb2c" * 100}}
+    assert rejected(raw(document)).errors[0].startswith("identity.contact_id: longer than 256")

@@ -24,7 +24,7 @@ SCHEMA = json.loads(
 
 
 def rejection_of(raw: bytes) -> Rejection:
-    outcome = decode_touchpoint(raw, "marketing")
+    outcome = decode_touchpoint(raw, "marketing", now=datetime.now(UTC))
     assert isinstance(outcome, Rejection)
     return outcome
 
