@@ -33,7 +33,8 @@ NOWHERE = "redis://127.0.0.1:1/0"  # a port nothing listens on: connection refus
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    settings = Settings(redis_prefix="test-hostile-api:")  # the KPI catch-up writes here
+    # The KPI catch-up writes under this prefix; KPIs open so the filters meet no key check.
+    settings = Settings(redis_prefix="test-hostile-api:", public_kpis=True)
     app = create_app(settings, publisher_factory=lambda _s: RecordingPublisher(), api_keys=KEYS)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
@@ -102,7 +103,7 @@ def test_kpi_filters_out_of_range_are_422(client: TestClient, query: str, status
 
 @pytest.mark.parametrize("path", ["/v1/kpis", "/v1/kpis/snapshot", "/v1/kpis?until=2025-01-01"])
 def test_kpis_answer_503_when_redis_is_unreachable(path: str) -> None:
-    app = create_app(Settings(redis_url=NOWHERE), api_keys=KEYS)
+    app = create_app(Settings(redis_url=NOWHERE, public_kpis=True), api_keys=KEYS)
     with TestClient(app, raise_server_exceptions=False) as http:
         response = http.get(path)
     assert response.status_code == 503, response.text
