@@ -1,8 +1,8 @@
 """Faust's consumer, made to acknowledge only what an agent has processed in this generation.
 
-Faust's consumer keeps a *read offset* per partition and, around a rebalance, two shortcuts
-on it lose input for good (seen in `tests/integration/test_several_workers.py`, about one run
-in ten, and in a stress run with six joins and leaves, every few runs):
+Around a rebalance, Faust's consumer loses input for good through shortcuts in its offset
+bookkeeping (seen in `tests/integration/test_several_workers.py`, about one run in ten, and in
+a stress run with six joins and leaves, every few runs):
 
 - a message whose offset is not the next one after the read offset makes Faust mark the
   offsets in between as acknowledged ("gaps", meant for compacted or transactional topics).
@@ -11,21 +11,29 @@ in ten, and in a stress run with six joins and leaves, every few runs):
 - a message below the read offset is dropped, so what was fetched, cleared from the agents'
   queues by the rebalance and fetched again is never delivered (the commit then stalls on
   the hole until the next rebalance);
-- a message fetched in an older generation is skipped *and acknowledged* by the stream.
+- a message fetched in an older generation is skipped *and acknowledged* by the stream;
+- when committing, Faust takes acknowledged offsets as contiguous with the last commit if the
+  first of them is at most one *past* the committed offset: the one message in between (the
+  next to read, never processed) is committed over.
 
 Tandem's input topics are neither compacted nor transactional, and every handler is
 idempotent, so on those topics the consumer keeps no read offsets (every fetched message is
-delivered, a repeat is harmless) and ignores acknowledgements from another generation (the
-new owner of the partition fetches the message again). Changelog topics keep Faust's
-behaviour: table recovery relies on it to apply changelog entries in order.
+delivered, a repeat is harmless), ignores acknowledgements from another generation, and
+commits only offsets contiguous with the last commit; a hole makes it fetch the partition
+again from the committed offset (the repeats are recognised as duplicates). Changelog topics
+keep Faust's behaviour: table recovery relies on it to apply changelog entries in order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from faust.types import TP
+
+log = logging.getLogger("tandem.worker")
 
 
 class ReadOffsets(dict[TP, int | None]):
@@ -69,3 +77,32 @@ def acknowledge_only_current_generation(consumer: Any, app: Any, topics: Iterabl
         return result
 
     consumer.ack = ack
+    consumer._new_offset = _contiguous_only(consumer, untracked)
+
+
+def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
+    """Faust's `_new_offset`, refusing to commit over a hole after the committed offset."""
+    new_offset = consumer._new_offset
+    refetching: dict[TP, asyncio.Future[None]] = {}
+
+    async def refetch(tp: TP, offset: int) -> None:
+        log.warning("%s: offset %d was never processed; fetching from it again", tp, offset)
+        try:
+            await consumer.seek(tp, offset)
+        except Exception as exc:  # e.g. revoked meanwhile: its next owner starts there anyway
+            log.warning("%s: could not fetch again from %d (%s)", tp, offset, exc)
+        finally:
+            refetching.pop(tp, None)
+
+    def contiguous(tp: TP) -> int | None:
+        if tp.topic in untracked:
+            acked = consumer._acked[tp]
+            committed = consumer._committed_offset.get(tp)
+            if acked and committed is not None and min(acked) > committed:
+                if tp not in refetching:
+                    refetching[tp] = asyncio.ensure_future(refetch(tp, committed))
+                return None
+        result: int | None = new_offset(tp)
+        return result
+
+    return contiguous

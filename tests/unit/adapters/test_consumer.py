@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,9 @@ class Consumer:
         self.acked.append(message)
         return True
 
+    def _new_offset(self, tp: TP) -> int | None:
+        return None
+
 
 @dataclass
 class App:
@@ -66,3 +70,48 @@ def test_an_ack_from_an_older_generation_is_not_recorded_on_input_topics() -> No
     assert consumer.ack(current) is True
     assert consumer.ack(changelog) is True
     assert consumer.acked == [current, changelog]
+
+
+@dataclass
+class Committer:
+    """What `_new_offset` reads of Faust's consumer, and its seek."""
+
+    _acked: dict[TP, list[int]]
+    _committed_offset: dict[TP, int | None]
+    sought: list[tuple[TP, int]] = field(default_factory=list)
+    _unacked_messages: set[Message] = field(default_factory=set)
+    _read_offset: Any = None
+
+    def _new_offset(self, tp: TP) -> int | None:  # Faust's: contiguous from the lowest ack
+        acked = sorted(self._acked[tp])
+        end = acked[0]
+        while end + 1 in acked:
+            end += 1
+        return end + 1
+
+    def ack(self, message: Message) -> bool:
+        return True
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+async def test_a_hole_right_after_the_committed_offset_is_not_committed_over() -> None:
+    tp = TP(INPUT, 0)
+    consumer = Committer(_acked={tp: [794, 795, 796]}, _committed_offset={tp: 793})
+    acknowledge_only_current_generation(consumer, App(consumer_generation_id=6), [INPUT])
+    assert consumer._new_offset(tp) is None  # Faust alone would commit 797 over offset 793
+    await asyncio.sleep(0.01)
+    assert consumer.sought == [(tp, 793)]  # fetched again from the hole
+
+
+async def test_contiguous_acks_commit_as_before() -> None:
+    tp, changelog = TP(INPUT, 0), TP(CHANGELOG, 0)
+    consumer = Committer(
+        _acked={tp: [793, 794], changelog: [10, 11]},
+        _committed_offset={tp: 793, changelog: 5},
+    )
+    acknowledge_only_current_generation(consumer, App(consumer_generation_id=6), [INPUT])
+    assert consumer._new_offset(tp) == 795
+    assert consumer._new_offset(changelog) == 12  # not an input topic: Faust's rule
+    assert consumer.sought == []
