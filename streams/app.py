@@ -34,6 +34,7 @@ from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import acknowledge_only_current_generation
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
+from streams.metrics import WORKER
 from streams.projection import JourneyProjection
 from streams.settings import Settings
 from streams.topics import (
@@ -234,21 +235,24 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         out = sender()
         async for events in batches(stream):
-            await agents.ingest(events, out)
+            with WORKER.batch("ingest", len(events)):
+                await agents.ingest(events, out)
 
     @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
     async def identity(stream: faust.StreamT[bytes]) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         out = sender()
         async for events in batches(stream):
-            await agents.identity(events, out)
+            with WORKER.batch("identity", len(events)):
+                await agents.identity(events, out)
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
         out = sender()
         async for events in batches(stream):
-            await agents.journeys_batch(events, out)
+            with WORKER.batch("journeys", len(events)):
+                await agents.journeys_batch(events, out)
 
     _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED])
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)

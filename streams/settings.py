@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     playbook: Path | None = Field(None, description="playbook YAML (default: the bundled one)")
     web_port: int = Field(6066, description="Faust worker's web port")
     api_port: int = Field(8080, description="HTTP API port")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="port of the worker's Prometheus /metrics (0: none)"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="interface the worker's metrics listen on (0.0.0.0: all)"
+    )
     timer_interval_s: float = Field(5.0, gt=0, description="how often SLA/nurture timers run")
     batch_size: int = Field(500, ge=1, description="messages an agent takes per batch at most")
     batch_within_s: float = Field(

@@ -30,10 +30,17 @@ from streams.adapters.journeys import JourneyWrite, next_due, prepare, read_mode
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore, in_partition_of
 from streams.journey.identity import IdentityGuards
+from streams.metrics import WORKER, TouchpointOutcome
 from streams.projection import JourneyProjection
 from streams.topics import ACCEPTED, DEADLETTER, JOURNEYS, RESOLVED
 from streams.workflow import handlers
-from streams.workflow.messages import UnmergeRequest, decode_journey_message, encode
+from streams.workflow.messages import (
+    JourneyMessage,
+    TouchpointArrived,
+    UnmergeRequest,
+    decode_journey_message,
+    encode,
+)
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit, Outgoing
 
 log = logging.getLogger("tandem.worker")
@@ -55,6 +62,16 @@ def _raw(event: Event) -> bytes:
     return event.value if isinstance(event.value, bytes) else b""
 
 
+def _touchpoint_outcome(unit: JourneyUnit, duplicates: int, outbox: int) -> TouchpointOutcome:
+    """What became of the touchpoint delivery just handled (counters and outbox before it)."""
+    if unit.counters.duplicates > duplicates:
+        return "duplicate"
+    sent = unit.outbox[outbox:]
+    if any(isinstance(i, Command) and isinstance(i.message, TouchpointArrived) for i in sent):
+        return "forwarded"
+    return "applied"
+
+
 async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
     """Wait out an outage: retry with backoff while the service is unreachable.
 
@@ -68,10 +85,12 @@ async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
         except asyncio.CancelledError:
             raise
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            WORKER.redis_errors.labels(operation=what).inc()
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
         except Exception:
+            WORKER.redis_errors.labels(operation=what).inc()
             log.exception("%s failed", what)
             return None
 
@@ -102,6 +121,7 @@ class Agents:
         letter: DeadLetter = dead_letter_for(rejection, raw, origin, utcnow())
         await out.send(DEADLETTER, letter.dead_letter_id.encode(),
                        letter.model_dump_json().encode())  # fmt: skip
+        WORKER.dead_letters.labels(topic=origin.topic, reason=letter.reason_code.value).inc()
         log.warning("dead-lettered %s: %s", letter.dead_letter_id, letter.reason)
 
     async def _failed(self, out: KafkaSender, what: str, exc: Exception, event: Event) -> None:
@@ -116,6 +136,7 @@ class Agents:
                 await out.send(RESOLVED, item.customer_id.encode(), encode(item.message))
             else:
                 signal = item.signal
+                WORKER.signals.labels(type=signal.signal_type).inc()
                 await out.send(signal.topic, item.customer_id.encode(),
                                signal.model_dump_json().encode())  # fmt: skip
 
@@ -130,8 +151,10 @@ class Agents:
                 decoded = decode_touchpoint(raw, domain, now=datetime.now(UTC))
                 if isinstance(decoded, Rejection):
                     await self.dead_letter(out, decoded, raw, event)
+                    WORKER.ingested.labels(domain=domain, outcome="dead_lettered").inc()
                     continue
                 await out.send(ACCEPTED, decoded.event_id.encode(), touchpoint_to_json(decoded))
+                WORKER.ingested.labels(domain=domain, outcome="accepted").inc()
             except Exception as exc:  # never crash or stall on one message
                 await self._failed(out, "internal error while validating", exc, event)
         await out.settle()  # Faust flushes the producer before it commits offsets
@@ -151,6 +174,7 @@ class Agents:
                     handlers.touchpoint_accepted(TOUCHPOINT.validate_json(raw), unit)
             except Exception as exc:
                 await self._failed(out, "identity resolution failed", exc, event)
+        WORKER.merges_refused.inc(len(unit.counters.refused))
         await self.send_outgoing(out, unit.outbox)
         await out.delivered()
         if events:
@@ -166,12 +190,20 @@ class Agents:
             in_partition_of(event)
             last_event[customer_id] = event
             unit.begin()
+            message: JourneyMessage | None = None
             try:
                 message = decode_journey_message(_raw(event))
+                before = unit.counters.duplicates, len(unit.outbox)
                 handlers.handle_journey_message(customer_id, message, unit)
             except Exception as exc:
                 unit.rollback()
                 await self._failed(out, f"journey processing failed for {customer_id}", exc, event)
+                if isinstance(message, TouchpointArrived):
+                    WORKER.count_touchpoint("dead_lettered", ReasonCode.INVALID.value)
+            else:
+                if isinstance(message, TouchpointArrived):
+                    WORKER.count_touchpoint(_touchpoint_outcome(unit, *before))
+        WORKER.merges.inc(unit.counters.moves)
         await self.flush_journeys(out, unit, last_event)
 
     async def flush_journeys(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from streams.metrics import WORKER
 from streams.topics import full_name
 
 log = logging.getLogger("tandem.worker")
@@ -44,6 +45,7 @@ class KafkaSender:
 
     async def _resend(self, failed: list[Sent]) -> None:
         for name, key, value, _ in failed:
+            WORKER.kafka_errors.labels(topic=name.removeprefix(self.topic_prefix)).inc()
             future = await self.producer.send(name, key, value, None, None, None)
             self._pending.append((name, key, value, future))
 

@@ -47,6 +47,9 @@ from streams.api.ingest import (
 )
 from streams.api.journeys import router as journeys_router
 from streams.api.kpis import router as kpis_router
+from streams.api.operations import count_requests
+from streams.api.operations import router as operations_router
+from streams.metrics import ApiMetrics
 from streams.settings import Settings, get_settings
 
 log = logging.getLogger("tandem.api")
@@ -83,7 +86,7 @@ TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
     {"name": "journeys", "description": "Read journeys (an API key with the `read` scope)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
-    {"name": "health", "description": "Liveness."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
 
@@ -158,12 +161,15 @@ def create_app(
     app.state.settings = settings
     app.state.api_keys = keys
     app.state.publisher = holder
+    app.state.metrics = ApiMetrics(settings.redis_url, settings.redis_prefix)
+    count_requests(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         """200 while the process serves requests (Kafka is not checked)."""
         return {"status": "ok"}
 
+    app.include_router(operations_router)
     for router in ROUTERS if routers is None else routers:
         app.include_router(router)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -15,7 +16,10 @@ from streams.cli._common import (
     run,
     tune_gc,
 )
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.app import TandemApp
 
 
 @app.command()
@@ -49,6 +53,8 @@ def worker(
         f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "
         f"redis {settings.redis_url}, store {settings.store}, playbook {playbook.version}"
     )
+    if settings.metrics_port:
+        _serve_metrics(settings, tandem)
     tune_gc()
     worker_process = Worker(tandem.app, loglevel=loglevel)
     # The Kafka clients log every produce request at DEBUG; building those records costs ~6 %
@@ -57,3 +63,20 @@ def worker(
     for name in ("aiokafka", "faust", "mode"):
         logging.getLogger(name).setLevel(level)
     worker_process.execute_from_commandline()
+
+
+def _serve_metrics(settings: Settings, tandem: TandemApp) -> None:
+    """Serve the worker's Prometheus metrics (docs/operations.md) on their own thread."""
+    from streams.metrics import serve_worker_metrics
+
+    host, port = settings.metrics_host, settings.metrics_port
+    if serve_worker_metrics(
+        port,
+        host,
+        app=tandem.app,
+        topics=getattr(tandem.app, "source_topics", frozenset()),  # the agents' inputs
+        topic_prefix=settings.topic_prefix,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+    ):
+        console.print(f"tandem worker: metrics at http://{host}:{port}/metrics")
