@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -204,11 +205,12 @@ def redis_journey_count(redis_url: str, redis_prefix: str) -> Callable[[], int]:
 def serve_worker_metrics(
     port: int, host: str, *, app: Any, topics: frozenset[str], topic_prefix: str,
     redis_url: str, redis_prefix: str, metrics: WorkerMetrics = WORKER,
-) -> bool:  # fmt: skip
-    """Serve the worker's metrics over HTTP (any path; conventionally ``/metrics``).
+) -> WSGIServer | None:  # fmt: skip
+    """Serve the worker's metrics over HTTP on a daemon thread (any path; by convention
+    ``/metrics``); the server, for `shutdown()`.
 
-    Returns False, with a warning, when the port is taken: the worker runs without metrics
-    rather than not at all.
+    None, with a warning, when the port is taken: the worker runs without metrics rather
+    than not at all.
     """
     registry = metrics.registry
     registry.register(ConsumerLag(app, topics, topic_prefix))
@@ -220,11 +222,11 @@ def serve_worker_metrics(
     )
     ProcessCollector(registry=registry)
     try:
-        start_http_server(port, addr=host, registry=registry)
+        server, _ = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         log.warning("metrics not served: %s:%d: %s (set TANDEM_METRICS_PORT)", host, port, exc)
-        return False
-    return True
+        return None
+    return server
 
 
 class ApiMetrics:

@@ -70,7 +70,7 @@ def _serve_metrics(settings: Settings, tandem: TandemApp) -> None:
     from streams.metrics import serve_worker_metrics
 
     host, port = settings.metrics_host, settings.metrics_port
-    if serve_worker_metrics(
+    server = serve_worker_metrics(
         port,
         host,
         app=tandem.app,
@@ -78,5 +78,6 @@ def _serve_metrics(settings: Settings, tandem: TandemApp) -> None:
         topic_prefix=settings.topic_prefix,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
-    ):
+    )
+    if server is not None:
         console.print(f"tandem worker: metrics at http://{host}:{port}/metrics")
