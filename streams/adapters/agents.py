@@ -144,10 +144,8 @@ class Agents:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         for event in events:
             raw = _raw(event)
+            domain: Domain = "marketing" if event.message.topic == self.marketing_topic else "sales"
             try:
-                domain: Domain = (
-                    "marketing" if event.message.topic == self.marketing_topic else "sales"
-                )
                 decoded = decode_touchpoint(raw, domain, now=datetime.now(UTC))
                 if isinstance(decoded, Rejection):
                     await self.dead_letter(out, decoded, raw, event)
@@ -157,6 +155,7 @@ class Agents:
                 WORKER.ingested.labels(domain=domain, outcome="accepted").inc()
             except Exception as exc:  # never crash or stall on one message
                 await self._failed(out, "internal error while validating", exc, event)
+                WORKER.ingested.labels(domain=domain, outcome="dead_lettered").inc()
         await out.settle()  # Faust flushes the producer before it commits offsets
 
     async def identity(self, events: Sequence[Event], out: KafkaSender) -> None:
