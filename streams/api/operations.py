@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streams.metrics import ApiMetrics
 from streams.settings import Settings
@@ -87,24 +88,39 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def count_requests(app: FastAPI) -> None:
-    """Count every request by method, route template (not the raw path) and status."""
-    metrics: ApiMetrics = app.state.metrics
+class CountRequests:
+    """ASGI middleware counting every request by method, route template (not the raw path,
+    which may name a person) and status."""
 
-    @app.middleware("http")
-    async def counted(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, sending)
         finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            # The router names the matched route in the scope it was given.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
 
 
-__all__ = ["count_requests", "kafka_answers", "redis_answers", "router"]
+def count_requests(app: FastAPI) -> None:
+    """Count the app's requests in ``app.state.metrics`` (see `CountRequests`)."""
+    app.add_middleware(CountRequests, metrics=app.state.metrics)
+
+
+__all__ = ["CountRequests", "count_requests", "kafka_answers", "redis_answers", "router"]

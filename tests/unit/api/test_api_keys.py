@@ -34,7 +34,7 @@ HUBSPOT = {"tool": "hubspot", "domains": ["marketing"]}
 SALESFORCE = {"tool": "salesforce", "domains": ["sales", "marketing"]}
 K1, K2 = new_key(), new_key()
 
-OPEN = {"/healthz", "/v1/schemas", "/v1/schemas/{name}"}
+OPEN = {"/healthz", "/readyz", "/metrics", "/v1/schemas", "/v1/schemas/{name}"}
 PUBLISH = {"/v1/events"}
 KPIS = {"/v1/kpis", "/v1/kpis/snapshot"}
 
@@ -210,7 +210,7 @@ async def test_a_read_key_cannot_publish() -> None:
 
 async def test_open_routes_stay_open() -> None:
     app = create_app(NOWHERE, api_keys=KEYS)
-    for path in ("/healthz", "/v1/schemas", "/openapi.json", "/"):
+    for path in ("/healthz", "/metrics", "/v1/schemas", "/openapi.json", "/"):
         assert await _status(app, "GET", path, None) == 200, path
 
 
