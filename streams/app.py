@@ -31,7 +31,7 @@ from faust.streams import Stream
 from streams import journey as core
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
-from streams.adapters.consumer import acknowledge_only_current_generation
+from streams.adapters.consumer import ProcessedMessages, commit_only_processed
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.projection import JourneyProjection
@@ -89,9 +89,12 @@ class _FaustApp(faust.App):
     source_topics: frozenset[str] = frozenset()
     """The agents' input topics (full names); see `streams.adapters.consumer`."""
 
+    processed: ProcessedMessages
+    """What the agents have processed: only that is committed."""
+
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
-        acknowledge_only_current_generation(consumer, self, self.source_topics)
+        commit_only_processed(consumer, self, self.source_topics, self.processed)
         return consumer
 
 
@@ -121,6 +124,7 @@ def _faust_app(settings: Settings) -> _FaustApp:
         producer_linger_ms=1,
         producer_max_batch_size=512 * 1024,
     )
+    app.processed = ProcessedMessages()
     app.source_topics = frozenset(
         full_name(name, settings.topic_prefix) for name in (MARKETING, SALES, ACCEPTED, RESOLVED)
     )
@@ -235,6 +239,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         out = sender()
         async for events in batches(stream):
             await agents.ingest(events, out)
+            app.processed.mark(events)
 
     @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
     async def identity(stream: faust.StreamT[bytes]) -> None:
@@ -242,6 +247,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         out = sender()
         async for events in batches(stream):
             await agents.identity(events, out)
+            app.processed.mark(events)
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
@@ -249,6 +255,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         out = sender()
         async for events in batches(stream):
             await agents.journeys_batch(events, out)
+            app.processed.mark(events)
 
     _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED])
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)

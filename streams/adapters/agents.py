@@ -134,7 +134,7 @@ class Agents:
                 await out.send(ACCEPTED, decoded.event_id.encode(), touchpoint_to_json(decoded))
             except Exception as exc:  # never crash or stall on one message
                 await self._failed(out, "internal error while validating", exc, event)
-        await out.settle()  # Faust flushes the producer before it commits offsets
+        await out.delivered()  # only then is the batch processed (and its offsets committed)
 
     async def identity(self, events: Sequence[Event], out: KafkaSender) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
