@@ -106,9 +106,16 @@ def commit_only_processed(
     consumer._new_offset = _contiguous_only(consumer, untracked)
 
 
+REFETCH_AFTER_S = 10.0
+"""How long a hole may stay before the partition is fetched again from it. A rebalance makes
+holes that its own seek to the committed offsets fills within a moment; only a hole that
+stays means a message was skipped for good."""
+
+
 def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
     """Faust's `_new_offset`, refusing to commit over a hole after the committed offset."""
     new_offset = consumer._new_offset
+    holes: dict[TP, tuple[int, float]] = {}  # where each hole is, and since (or last fetched)
     refetching: dict[TP, asyncio.Future[None]] = {}
 
     async def refetch(tp: TP, offset: int) -> None:
@@ -120,14 +127,23 @@ def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
         finally:
             refetching.pop(tp, None)
 
+    def hole_at(tp: TP, offset: int) -> None:
+        now = asyncio.get_running_loop().time()
+        where, since = holes.get(tp, (None, now))
+        if where != offset:
+            holes[tp] = (offset, now)
+        elif now - since >= REFETCH_AFTER_S and tp not in refetching:
+            holes[tp] = (offset, now)
+            refetching[tp] = asyncio.ensure_future(refetch(tp, offset))
+
     def contiguous(tp: TP) -> int | None:
         if tp.topic in untracked:
             acked = consumer._acked[tp]
             committed = consumer._committed_offset.get(tp)
             if acked and committed is not None and min(acked) > committed:
-                if tp not in refetching:
-                    refetching[tp] = asyncio.ensure_future(refetch(tp, committed))
+                hole_at(tp, committed)
                 return None
+            holes.pop(tp, None)
         result: int | None = new_offset(tp)
         return result
 
