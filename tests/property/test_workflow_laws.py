@@ -102,3 +102,23 @@ def test_any_interleaving_of_partitions_ends_at_the_replay(docs: Docs, rng: Rand
         assert {t.event_id for t in got.touchpoints} == {t.event_id for t in record.touchpoints}
         assert got.identifiers == record.identifiers
         assert active(got) == active(record)
+
+
+MAILBOX = "team@acme.example"  # not blocklisted: the quarantine has to contain it
+
+
+@st.composite
+def mailbox_deliveries(draw: st.DrawFn) -> Docs:
+    """People who also write from one shared mailbox: enough to quarantine it, in any order."""
+    identities = draw(people())
+    for k in range(draw(st.integers(4, 7))):
+        identities.append({"contact_id": f"team-{k}", "email": MAILBOX})
+        identities.append({"email": MAILBOX, "anonymous_id": f"kiosk-{k}"})
+    docs = draw(touchpoint_documents(identities=identities))
+    return draw(st.permutations(draw(with_duplicates(docs))))
+
+
+@LAW
+@given(mailbox_deliveries(), st.randoms(use_true_random=False))
+def test_a_quarantined_mailbox_ends_at_the_replay_too(docs: Docs, rng: Random) -> None:
+    test_any_interleaving_of_partitions_ends_at_the_replay.hypothesis.inner_test(docs, rng)  # type: ignore[attr-defined]
