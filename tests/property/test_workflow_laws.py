@@ -110,11 +110,13 @@ MAILBOX = "team@acme.example"  # not blocklisted: the quarantine has to contain 
 @st.composite
 def mailbox_deliveries(draw: st.DrawFn) -> Docs:
     """People who also write from one shared mailbox: enough to quarantine it, in any order."""
-    identities = draw(people())
+    docs = draw(touchpoint_documents(identities=draw(people())))
     for k in range(draw(st.integers(4, 7))):
-        identities.append({"contact_id": f"team-{k}", "email": MAILBOX})
-        identities.append({"email": MAILBOX, "anonymous_id": f"kiosk-{k}"})
-    docs = draw(touchpoint_documents(identities=identities))
+        for identity in ({"contact_id": f"team-{k}", "email": MAILBOX},
+                         {"email": MAILBOX, "anonymous_id": f"kiosk-{k}"}):  # fmt: skip
+            docs += draw(
+                touchpoint_documents(prefix=f"m{k}{len(docs)}-", max_size=2, identities=[identity])
+            )
     return draw(st.permutations(draw(with_duplicates(docs))))
 
 
@@ -122,3 +124,5 @@ def mailbox_deliveries(draw: st.DrawFn) -> Docs:
 @given(mailbox_deliveries(), st.randoms(use_true_random=False))
 def test_a_quarantined_mailbox_ends_at_the_replay_too(docs: Docs, rng: Random) -> None:
     test_any_interleaving_of_partitions_ends_at_the_replay.hypothesis.inner_test(docs, rng)  # type: ignore[attr-defined]
+    signals = workflow.replay(parse(docs), PB).signals
+    assert [s.signal_type for s in signals].count("identity_quarantined") == 1
