@@ -110,9 +110,18 @@ async def test_identifier_pointers_are_not_re_pointed_by_a_stale_write(
         await projection.close()
 
 
-async def test_a_redis_outage_is_waited_out(
-    settings: Settings, tmp_path: Path, own_redis: OwnRedis
+async def wait_for_retries(worker: WorkerProcess, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "writing Redis failed" not in worker.log_text():
+        assert time.monotonic() < deadline, "the worker never tried to write Redis"
+        await asyncio.sleep(0.2)
+
+
+async def run_outage(
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis, *, crash: bool
 ) -> None:
+    """Stop Redis for 15 s mid-stream (and, with `crash`, SIGKILL the worker while it waits
+    and start another); then require no dead letter and Redis = the replay."""
     workload = build(
         PEOPLE, seed=43, now=datetime.now(UTC) - timedelta(hours=1), prefix="ro", short=True
     )
@@ -128,6 +137,10 @@ async def test_a_redis_outage_is_waited_out(
             own_redis.stop()
             down_at = time.monotonic()
             await publish(own, workload.documents[half:])
+            if crash:
+                await wait_for_retries(worker)
+                worker.kill()  # its batch is in the tables, not yet in Redis
+                await asyncio.to_thread(worker.start)
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
             own_redis.start()
             outage = time.monotonic() - down_at
@@ -139,15 +152,26 @@ async def test_a_redis_outage_is_waited_out(
             letters = await read_topic(own, DEADLETTER)
         finally:
             worker.stop()
-    log = worker.log_text()
-    retries = log.count("writing Redis failed")
+    retries = worker.log_text().count("writing Redis failed")
     result = compare(expected, live)
     print(
         f"\n{len(workload.documents)} deliveries of {PEOPLE} people; Redis down {outage:.1f} s "
-        f"({retries} retries logged); drained {waited:.1f} s after it came back; "
-        f"{len(letters)} dead letters; {time.monotonic() - started:.1f} s in all\n"
-        f"{result.summary()}"
+        f"({retries} retries logged{', worker killed and restarted' if crash else ''}); "
+        f"drained {waited:.1f} s after it came back; {len(letters)} dead letters; "
+        f"{time.monotonic() - started:.1f} s in all\n{result.summary()}"
     )
     assert retries > 0, "the outage was not noticed: stop Redis while the worker writes"
     assert letters == []
     assert result.equal, result.summary()
+
+
+async def test_a_redis_outage_is_waited_out(
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    await run_outage(settings, tmp_path, own_redis, crash=False)
+
+
+async def test_a_worker_killed_during_a_redis_outage_loses_nothing(
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    await run_outage(settings, tmp_path, own_redis, crash=True)

@@ -25,7 +25,15 @@ from streams.journey.identity import IdentityGuards
 from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
 from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
-from tests.property.strategies import law_playbook, parse, touchpoint_documents, with_duplicates
+from tests.property.strategies import (
+    PROPERTIES,
+    context_for,
+    document,
+    law_playbook,
+    parse,
+    touchpoint_documents,
+    with_duplicates,
+)
 from tests.property.test_identity_laws import Docs, active, people
 
 PB = law_playbook()
@@ -111,12 +119,14 @@ MAILBOX = "team@acme.example"  # not blocklisted: the quarantine has to contain 
 def mailbox_deliveries(draw: st.DrawFn) -> Docs:
     """People who also write from one shared mailbox: enough to quarantine it, in any order."""
     docs = draw(touchpoint_documents(identities=draw(people())))
+    form = "marketing.form_submitted"  # carries an identity (a spend record may not)
     for k in range(draw(st.integers(4, 7))):
-        for identity in ({"contact_id": f"team-{k}", "email": MAILBOX},
-                         {"email": MAILBOX, "anonymous_id": f"kiosk-{k}"}):  # fmt: skip
-            docs += draw(
-                touchpoint_documents(prefix=f"m{k}{len(docs)}-", max_size=2, identities=[identity])
-            )
+        pair = ({"contact_id": f"team-{k}", "email": MAILBOX},
+                {"email": MAILBOX, "anonymous_id": f"kiosk-{k}"})  # fmt: skip
+        for n, identity in enumerate(pair):
+            slot, v = draw(st.integers(0, 240)), draw(st.integers(0, 7**9))
+            props = PROPERTIES[form](v)
+            docs.append(document(f"m{k}-{n}", form, slot, identity, props, context_for(v)))
     return draw(st.permutations(draw(with_duplicates(docs))))
 
 
