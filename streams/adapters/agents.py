@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events import decode_touchpoint, touchpoint_to_json
@@ -67,7 +68,8 @@ async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
             return await action()
         except asyncio.CancelledError:
             raise
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisReadOnlyError, OSError) as exc:
+            # ReadOnlyError: a replica answering during a failover; still an outage.
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
