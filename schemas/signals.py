@@ -141,12 +141,34 @@ class HandoffSlaEscalatedSignal(_SlaSignal):
     signal_type: Literal["handoff_sla_escalated"] = "handoff_sla_escalated"
 
 
+class IdentityQuarantinedSignal(SignalBase):
+    """An identifier linked too many strong identities (a shared mailbox, a kiosk cookie): it
+    links nothing further. What it linked before stays linked until `tandem unmerge` splits it.
+
+    `customer_id` is the customer the identifier belonged to when it was quarantined (its
+    journey may hold strangers: the ones to split off); `identities` lists that customer's
+    identifiers at the time.
+    """
+
+    TOPIC: ClassVar[str] = ALERTS_TOPIC
+
+    signal_type: Literal["identity_quarantined"] = "identity_quarantined"
+    identifier: str
+    linked: list[str] = Field(
+        description="strong identities it was seen with (up to limit + 1), strongest first"
+    )
+    limit: int = Field(description="the playbook's identity.max_links_per_identifier")
+    trigger_event_id: str
+    reason: str
+
+
 Signal = Annotated[
     HandoffSignal
     | HandoffRevokedSignal
     | NurtureSignal
     | HandoffSlaBreachedSignal
-    | HandoffSlaEscalatedSignal,
+    | HandoffSlaEscalatedSignal
+    | IdentityQuarantinedSignal,
     Field(discriminator="signal_type"),
 ]
 """Any signal; pydantic picks the model by ``signal_type``."""
@@ -159,4 +181,5 @@ SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
     NurtureSignal,
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
+    IdentityQuarantinedSignal,
 )

@@ -4,8 +4,8 @@
 events they are given and the tables behind the ports.
 
 Order of effects per batch, for at-least-once without lost work: messages to other topics
-first, then — once the broker has them — the agent's own tables, then Redis. A crash in between
-repeats the batch; every handler ignores what it has already done.
+first, then — once the broker has them — Redis (the journeys), then the agent's own tables. A
+crash in between repeats the batch; every handler ignores what it has already done.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events import decode_touchpoint, touchpoint_to_json
@@ -67,7 +68,8 @@ async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
             return await action()
         except asyncio.CancelledError:
             raise
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisReadOnlyError, OSError) as exc:
+            # ReadOnlyError: a replica answering during a failover; still an outage.
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -191,16 +193,19 @@ class Agents:
         for write in writes:
             await out.send(JOURNEYS, write.customer_id.encode(), write.state_value)
         await out.delivered()
+        # Redis before the tables: a crash while Redis is down repeats the batch in full (its
+        # writes are version-checked), where a repeat over written tables would find the moves
+        # done and never send their tombstones to Redis.
+        live, moved = read_model_batch(writes)
+        await _retrying(
+            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved)
+        )
         for write in writes:
             in_partition_of(last_event[write.customer_id])
             self.journeys.put(write.customer_id, write.stored)
         for customer_id, when in due:
             in_partition_of(last_event[customer_id])
             self._set_deadline(customer_id.encode(), when)
-        live, moved = read_model_batch(writes)
-        await _retrying(
-            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved)
-        )
 
     def _set_deadline(self, key: bytes, due: datetime | None) -> None:
         stored = self.deadlines.get(key)

@@ -99,6 +99,11 @@ class TableIdentityStore:
         raw = self._read(f"separations:{identifier}".encode())
         return frozenset(json.loads(raw)) if raw else frozenset()
 
+    def get_links(self, identifier: str) -> tuple[str, ...]:
+        """The strong identities this one was seen with (at most the quarantine limit + 1)."""
+        raw = self._read(f"links:{identifier}".encode())
+        return tuple(json.loads(raw)) if raw else ()
+
     def apply(self, decision: IdentityDecision) -> None:
         """Queue a decision's writes (read back at once; written to the table by `flush`)."""
         pending = self._pending
@@ -110,6 +115,8 @@ class TableIdentityStore:
         for identifier, separated in decision.separation_writes.items():
             key = f"separations:{identifier}".encode()
             pending[key] = json.dumps(sorted(separated)).encode()
+        for identifier, linked in decision.link_writes.items():
+            pending[f"links:{identifier}".encode()] = json.dumps(list(linked)).encode()
 
     def discard(self) -> None:
         """Forget queued writes (their batch could not be sent)."""

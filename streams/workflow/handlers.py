@@ -18,7 +18,12 @@ from typing import Any
 from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord
 from streams.journey import record as records
-from streams.journey.identity import LEDGER_CUSTOMER, resolve, unmerge_identity
+from streams.journey.identity import (
+    LEDGER_CUSTOMER,
+    quarantine_alert,
+    resolve,
+    unmerge_identity,
+)
 from streams.workflow.messages import (
     MAX_HOPS,
     Absorb,
@@ -55,6 +60,12 @@ def touchpoint_accepted(touchpoint: Touchpoint, unit: IdentityUnit) -> None:
     )
     unit.identities.apply(decision)
     unit.counters.refused += decision.refused
+    for identifier in decision.quarantined:
+        alert = quarantine_alert(
+            unit.identities, identifier, decision, unit.guards, touchpoint.event_id,
+            touchpoint.occurred_at,
+        )  # fmt: skip
+        unit.emit(alert.customer_id, [alert])
     for move in decision.moves:
         unit.send(
             move.from_customer,

@@ -61,6 +61,10 @@ class IdentityUnit:
         """Queue a message for a customer's journey."""
         self.outbox.append(Command(customer_id, message))
 
+    def emit(self, customer_id: str, signals: list[Signal]) -> None:
+        """Queue signals about a customer (the sequencer's alerts), in order."""
+        self.outbox.extend(Emitted(customer_id, signal) for signal in signals)
+
 
 _ABSENT = object()
 
