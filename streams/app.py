@@ -12,7 +12,7 @@ Flow (all agents concurrency 1, at-least-once, idempotent state):
     touchpoints.resolved ── journeys (fold, merge, timers) ──> journeys.state, signals.*, Redis
 
 Order of effects per batch, for at-least-once without lost work: messages to other topics
-first, then — once the broker has them — the agent's own tables, then Redis. A crash in between
+first, then — once the broker has them — Redis, then the agent's own tables. A crash in between
 repeats the batch; every handler ignores what it has already done.
 """
 

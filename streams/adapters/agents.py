@@ -179,7 +179,7 @@ class Agents:
     async def flush_journeys(
         self, out: KafkaSender, unit: JourneyUnit, last_event: dict[str, Event]
     ) -> None:
-        """Write each changed journey once: computed first, sent, then tables, then Redis."""
+        """Write each changed journey once: computed first, sent, then Redis, then tables."""
         changes, outgoing = unit.flush()
         writes: list[JourneyWrite] = []
         for customer_id, stored in changes:
