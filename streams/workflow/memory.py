@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.journey.forget import Erasure
 from streams.journey import identity
+from streams.journey.forget import Erasure
 from streams.workflow.ports import StoredJourney
 
 __all__ = ["InMemoryIdentityPort", "InMemoryIdentityStore", "InMemoryJourneyStore"]
