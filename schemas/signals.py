@@ -162,13 +162,35 @@ class IdentityQuarantinedSignal(SignalBase):
     reason: str
 
 
+class PersonForgottenSignal(SignalBase):
+    """A person was forgotten (`tandem forget`, ``DELETE /v1/people/{ref}``): the audit record.
+
+    It names no identifier (`identities` is empty): only the SHA-256 of the reference that was
+    asked for, who asked and when, and the customer ids erased. Consumers that keep copies of
+    this customer's signals should delete them (docs/privacy.md).
+    """
+
+    TOPIC: ClassVar[str] = ALERTS_TOPIC
+
+    signal_type: Literal["person_forgotten"] = "person_forgotten"
+    request_id: str
+    requested_by: str = Field(description="who asked: the CLI user, or the API key's name")
+    reference_sha256: str = Field(description="SHA-256 (hex) of the reference as given")
+    erased_customer_ids: list[str] = Field(
+        description="every customer id whose journey or moved-journey pointer was erased"
+    )
+    identifiers_erased: int = Field(ge=0, description="how many identifiers were unlinked")
+    known: bool = Field(description="false: no journey had any of the identifiers yet")
+
+
 Signal = Annotated[
     HandoffSignal
     | HandoffRevokedSignal
     | NurtureSignal
     | HandoffSlaBreachedSignal
     | HandoffSlaEscalatedSignal
-    | IdentityQuarantinedSignal,
+    | IdentityQuarantinedSignal
+    | PersonForgottenSignal,
     Field(discriminator="signal_type"),
 ]
 """Any signal; pydantic picks the model by ``signal_type``."""
@@ -182,4 +204,5 @@ SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
     IdentityQuarantinedSignal,
+    PersonForgottenSignal,
 )

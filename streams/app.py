@@ -29,6 +29,7 @@ from faust.exceptions import NotReady
 from faust.streams import Stream
 
 from streams import journey as core
+from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` sends it
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import ProcessedMessages, commit_only_processed
@@ -52,6 +53,7 @@ from streams.topics import (
 )
 from streams.workflow.codec import playbook_version_of
 from streams.workflow.messages import (
+    ForgetRequest,
     Reevaluate,
     Tick,
     UnmergeRequest,
@@ -271,4 +273,9 @@ def unmerge_request(
         request_id=request_id,
         requested_at=requested_at,
     )
+    return encode(request)
+
+
+def forget_request(request: ForgetRequest) -> bytes:
+    """The value of a forget request the identity agent carries out (key `FORGET_KEY`)."""
     return encode(request)

@@ -61,6 +61,38 @@ return written
 """
 
 
+# KEYS[1] journey hash, KEYS[2] set of live ids, KEYS[3..] identity pointers of the person;
+# ARGV: version, id, forget request id. The snapshot goes; a bare version stays where there was
+# one (a stale write must not bring the journey back); pointers go if they point here.
+_ERASE = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if current then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'forgotten', ARGV[3])
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2] then
+    redis.call('DEL', KEYS[i])
+  end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class ErasedJourney:
+    """A forgotten person's journey (or pointer) at a customer id: what the read model drops."""
+
+    customer_id: str
+    version: int
+    request_id: str
+    identifiers: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class LiveJourney:
     """A journey's read-model write: its snapshot (JSON) and KPI facts, at a version."""
@@ -91,6 +123,7 @@ class JourneyProjection:
         self._write = redis.register_script(_WRITE_IF_NEWER)
         self._moved = redis.register_script(_MARK_MOVED)
         self._point = redis.register_script(_POINT_IF_NEWER)
+        self._erase = redis.register_script(_ERASE)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "tandem:") -> JourneyProjection:
@@ -207,11 +240,17 @@ class JourneyProjection:
         data: dict[str, Any] = json.loads(report.model_dump_json())
         return data
 
-    async def publish_many(self, journeys: list[LiveJourney], moved: list[MovedPointer]) -> None:
+    async def publish_many(
+        self,
+        journeys: list[LiveJourney],
+        moved: list[MovedPointer],
+        erased: list[ErasedJourney] | None = None,
+    ) -> None:
         """A batch in one round trip: each live journey's snapshot, KPI facts and identifier
-        links, and each moved journey's pointer (as `mark_moved` writes it) with its facts
-        dropped. Every write is version-checked, so a replayed batch changes nothing."""
-        if not journeys and not moved:
+        links, each moved journey's pointer (as `mark_moved` writes it) with its facts
+        dropped, and each erased journey's snapshot, identifier links and facts removed. Every
+        write is version-checked, so a replayed batch changes nothing."""
+        if not journeys and not moved and not erased:
             return
         kpis = self.kpis
         pipe = self.redis.pipeline(transaction=False)
@@ -239,6 +278,14 @@ class JourneyProjection:
                 client=pipe,
             )
             await kpis.queue_facts(pipe, customer_id, version, None)
+        for gone in erased or ():
+            await self._erase(
+                keys=[self._journey_key(gone.customer_id), self._live_key,
+                      *(self._identity_key(i) for i in gone.identifiers)],
+                args=[gone.version, gone.customer_id, gone.request_id],
+                client=pipe,
+            )  # fmt: skip
+            await kpis.queue_facts(pipe, gone.customer_id, gone.version, None)
         await pipe.execute()
 
     async def close(self) -> None:

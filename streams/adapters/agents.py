@@ -27,14 +27,25 @@ from events.decode import ReasonCode, Rejection
 from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
-from streams.adapters.journeys import JourneyWrite, next_due, prepare, read_model_batch
+from streams.adapters.journeys import (
+    JourneyWrite,
+    erased_batch,
+    next_due,
+    prepare,
+    read_model_batch,
+)
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore, in_partition_of
 from streams.journey.identity import IdentityGuards
 from streams.projection import JourneyProjection
 from streams.topics import ACCEPTED, DEADLETTER, JOURNEYS, RESOLVED
 from streams.workflow import handlers
-from streams.workflow.messages import UnmergeRequest, decode_journey_message, encode
+from streams.workflow.messages import (
+    ForgetRequest,
+    UnmergeRequest,
+    decode_journey_message,
+    encode,
+)
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit, Outgoing
 
 log = logging.getLogger("tandem.worker")
@@ -45,6 +56,8 @@ T = TypeVar("T")
 
 UNMERGE_KEY = b"cmd:unmerge"
 """Key of `tandem unmerge` requests on `touchpoints.accepted` (touchpoints are keyed by id)."""
+FORGET_KEY = b"cmd:forget"
+"""Key of forget requests (`tandem forget`, ``DELETE /v1/people/{ref}``) on the same topic."""
 
 
 def utcnow() -> datetime:
@@ -143,12 +156,15 @@ class Agents:
         # Writes of a batch cut short (a rebalance, a stop) are not ours to make any more: its
         # events were not acknowledged, and whoever owns the sequencer now carries them out.
         self.identities.discard()
-        unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook))
+        unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook),
+                            playbook_version=self.playbook.version)  # fmt: skip
         for event in events:
             raw = _raw(event)
             try:
                 if isinstance(event.key, bytes) and event.key.startswith(UNMERGE_KEY):
                     handlers.unmerge_requested(UnmergeRequest.model_validate_json(raw), unit)
+                elif isinstance(event.key, bytes) and event.key.startswith(FORGET_KEY):
+                    self._forget(ForgetRequest.model_validate_json(raw), unit)
                 else:
                     handlers.touchpoint_accepted(TOUCHPOINT.validate_json(raw), unit)
             except Exception as exc:
@@ -158,6 +174,17 @@ class Agents:
         if events:
             in_partition_of(events[-1])  # one partition: the sequencer's
         self.identities.flush()
+        if unit.counters.suppressed:
+            log.info("identity: suppressed %d touchpoint(s) of forgotten people",
+                     unit.counters.suppressed)  # fmt: skip
+
+    @staticmethod
+    def _forget(request: ForgetRequest, unit: IdentityUnit) -> None:
+        # The audit line names the request and the reference's digest, never the reference.
+        log.warning("forget %s requested by %s at %s: reference sha256 %s", request.request_id,
+                    request.requested_by, request.requested_at.isoformat(),
+                    request.reference_sha256)  # fmt: skip
+        handlers.forget_requested(request, unit)
 
     async def journeys_batch(self, events: Sequence[Event], out: KafkaSender) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
@@ -197,9 +224,13 @@ class Agents:
         # writes are version-checked), where a repeat over written tables would find the moves
         # done and never send their tombstones to Redis.
         live, moved = read_model_batch(writes)
+        erased = erased_batch(writes, unit.take_unlinked())
         await _retrying(
-            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved)
+            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved, erased)
         )
+        if unit.counters.suppressed or unit.counters.forgotten:
+            log.info("journeys: erased %d forgotten journey(s), dropped %d touchpoint(s)",
+                     unit.counters.forgotten, unit.counters.suppressed)  # fmt: skip
         for write in writes:
             in_partition_of(last_event[write.customer_id])
             self.journeys.put(write.customer_id, write.stored)
