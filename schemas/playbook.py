@@ -210,6 +210,13 @@ class IdentityRules(_Model):
         "patterns (email:info@*, email:*@example.com)",
     )
     max_identifiers_per_customer: Annotated[int, Field(ge=1, le=10_000)] = 50
+    max_links_per_identifier: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        3,
+        description="an email or anonymous id seen on touchpoints with more than this many "
+        "other strong identities (contact ids, emails) is quarantined: it links nothing "
+        "further and an identity_quarantined alert is emitted (a shared mailbox, a kiosk "
+        "cookie); contact ids are the CRM's own records and are never quarantined",
+    )
 
     @field_validator("blocklist")
     @classmethod

@@ -141,12 +141,56 @@ class HandoffSlaEscalatedSignal(_SlaSignal):
     signal_type: Literal["handoff_sla_escalated"] = "handoff_sla_escalated"
 
 
+class IdentityQuarantinedSignal(SignalBase):
+    """An identifier linked too many strong identities (a shared mailbox, a kiosk cookie): it
+    links nothing further. What it linked before stays linked until `tandem unmerge` splits it.
+
+    `customer_id` is the customer the identifier belonged to when it was quarantined (its
+    journey may hold strangers: the ones to split off); `identities` lists that customer's
+    identifiers at the time.
+    """
+
+    TOPIC: ClassVar[str] = ALERTS_TOPIC
+
+    signal_type: Literal["identity_quarantined"] = "identity_quarantined"
+    identifier: str
+    linked: list[str] = Field(
+        description="strong identities it was seen with (up to limit + 1), strongest first"
+    )
+    limit: int = Field(description="the playbook's identity.max_links_per_identifier")
+    trigger_event_id: str
+    reason: str
+
+
+class PersonForgottenSignal(SignalBase):
+    """A person was forgotten (`tandem forget`, ``DELETE /v1/people/{ref}``): the audit record.
+
+    It names no identifier (`identities` is empty): only the SHA-256 of the reference that was
+    asked for, who asked and when, and the customer ids erased. Consumers that keep copies of
+    this customer's signals should delete them (docs/privacy.md).
+    """
+
+    TOPIC: ClassVar[str] = ALERTS_TOPIC
+
+    signal_type: Literal["person_forgotten"] = "person_forgotten"
+    request_id: str
+    requested_by: str = Field(description="who asked: the CLI user, or the API key's name")
+    reference_sha256: str = Field(description="SHA-256 (hex) of the reference as given")
+    erased_customer_ids: list[str] = Field(
+        description="every customer id whose journey or moved-journey pointer was erased"
+    )
+    identifiers_erased: int = Field(ge=0, description="how many identifiers were unlinked")
+    known: bool = Field(description="false: no journey had any of the identifiers yet")
+
+
 Signal = Annotated[
     HandoffSignal
     | HandoffRevokedSignal
     | NurtureSignal
     | HandoffSlaBreachedSignal
-    | HandoffSlaEscalatedSignal,
+    | HandoffSlaEscalatedSignal
+    | IdentityQuarantinedSignal
+    | PersonForgottenSignal,
     Field(discriminator="signal_type"),
 ]
 """Any signal; pydantic picks the model by ``signal_type``."""
@@ -159,4 +203,6 @@ SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
     NurtureSignal,
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
+    IdentityQuarantinedSignal,
+    PersonForgottenSignal,
 )

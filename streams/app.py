@@ -12,7 +12,7 @@ Flow (all agents concurrency 1, at-least-once, idempotent state):
     touchpoints.resolved ── journeys (fold, merge, timers) ──> journeys.state, signals.*, Redis
 
 Order of effects per batch, for at-least-once without lost work: messages to other topics
-first, then — once the broker has them — the agent's own tables, then Redis. A crash in between
+first, then — once the broker has them — Redis, then the agent's own tables. A crash in between
 repeats the batch; every handler ignores what it has already done.
 """
 
@@ -29,9 +29,10 @@ from faust.exceptions import NotReady
 from faust.streams import Stream
 
 from streams import journey as core
+from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` sends it
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
-from streams.adapters.consumer import acknowledge_only_current_generation
+from streams.adapters.consumer import ProcessedMessages, commit_only_processed
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.metrics import WORKER
@@ -53,6 +54,7 @@ from streams.topics import (
 )
 from streams.workflow.codec import playbook_version_of
 from streams.workflow.messages import (
+    ForgetRequest,
     Reevaluate,
     Tick,
     UnmergeRequest,
@@ -90,9 +92,12 @@ class _FaustApp(faust.App):
     source_topics: frozenset[str] = frozenset()
     """The agents' input topics (full names); see `streams.adapters.consumer`."""
 
+    processed: ProcessedMessages
+    """What the agents have processed: only that is committed."""
+
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
-        acknowledge_only_current_generation(consumer, self, self.source_topics)
+        commit_only_processed(consumer, self, self.source_topics, self.processed)
         return consumer
 
 
@@ -122,6 +127,7 @@ def _faust_app(settings: Settings) -> _FaustApp:
         producer_linger_ms=1,
         producer_max_batch_size=512 * 1024,
     )
+    app.processed = ProcessedMessages()
     app.source_topics = frozenset(
         full_name(name, settings.topic_prefix) for name in (MARKETING, SALES, ACCEPTED, RESOLVED)
     )
@@ -237,6 +243,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         async for events in batches(stream):
             with WORKER.batch("ingest", len(events)):
                 await agents.ingest(events, out)
+            app.processed.mark(events)
 
     @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
     async def identity(stream: faust.StreamT[bytes]) -> None:
@@ -245,6 +252,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         async for events in batches(stream):
             with WORKER.batch("identity", len(events)):
                 await agents.identity(events, out)
+            app.processed.mark(events)
 
     @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
@@ -253,6 +261,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         async for events in batches(stream):
             with WORKER.batch("journeys", len(events)):
                 await agents.journeys_batch(events, out)
+            app.processed.mark(events)
 
     _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED])
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
@@ -268,4 +277,9 @@ def unmerge_request(
         request_id=request_id,
         requested_at=requested_at,
     )
+    return encode(request)
+
+
+def forget_request(request: ForgetRequest) -> bytes:
+    """The value of a forget request the identity agent carries out (key `FORGET_KEY`)."""
     return encode(request)

@@ -9,7 +9,8 @@ The touchpoint counters are counted per *delivery* at the journeys stage, so tha
     received = applied + duplicate + dead_lettered
 
 holds at every scrape between batches (`count_touchpoint` classifies each delivery exactly
-once; a delivery forwarded to where its journey moved is counted where it lands).
+once; a delivery forwarded to where its journey moved is counted where it lands, and one of a
+forgotten person is dropped and counted as suppressed, not received).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from prometheus_client.registry import Collector
 
 log = logging.getLogger("tandem.metrics")
 
-TouchpointOutcome = Literal["applied", "duplicate", "forwarded", "dead_lettered"]
+TouchpointOutcome = Literal["applied", "duplicate", "forwarded", "suppressed", "dead_lettered"]
 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds: a batch of hundreds of messages takes milliseconds, an outage seconds."""
@@ -77,6 +78,14 @@ class WorkerMetrics:
             "Touchpoint deliveries sent on to the journey theirs had moved to (not received: "
             "they are received where they land)", registry=r,
         )  # fmt: skip
+        self.suppressed = Counter(
+            "tandem_touchpoints_suppressed",
+            "Touchpoints of forgotten people dropped (not received), by stage (identity, "
+            "journeys)", ["stage"], registry=r,
+        )  # fmt: skip
+        self.forgotten = Counter(
+            "tandem_journeys_forgotten", "Journeys erased by a forget request", registry=r
+        )
         self.signals = Counter(
             "tandem_signals", "Signals published, by signal type", ["type"], registry=r
         )
@@ -107,6 +116,9 @@ class WorkerMetrics:
         """Count one touchpoint delivery at the journeys stage, by what became of it."""
         if outcome == "forwarded":
             self.forwarded.inc()
+            return
+        if outcome == "suppressed":
+            self.suppressed.labels(stage="journeys").inc()
             return
         self.received.inc()
         if outcome == "applied":

@@ -2,6 +2,13 @@
 
 A snapshot write carries the journey's version and is applied atomically only when it is newer
 than what Redis holds, so a stale or replayed write can never overwrite a newer snapshot.
+
+Identifier pointers (``identity:<identifier>`` → customer id) are version-checked the same way:
+each is stored with the version of the journey that wrote it (``identity_version:<identifier>``)
+and re-pointed only by a journey at least as new. An identifier's new owner — the journey a
+merge, rename or unmerge gave it to — is always newer than its former owner (an absorb or split
+takes the larger version + 1), so a former owner's write arriving late, from another partition
+or a replayed batch, can no longer re-point it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,52 @@ redis.call('SREM', KEYS[2], ARGV[3])
 return 1
 """
 
+# KEYS: (identifier key, identifier version key) pairs; ARGV: customer id, journey version
+_POINT_IF_NEWER = """
+local written = 0
+for i = 1, #KEYS, 2 do
+  local current = redis.call('GET', KEYS[i + 1])
+  if not current or tonumber(current) <= tonumber(ARGV[2]) then
+    redis.call('SET', KEYS[i], ARGV[1])
+    redis.call('SET', KEYS[i + 1], ARGV[2])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+# KEYS[1] journey hash, KEYS[2] set of live ids, KEYS[3..] identity pointers of the person;
+# ARGV: version, id, forget request id. The snapshot goes; a bare version stays where there was
+# one (a stale write must not bring the journey back); pointers go if they point here.
+_ERASE = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if current then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'forgotten', ARGV[3])
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2] then
+    redis.call('DEL', KEYS[i])
+  end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class ErasedJourney:
+    """A forgotten person's journey (or pointer) at a customer id: what the read model drops."""
+
+    customer_id: str
+    version: int
+    request_id: str
+    identifiers: tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class LiveJourney:
@@ -69,6 +122,8 @@ class JourneyProjection:
         self.prefix = prefix
         self._write = redis.register_script(_WRITE_IF_NEWER)
         self._moved = redis.register_script(_MARK_MOVED)
+        self._point = redis.register_script(_POINT_IF_NEWER)
+        self._erase = redis.register_script(_ERASE)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "tandem:") -> JourneyProjection:
@@ -83,6 +138,12 @@ class JourneyProjection:
 
     def _identity_key(self, identifier: str) -> str:
         return f"{self.prefix}identity:{identifier}"
+
+    def _pointer_keys(self, identifiers: list[str] | tuple[str, ...]) -> list[str]:
+        keys: list[str] = []
+        for identifier in identifiers:
+            keys += [self._identity_key(identifier), f"{self.prefix}identity_version:{identifier}"]
+        return keys
 
     async def write_snapshot(
         self, customer_id: str, version: int, snapshot: dict[str, Any], stage: str
@@ -102,10 +163,17 @@ class JourneyProjection:
         )
         return bool(done)
 
-    async def link_identifiers(self, customer_id: str, identifiers: list[str]) -> None:
-        """Point each identifier at its customer id."""
-        if identifiers:
-            await self.redis.mset({self._identity_key(i): customer_id for i in identifiers})
+    async def link_identifiers(
+        self, customer_id: str, identifiers: list[str], version: int = 0
+    ) -> int:
+        """Point each identifier at its customer id, unless a newer journey (`version`) holds
+        it; returns how many were pointed."""
+        if not identifiers:
+            return 0
+        written = await self._point(
+            keys=self._pointer_keys(identifiers), args=[customer_id, version]
+        )
+        return int(written)
 
     async def resolve(self, reference: str) -> str | None:
         """A customer id for a customer id or any identifier (``email:…``, bare values too)."""
@@ -172,15 +240,20 @@ class JourneyProjection:
         data: dict[str, Any] = json.loads(report.model_dump_json())
         return data
 
-    async def publish_many(self, journeys: list[LiveJourney], moved: list[MovedPointer]) -> None:
+    async def publish_many(
+        self,
+        journeys: list[LiveJourney],
+        moved: list[MovedPointer],
+        erased: list[ErasedJourney] | None = None,
+    ) -> None:
         """A batch in one round trip: each live journey's snapshot, KPI facts and identifier
-        links, and each moved journey's pointer (as `mark_moved` writes it) with its facts
-        dropped. Every write is version-checked, so a replayed batch changes nothing."""
-        if not journeys and not moved:
+        links, each moved journey's pointer (as `mark_moved` writes it) with its facts
+        dropped, and each erased journey's snapshot, identifier links and facts removed. Every
+        write is version-checked, so a replayed batch changes nothing."""
+        if not journeys and not moved and not erased:
             return
         kpis = self.kpis
         pipe = self.redis.pipeline(transaction=False)
-        links: dict[str, str] = {}
         for journey in journeys:
             customer_id, version = journey.customer_id, journey.version
             await self._write(
@@ -190,8 +263,12 @@ class JourneyProjection:
             )
             if journey.facts_json is not None:
                 await kpis.queue_facts(pipe, customer_id, version, journey.facts_json)
-            for identifier in journey.identities:
-                links[self._identity_key(identifier)] = customer_id
+            if journey.identities:
+                await self._point(
+                    keys=self._pointer_keys(journey.identities),
+                    args=[customer_id, version],
+                    client=pipe,
+                )
         for customer_id, moved_to, version in (
             (m.customer_id, m.moved_to, m.version) for m in moved
         ):
@@ -201,8 +278,14 @@ class JourneyProjection:
                 client=pipe,
             )
             await kpis.queue_facts(pipe, customer_id, version, None)
-        if links:
-            pipe.mset(links)
+        for gone in erased or ():
+            await self._erase(
+                keys=[self._journey_key(gone.customer_id), self._live_key,
+                      *(self._identity_key(i) for i in gone.identifiers)],
+                args=[gone.version, gone.customer_id, gone.request_id],
+                client=pipe,
+            )  # fmt: skip
+            await kpis.queue_facts(pipe, gone.customer_id, gone.version, None)
         await pipe.execute()
 
     async def close(self) -> None:

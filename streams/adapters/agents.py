@@ -4,8 +4,8 @@
 events they are given and the tables behind the ports.
 
 Order of effects per batch, for at-least-once without lost work: messages to other topics
-first, then — once the broker has them — the agent's own tables, then Redis. A crash in between
-repeats the batch; every handler ignores what it has already done.
+first, then — once the broker has them — Redis (the journeys), then the agent's own tables. A
+crash in between repeats the batch; every handler ignores what it has already done.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events import decode_touchpoint, touchpoint_to_json
@@ -26,7 +27,13 @@ from events.decode import ReasonCode, Rejection
 from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
-from streams.adapters.journeys import JourneyWrite, next_due, prepare, read_model_batch
+from streams.adapters.journeys import (
+    JourneyWrite,
+    erased_batch,
+    next_due,
+    prepare,
+    read_model_batch,
+)
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore, in_partition_of
 from streams.journey.identity import IdentityGuards
@@ -35,6 +42,7 @@ from streams.projection import JourneyProjection
 from streams.topics import ACCEPTED, DEADLETTER, JOURNEYS, RESOLVED
 from streams.workflow import handlers
 from streams.workflow.messages import (
+    ForgetRequest,
     JourneyMessage,
     TouchpointArrived,
     UnmergeRequest,
@@ -51,6 +59,8 @@ T = TypeVar("T")
 
 UNMERGE_KEY = b"cmd:unmerge"
 """Key of `tandem unmerge` requests on `touchpoints.accepted` (touchpoints are keyed by id)."""
+FORGET_KEY = b"cmd:forget"
+"""Key of forget requests (`tandem forget`, ``DELETE /v1/people/{ref}``) on the same topic."""
 
 
 def utcnow() -> datetime:
@@ -62,8 +72,12 @@ def _raw(event: Event) -> bytes:
     return event.value if isinstance(event.value, bytes) else b""
 
 
-def _touchpoint_outcome(unit: JourneyUnit, duplicates: int, outbox: int) -> TouchpointOutcome:
+def _touchpoint_outcome(
+    unit: JourneyUnit, duplicates: int, suppressed: int, outbox: int
+) -> TouchpointOutcome:
     """What became of the touchpoint delivery just handled (counters and outbox before it)."""
+    if unit.counters.suppressed > suppressed:
+        return "suppressed"
     if unit.counters.duplicates > duplicates:
         return "duplicate"
     sent = unit.outbox[outbox:]
@@ -84,8 +98,9 @@ async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
             return await action()
         except asyncio.CancelledError:
             raise
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisReadOnlyError, OSError) as exc:
             WORKER.redis_errors.labels(operation=what).inc()
+            # ReadOnlyError: a replica answering during a failover; still an outage.
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -156,29 +171,44 @@ class Agents:
             except Exception as exc:  # never crash or stall on one message
                 await self._failed(out, "internal error while validating", exc, event)
                 WORKER.ingested.labels(domain=domain, outcome="dead_lettered").inc()
-        await out.settle()  # Faust flushes the producer before it commits offsets
+        await out.delivered()  # only then is the batch processed (and its offsets committed)
 
     async def identity(self, events: Sequence[Event], out: KafkaSender) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         # Writes of a batch cut short (a rebalance, a stop) are not ours to make any more: its
         # events were not acknowledged, and whoever owns the sequencer now carries them out.
         self.identities.discard()
-        unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook))
+        unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook),
+                            playbook_version=self.playbook.version)  # fmt: skip
         for event in events:
             raw = _raw(event)
             try:
                 if isinstance(event.key, bytes) and event.key.startswith(UNMERGE_KEY):
                     handlers.unmerge_requested(UnmergeRequest.model_validate_json(raw), unit)
+                elif isinstance(event.key, bytes) and event.key.startswith(FORGET_KEY):
+                    self._forget(ForgetRequest.model_validate_json(raw), unit)
                 else:
                     handlers.touchpoint_accepted(TOUCHPOINT.validate_json(raw), unit)
             except Exception as exc:
                 await self._failed(out, "identity resolution failed", exc, event)
         WORKER.merges_refused.inc(len(unit.counters.refused))
+        WORKER.suppressed.labels(stage="identity").inc(unit.counters.suppressed)
         await self.send_outgoing(out, unit.outbox)
         await out.delivered()
         if events:
             in_partition_of(events[-1])  # one partition: the sequencer's
         self.identities.flush()
+        if unit.counters.suppressed:
+            log.info("identity: suppressed %d touchpoint(s) of forgotten people",
+                     unit.counters.suppressed)  # fmt: skip
+
+    @staticmethod
+    def _forget(request: ForgetRequest, unit: IdentityUnit) -> None:
+        # The audit line names the request and the reference's digest, never the reference.
+        log.warning("forget %s requested by %s at %s: reference sha256 %s", request.request_id,
+                    request.requested_by, request.requested_at.isoformat(),
+                    request.reference_sha256)  # fmt: skip
+        handlers.forget_requested(request, unit)
 
     async def journeys_batch(self, events: Sequence[Event], out: KafkaSender) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
@@ -192,7 +222,7 @@ class Agents:
             message: JourneyMessage | None = None
             try:
                 message = decode_journey_message(_raw(event))
-                before = unit.counters.duplicates, len(unit.outbox)
+                before = unit.counters.duplicates, unit.counters.suppressed, len(unit.outbox)
                 handlers.handle_journey_message(customer_id, message, unit)
             except Exception as exc:
                 unit.rollback()
@@ -203,12 +233,13 @@ class Agents:
                 if isinstance(message, TouchpointArrived):
                     WORKER.count_touchpoint(_touchpoint_outcome(unit, *before))
         WORKER.merges.inc(unit.counters.moves)
+        WORKER.forgotten.inc(unit.counters.forgotten)
         await self.flush_journeys(out, unit, last_event)
 
     async def flush_journeys(
         self, out: KafkaSender, unit: JourneyUnit, last_event: dict[str, Event]
     ) -> None:
-        """Write each changed journey once: computed first, sent, then tables, then Redis."""
+        """Write each changed journey once: computed first, sent, then Redis, then tables."""
         changes, outgoing = unit.flush()
         writes: list[JourneyWrite] = []
         for customer_id, stored in changes:
@@ -222,16 +253,23 @@ class Agents:
         for write in writes:
             await out.send(JOURNEYS, write.customer_id.encode(), write.state_value)
         await out.delivered()
+        # Redis before the tables: a crash while Redis is down repeats the batch in full (its
+        # writes are version-checked), where a repeat over written tables would find the moves
+        # done and never send their tombstones to Redis.
+        live, moved = read_model_batch(writes)
+        erased = erased_batch(writes, unit.take_unlinked())
+        await _retrying(
+            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved, erased)
+        )
+        if unit.counters.suppressed or unit.counters.forgotten:
+            log.info("journeys: erased %d forgotten journey(s), dropped %d touchpoint(s)",
+                     unit.counters.forgotten, unit.counters.suppressed)  # fmt: skip
         for write in writes:
             in_partition_of(last_event[write.customer_id])
             self.journeys.put(write.customer_id, write.stored)
         for customer_id, when in due:
             in_partition_of(last_event[customer_id])
             self._set_deadline(customer_id.encode(), when)
-        live, moved = read_model_batch(writes)
-        await _retrying(
-            "journeys: writing Redis", lambda: self.projection.publish_many(live, moved)
-        )
 
     def _set_deadline(self, key: bytes, due: datetime | None) -> None:
         stored = self.deadlines.get(key)

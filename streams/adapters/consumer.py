@@ -1,4 +1,4 @@
-"""Faust's consumer, made to acknowledge only what an agent has processed in this generation.
+"""Faust's consumer, made to commit only what an agent has processed, in this generation.
 
 Around a rebalance, Faust's consumer loses input for good through shortcuts in its offset
 bookkeeping (seen in `tests/integration/test_several_workers.py`, about one run in ten, and in
@@ -18,7 +18,8 @@ a stress run with six joins and leaves, every few runs):
 
 Tandem's input topics are neither compacted nor transactional, and every handler is
 idempotent, so on those topics the consumer keeps no read offsets (every fetched message is
-delivered, a repeat is harmless), ignores acknowledgements from another generation, and
+delivered, a repeat is harmless), records acknowledgements only of messages an agent marked
+processed in the current generation (`ProcessedMessages`), and
 commits only offsets contiguous with the last commit; a hole makes it fetch the partition
 again from the committed offset (the repeats are recognised as duplicates). Changelog topics
 keep Faust's behaviour: table recovery relies on it to apply changelog entries in order.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,19 +62,43 @@ class ReadOffsets(dict[TP, int | None]):
             self[tp] = offset
 
 
-def acknowledge_only_current_generation(consumer: Any, app: Any, topics: Iterable[str]) -> None:
+class ProcessedMessages:
+    """The input messages the agents have processed (held weakly, like Faust's unacked set).
+
+    An agent marks its batch once every effect of it is done; the consumer records an
+    acknowledgement only for a marked message. Whatever path inside Faust acknowledges a
+    message no agent processed (a skipped message, a batch cut short), it is never committed:
+    the hole it leaves makes the consumer fetch it again.
+    """
+
+    def __init__(self) -> None:
+        self._messages: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def mark(self, events: Iterable[Any]) -> None:
+        """Mark the messages of processed events."""
+        for event in events:
+            self._messages.add(event.message)
+
+    def __contains__(self, message: object) -> bool:
+        return message in self._messages
+
+
+def commit_only_processed(
+    consumer: Any, app: Any, topics: Iterable[str], processed: ProcessedMessages
+) -> None:
     """Harden a Faust consumer for `topics` (full names) as the module doc explains."""
     untracked = frozenset(topics)
     consumer._read_offset = ReadOffsets(untracked)
     acknowledge = consumer.ack
 
     def ack(message: Any) -> bool:
-        stale = getattr(message, "generation_id", None) not in (None, app.consumer_generation_id)
-        if stale and message.topic in untracked:
-            # Not ours to commit: the partition's owner in this generation fetches it again.
-            message.acked = True
-            consumer._unacked_messages.discard(message)
-            return False
+        if message.topic in untracked:
+            stale = getattr(message, "generation_id", None) != app.consumer_generation_id
+            if stale or message not in processed:
+                # Not ours to commit: fetched again (by this partition's owner) and processed.
+                message.acked = True
+                consumer._unacked_messages.discard(message)
+                return False
         result: bool = acknowledge(message)
         return result
 
@@ -80,9 +106,16 @@ def acknowledge_only_current_generation(consumer: Any, app: Any, topics: Iterabl
     consumer._new_offset = _contiguous_only(consumer, untracked)
 
 
+REFETCH_AFTER_S = 10.0
+"""How long a hole may stay before the partition is fetched again from it. A rebalance makes
+holes that its own seek to the committed offsets fills within a moment; only a hole that
+stays means a message was skipped for good."""
+
+
 def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
     """Faust's `_new_offset`, refusing to commit over a hole after the committed offset."""
     new_offset = consumer._new_offset
+    holes: dict[TP, tuple[int, float]] = {}  # where each hole is, and since (or last fetched)
     refetching: dict[TP, asyncio.Future[None]] = {}
 
     async def refetch(tp: TP, offset: int) -> None:
@@ -94,14 +127,23 @@ def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
         finally:
             refetching.pop(tp, None)
 
+    def hole_at(tp: TP, offset: int) -> None:
+        now = asyncio.get_running_loop().time()
+        where, since = holes.get(tp, (None, now))
+        if where != offset:
+            holes[tp] = (offset, now)
+        elif now - since >= REFETCH_AFTER_S and tp not in refetching:
+            holes[tp] = (offset, now)
+            refetching[tp] = asyncio.ensure_future(refetch(tp, offset))
+
     def contiguous(tp: TP) -> int | None:
         if tp.topic in untracked:
             acked = consumer._acked[tp]
             committed = consumer._committed_offset.get(tp)
             if acked and committed is not None and min(acked) > committed:
-                if tp not in refetching:
-                    refetching[tp] = asyncio.ensure_future(refetch(tp, committed))
+                hole_at(tp, committed)
                 return None
+            holes.pop(tp, None)
         result: int | None = new_offset(tp)
         return result
 

@@ -13,8 +13,8 @@ from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
 from streams.journey import kpis
-from streams.projection import LiveJourney, MovedPointer
-from streams.workflow.ports import MovedJourney, StoredJourney
+from streams.projection import ErasedJourney, LiveJourney, MovedPointer
+from streams.workflow.ports import ForgottenJourney, MovedJourney, StoredJourney
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,14 @@ class JourneyWrite:
 
     @property
     def state_value(self) -> bytes | None:
-        """Its `journeys.state` message: the snapshot, or a tombstone for a moved journey."""
+        """Its `journeys.state` message: the snapshot, or a tombstone for a moved or a
+        forgotten journey."""
         return None if self.snapshot_json is None else self.snapshot_json.encode()
 
 
 def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> JourneyWrite:
     """Derive what the read model and `journeys.state` show of a changed journey."""
-    if isinstance(stored, MovedJourney):
+    if isinstance(stored, MovedJourney | ForgottenJourney):
         return JourneyWrite(customer_id, stored)
     snapshot = core.snapshot(stored, playbook)
     facts = kpis.journey_facts(stored, playbook).model_dump_json(exclude_defaults=True)
@@ -72,3 +73,15 @@ def read_model_batch(writes: list[JourneyWrite]) -> tuple[list[LiveJourney], lis
                 )
             )  # fmt: skip
     return live, moved
+
+
+def erased_batch(
+    writes: list[JourneyWrite], unlinked: dict[str, tuple[str, ...]]
+) -> list[ErasedJourney]:
+    """The forgotten journeys of a batch, for `JourneyProjection.publish_many`."""
+    return [
+        ErasedJourney(w.customer_id, w.stored.version, w.stored.request_id,
+                      unlinked.get(w.customer_id, ()))
+        for w in writes
+        if isinstance(w.stored, ForgottenJourney)
+    ]  # fmt: skip

@@ -4,8 +4,7 @@ The agents send hundreds of messages per batch. Faust's `Topic.send` wraps each 
 futures and callbacks; the producer's `send` only appends to aiokafka's batch accumulator.
 The unit of delivery is the batch: `delivered()` waits until the broker has acknowledged every
 message sent so far — sending again whatever failed, for as long as it takes — before an agent
-writes its tables (see `streams.app`). Faust flushes the producer before it commits offsets,
-so an agent without tables only needs `settle()`, which re-sends failures without waiting.
+writes its tables or counts its batch as processed (see `streams.app`).
 """
 
 from __future__ import annotations
@@ -65,17 +64,3 @@ class KafkaSender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 await self._resend(failed)
-
-    async def settle(self) -> None:
-        """Without waiting: forget what was delivered, send again what failed."""
-        still, failed = [], []
-        for sent in self._pending:
-            future = sent[3]
-            if not future.done():
-                still.append(sent)
-            elif future.exception() is not None:
-                failed.append(sent)
-        self._pending = still
-        if failed:
-            log.warning("%d message(s) not delivered; sending again", len(failed))
-            await self._resend(failed)

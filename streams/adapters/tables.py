@@ -15,6 +15,7 @@ from typing import Any
 from faust.streams import _current_event  # Faust's own context variable (see module doc)
 from faust.types import EventT
 
+from streams.journey.forget import Erasure
 from streams.journey.identity import IdentityDecision
 from streams.workflow.codec import decode_journey, encode_journey
 from streams.workflow.ports import StoredJourney
@@ -99,6 +100,11 @@ class TableIdentityStore:
         raw = self._read(f"separations:{identifier}".encode())
         return frozenset(json.loads(raw)) if raw else frozenset()
 
+    def get_links(self, identifier: str) -> tuple[str, ...]:
+        """The strong identities this one was seen with (at most the quarantine limit + 1)."""
+        raw = self._read(f"links:{identifier}".encode())
+        return tuple(json.loads(raw)) if raw else ()
+
     def apply(self, decision: IdentityDecision) -> None:
         """Queue a decision's writes (read back at once; written to the table by `flush`)."""
         pending = self._pending
@@ -110,6 +116,27 @@ class TableIdentityStore:
         for identifier, separated in decision.separation_writes.items():
             key = f"separations:{identifier}".encode()
             pending[key] = json.dumps(sorted(separated)).encode()
+        for identifier, linked in decision.link_writes.items():
+            pending[f"links:{identifier}".encode()] = json.dumps(list(linked)).encode()
+
+    def is_suppressed(self, digest: str) -> bool:
+        """Whether an identifier with this suppression digest was forgotten."""
+        return self._read(f"suppressed:{digest}".encode()) is not None
+
+    def erase(self, erasure: Erasure, request_id: str) -> None:
+        """Queue a forgotten person's removal (tombstones) and suppression digests."""
+        pending = self._pending
+        for identifier in erasure.identifiers:
+            pending[identifier.encode()] = None
+        if erasure.customer_id is not None:
+            pending[f"members:{erasure.customer_id}".encode()] = None
+        for identifier, kept in erasure.separation_writes.items():
+            key = f"separations:{identifier}".encode()
+            pending[key] = None if kept is None else json.dumps(sorted(kept)).encode()
+        for digest in erasure.suppressions:
+            key = f"suppressed:{digest}".encode()
+            if self._read(key) is None:
+                pending[key] = request_id.encode()
 
     def discard(self) -> None:
         """Forget queued writes (their batch could not be sent)."""

@@ -49,6 +49,7 @@ from streams.api.journeys import router as journeys_router
 from streams.api.kpis import router as kpis_router
 from streams.api.operations import count_requests
 from streams.api.operations import router as operations_router
+from streams.api.people import router as people_router
 from streams.metrics import ApiMetrics
 from streams.settings import Settings, get_settings
 
@@ -56,7 +57,7 @@ log = logging.getLogger("tandem.api")
 
 ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
-ROUTERS += [journeys_router, dashboard_router]
+ROUTERS += [journeys_router, people_router, dashboard_router]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -73,7 +74,8 @@ Resending a request is always safe: Tandem keeps each `event_id` once.
 (`tandem keys create` makes one; Tandem stores only its SHA-256 digest). A key has scopes:
 `publish` (`POST /v1/events`, for the `marketing` and/or `sales` domains of its tool),
 `read` (person-level data: `GET /v1/journeys`, `GET /v1/journeys/{{reference}}`) and `admin`
-(operations on people). No key or an unknown one is `401`; a key without the scope a route
+(operations on people: `DELETE /v1/people/{{reference}}` forgets a person for good). No key or
+an unknown one is `401`; a key without the scope a route
 needs is `403`. The aggregate KPIs (`GET /v1/kpis`, `/v1/kpis/snapshot`) need a `read` key
 too, unless the deployment makes them public (`TANDEM_PUBLIC_KPIS=true`). The dashboard at `/`
 is a static page: it asks for a `read` key and sends it with its requests.
@@ -85,6 +87,7 @@ evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v
 TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
     {"name": "journeys", "description": "Read journeys (an API key with the `read` scope)."},
+    {"name": "people", "description": "Forget a person (an API key with the `admin` scope)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]

@@ -22,6 +22,7 @@ from schemas.signals import (
     HandoffSignal,
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
+    IdentityQuarantinedSignal,
     NurtureSignal,
 )
 from streams.cli import app
@@ -155,6 +156,13 @@ def render_signal(item: Received) -> Panel:
             ),
             ("deadline", f"{signal.deadline:%Y-%m-%d %H:%M:%S} ({signal.hours:g} h)"),
             ("stage", f"{signal.stage} (cycle {signal.cycle}) — nobody accepted or rejected"),
+        ]
+    elif isinstance(signal, IdentityQuarantinedSignal):
+        what = f"identifier quarantined · {signal.identifier}"
+        rows += [
+            ("why", escape(signal.reason)),
+            ("linked", escape(", ".join(signal.linked))),
+            ("action", f"tandem unmerge {signal.customer_id} --split IDENTIFIER (strangers)"),
         ]
     else:  # pragma: no cover - the Signal union is exhaustive
         what = signal.signal_type

@@ -15,6 +15,15 @@ blocklisted identifiers still gets a journey of its own under its strongest one)
 that would give a customer more than `max_identifiers_per_customer` identifiers is refused —
 the event then stays with the component of its strongest identifier.
 
+Quarantine (merge storms): an email or anonymous id seen on touchpoints with more than
+`max_links_per_identifier` other strong identities (contact ids, emails) — a shared mailbox, a
+kiosk cookie — is *quarantined*: from that touchpoint on it links nothing (it is left out like
+a blocklisted one), and the decision names it in `quarantined` so the sequencer raises an
+alert. What it linked before stays linked; `tandem unmerge` splits it. The identities each one
+was seen with are kept (`link_writes`, at most limit + 1 of them), so the store stays bounded.
+The identity sequencer is serial, so the replay of the same input quarantines at the same
+touchpoint. Contact ids are the CRM's own records: they count, but are never quarantined.
+
 Unmerge: `unmerge_identity` splits identifiers off a customer into a customer of their own and
 records *separations* — identifiers that must never link again. `resolve` refuses a link that
 would join separated identifiers (the refusal is in `refused`, like the cap's), and the event
@@ -29,12 +38,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Protocol
 
 from events.envelope import IDENTIFIER_KINDS
 from schemas.playbook import Playbook
+from schemas.signals import IdentityQuarantinedSignal
 
 LEDGER_CUSTOMER = "ledger"
 """The customer id of spend and cost records that name no person."""
@@ -83,6 +94,21 @@ class IdentityStore(Protocol):
         """The identifiers this one must never link with (written by an unmerge)."""
         ...
 
+    def get_links(self, identifier: str) -> tuple[str, ...]:
+        """The strong identities this one was seen with (at most the quarantine limit + 1)."""
+        ...
+
+
+STRONG_KINDS = ("contact", "email")
+"""Identifier kinds that name a person (anonymous ids name a device)."""
+
+QUARANTINABLE_KINDS = ("email", "anon")
+"""Identifier kinds that can be shared by strangers (contact ids are the CRM's records)."""
+
+
+def _kind(identifier: str) -> str:
+    return identifier.partition(":")[0]
+
 
 @dataclass(frozen=True)
 class IdentityGuards:
@@ -90,12 +116,19 @@ class IdentityGuards:
 
     blocklist: tuple[str, ...] = ()
     max_identifiers_per_customer: int = 50
+    max_links_per_identifier: int = 3
+    playbook_version: str = ""
 
     @classmethod
     def from_playbook(cls, playbook: Playbook) -> IdentityGuards:
         """The guards a playbook defines."""
         rules = playbook.identity
-        return cls(tuple(rules.blocklist), rules.max_identifiers_per_customer)
+        return cls(
+            tuple(rules.blocklist),
+            rules.max_identifiers_per_customer,
+            rules.max_links_per_identifier,
+            playbook.version,
+        )
 
     def is_blocked(self, identifier: str) -> bool:
         """Whether the identifier matches a blocklist entry (exact or fnmatch pattern)."""
@@ -122,7 +155,9 @@ class IdentityDecision:
     `writes`: identifier → customer id to store; `member_writes`: customer id → its full
     identifier list, or None to delete (a customer id that no longer exists); `moves`: journeys
     to move; `refused`: why a link was not made; `ignored`: blocklisted identifiers;
-    `separation_writes`: identifier → every identifier it must never link with (an unmerge).
+    `separation_writes`: identifier → every identifier it must never link with (an unmerge);
+    `link_writes`: identifier → the strong identities it has been seen with; `quarantined`:
+    identifiers quarantined by this touchpoint (each raises one alert).
     """
 
     customer_id: str
@@ -132,6 +167,43 @@ class IdentityDecision:
     refused: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     separation_writes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    link_writes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Links:
+    """What a touchpoint teaches about who its identifiers were seen with."""
+
+    writes: dict[str, tuple[str, ...]]
+    quarantined: set[str]
+    newly: list[str]
+
+
+def _links(store: IdentityStore, candidates: list[str], guards: IdentityGuards) -> _Links:
+    """Count each shareable identifier's strong companions; quarantine the promiscuous ones."""
+    limit = guards.max_links_per_identifier
+    strong = [i for i in candidates if _kind(i) in STRONG_KINDS]
+    writes: dict[str, tuple[str, ...]] = {}
+    quarantined: set[str] = set()
+    newly: list[str] = []
+    for identifier in candidates:
+        if _kind(identifier) not in QUARANTINABLE_KINDS:
+            continue
+        seen = store.get_links(identifier)
+        if len(seen) > limit:
+            quarantined.add(identifier)
+            continue
+        new = [i for i in strong if i != identifier and i not in seen]
+        if not new:
+            continue
+        # Bounded: once past the limit nothing more is recorded (or needed).
+        updated = tuple(by_strength({*seen, *new})[: limit + 1])
+        writes[identifier] = updated
+        if len(updated) > limit:
+            quarantined.add(identifier)
+            newly.append(identifier)
+    return _Links(writes, quarantined, newly)
 
 
 def resolve(
@@ -143,13 +215,31 @@ def resolve(
     """Decide the customer id of a touchpoint carrying `identifiers`, and what changes."""
     if not identifiers:
         raise ValueError("a touchpoint with no identifiers goes to LEDGER_CUSTOMER, not here")
-    linkable = guards.linkable(identifiers)
+    candidates = guards.linkable(identifiers)
+    links = _links(store, candidates, guards)
+    linkable = [i for i in candidates if i not in links.quarantined]
     ignored = [i for i in by_strength(identifiers) if guards.is_blocked(i)]
-    if not linkable:
-        # Blocked identifiers are shared (info@…): never stored, so they link nobody, but the
-        # touchpoint still needs a home.
-        return IdentityDecision(customer_id_for(ignored[0]), ignored=ignored)
+    if linkable:
+        decision = _link(store, linkable, ignored, guards, event_id)
+    else:
+        # Blocked identifiers are shared (info@…): never stored, so they link nobody; a
+        # quarantined one links nobody any more. The touchpoint still needs a home.
+        home = by_strength(links.quarantined)[0] if links.quarantined else ignored[0]
+        decision = IdentityDecision(customer_id_for(home), ignored=ignored)
+    if links.writes:
+        decision.link_writes.update(links.writes)
+        decision.quarantined.extend(links.newly)
+    return decision
 
+
+def _link(
+    store: IdentityStore,
+    linkable: list[str],
+    ignored: list[str],
+    guards: IdentityGuards,
+    event_id: str,
+) -> IdentityDecision:
+    """Link the touchpoint's linkable identifiers (within the guards)."""
     existing = _sorted_ids({store.get(i) for i in linkable} - {None})
     members: set[str] = set(linkable)
     for customer in existing:
@@ -186,6 +276,39 @@ def resolve(
             member_writes[customer] = None
     moves = [Move(customer, target, event_id) for customer in existing if customer != target]
     return IdentityDecision(target, writes, member_writes, moves, refused, ignored)
+
+
+def quarantine_alert(
+    store: IdentityStore,
+    identifier: str,
+    decision: IdentityDecision,
+    guards: IdentityGuards,
+    event_id: str,
+    occurred_at: datetime,
+) -> IdentityQuarantinedSignal:
+    """The alert for an identifier `decision` quarantined (read the store after applying it)."""
+    customer = store.get(identifier) or customer_id_for(identifier)
+    linked = list(decision.link_writes.get(identifier, ()))
+    limit = guards.max_links_per_identifier
+    return IdentityQuarantinedSignal(
+        signal_id=_signal_id(identifier),
+        customer_id=customer,
+        identities=by_strength(store.get_members(customer)) or [identifier],
+        occurred_at=occurred_at,
+        playbook_version=guards.playbook_version,
+        identifier=identifier,
+        linked=linked,
+        limit=limit,
+        trigger_event_id=event_id,
+        reason=f"{identifier} was seen with more than {limit} strong identities "
+        f"({', '.join(linked)}): it links nothing further",
+    )
+
+
+def _signal_id(identifier: str) -> str:
+    # One alert per identifier, whichever customer it belongs to.
+    digest = hashlib.sha256(f"identity|identity.quarantined|{identifier}".encode()).hexdigest()
+    return "sig_" + digest[:20]
 
 
 def _separated(store: IdentityStore, customers: list[str]) -> tuple[str, str] | None:
@@ -281,6 +404,7 @@ class InMemoryIdentityStore:
         self.customers: dict[str, str] = {}
         self.members: dict[str, tuple[str, ...]] = {}
         self.separations: dict[str, frozenset[str]] = {}
+        self.links: dict[str, tuple[str, ...]] = {}
 
     def get(self, identifier: str) -> str | None:
         """The customer id the identifier belongs to, if it was seen."""
@@ -294,6 +418,10 @@ class InMemoryIdentityStore:
         """The identifiers this one must never link with (written by an unmerge)."""
         return self.separations.get(identifier, frozenset())
 
+    def get_links(self, identifier: str) -> tuple[str, ...]:
+        """The strong identities this one was seen with (at most the quarantine limit + 1)."""
+        return self.links.get(identifier, ())
+
     def apply(self, decision: IdentityDecision) -> None:
         """Store a decision's writes (what the identity agent does with its table)."""
         self.customers.update(decision.writes)
@@ -304,6 +432,7 @@ class InMemoryIdentityStore:
                 self.members[customer_id] = tuple(members)
         for identifier, separated in decision.separation_writes.items():
             self.separations[identifier] = frozenset(separated)
+        self.links.update(decision.link_writes)
 
     def components(self) -> dict[str, tuple[str, ...]]:
         """Every customer id with its identifiers."""

@@ -6,7 +6,8 @@ version stays readable in a short header, so the worker can find journeys to re-
 under a new playbook without decoding them. The compacted prefix of a long journey is
 compressed on its own and kept compressed while it is unchanged (it changes only when the
 journey compacts again), so a change to a long journey re-encodes only its retained part.
-A pointer left by a moved journey is small JSON. The first byte names the format; a record
+A pointer left by a moved journey, or the marker a forgotten one leaves, is small JSON. The
+first byte names the format; a record
 written before the codec existed (plain JSON, starting with ``{``) still reads.
 
 Layout of a record: ``Z`` playbook-version ``\\n`` prefix-length (4 bytes, big-endian)
@@ -19,10 +20,11 @@ import zlib
 from collections import OrderedDict
 
 from schemas.journey import CompactedPrefix, JourneyRecord
-from streams.workflow.ports import MovedJourney, StoredJourney
+from streams.workflow.ports import ForgottenJourney, MovedJourney, StoredJourney
 
 _RECORD = b"Z"
 _POINTER = b"M"
+_FORGOTTEN = b"F"
 _LEVEL = 1  # zlib's fastest level already removes most of the repetition
 _PREFIXES: OrderedDict[int, tuple[CompactedPrefix, bytes]] = OrderedDict()
 _PREFIXES_KEPT = 1024
@@ -45,6 +47,8 @@ def encode_journey(journey: StoredJourney) -> bytes:
     """The table bytes of a journey (or of the pointer a moved journey left)."""
     if isinstance(journey, MovedJourney):
         return _POINTER + journey.model_dump_json().encode()
+    if isinstance(journey, ForgottenJourney):
+        return _FORGOTTEN + journey.model_dump_json().encode()
     header = _RECORD + (journey.playbook_version or "").encode() + b"\n"
     prefix = b"" if journey.compacted is None else _compressed_prefix(journey.compacted)
     rest = journey if journey.compacted is None else journey.model_copy(update={"compacted": None})
@@ -79,6 +83,8 @@ def decode_journey(raw: bytes) -> StoredJourney:
         return record.model_copy(update={"compacted": prefix})
     if tag == _POINTER:
         return MovedJourney.model_validate_json(raw[1:])
+    if tag == _FORGOTTEN:
+        return ForgottenJourney.model_validate_json(raw[1:])
     if tag == b"{":
         return JourneyRecord.model_validate_json(raw)
     raise ValueError(f"not a stored journey (starts with {raw[:8]!r})")

@@ -8,20 +8,34 @@ Moves are followed: a journey that moved leaves a `MovedJourney` pointer behind,
 touchpoint, absorb or split reaching that customer id is forwarded to where the journey went
 (chains of any length, in any order), so a message that was on its way while the journey
 moved on still lands in the one journey the replay of the same input has.
+
+Forgotten people stay forgotten: a touchpoint carrying an identifier whose suppression digest
+the identity store keeps is dropped before resolution, and anything reaching a customer id a
+forgotten journey left its marker at is dropped there (both counted as `suppressed`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord
+from schemas.signals import PersonForgottenSignal
 from streams.journey import record as records
-from streams.journey.identity import LEDGER_CUSTOMER, resolve, unmerge_identity
+from streams.journey.forget import forget_identity, suppression_digest
+from streams.journey.identity import (
+    LEDGER_CUSTOMER,
+    quarantine_alert,
+    resolve,
+    unmerge_identity,
+)
 from streams.workflow.messages import (
     MAX_HOPS,
     Absorb,
+    Forget,
+    ForgetRequest,
     Forwardable,
     JourneyMessage,
     Move,
@@ -33,7 +47,7 @@ from streams.workflow.messages import (
     TouchpointArrived,
     UnmergeRequest,
 )
-from streams.workflow.ports import MovedJourney
+from streams.workflow.ports import ForgottenJourney, MovedJourney
 from streams.workflow.unit import IdentityUnit, JourneyUnit
 
 
@@ -45,16 +59,26 @@ class Undeliverable(ValueError):
 
 
 def touchpoint_accepted(touchpoint: Touchpoint, unit: IdentityUnit) -> None:
-    """Resolve a touchpoint's identifiers to one customer id; move journeys that merge."""
+    """Resolve a touchpoint's identifiers to one customer id; move journeys that merge.
+
+    A touchpoint of a forgotten person (any identifier suppressed) is dropped and counted."""
     if touchpoint.identity is None:
         # Spend and cost about no person: the ledger journey carries their aggregates.
         unit.send(LEDGER_CUSTOMER, TouchpointArrived(touchpoint=touchpoint))
         return
-    decision = resolve(
-        unit.identities, touchpoint.identity.identifiers(), unit.guards, touchpoint.event_id
-    )
+    identifiers = touchpoint.identity.identifiers()
+    if any(unit.identities.is_suppressed(suppression_digest(i)) for i in identifiers):
+        unit.counters.suppressed += 1
+        return
+    decision = resolve(unit.identities, identifiers, unit.guards, touchpoint.event_id)
     unit.identities.apply(decision)
     unit.counters.refused += decision.refused
+    for identifier in decision.quarantined:
+        alert = quarantine_alert(
+            unit.identities, identifier, decision, unit.guards, touchpoint.event_id,
+            touchpoint.occurred_at,
+        )  # fmt: skip
+        unit.emit(alert.customer_id, [alert])
     for move in decision.moves:
         unit.send(
             move.from_customer,
@@ -89,11 +113,40 @@ def unmerge_requested(request: UnmergeRequest, unit: IdentityUnit) -> None:
     )
 
 
+def forget_requested(request: ForgetRequest, unit: IdentityUnit) -> None:
+    """Forget a person for good: unlink every identifier, keep their suppression digests,
+    erase every journey and pointer of theirs, and emit the audit alert."""
+    erasure = forget_identity(unit.identities, request.identifiers, request.customer_id)
+    unit.identities.erase(erasure, request.request_id)
+    for customer_id in erasure.customer_ids:
+        unit.send(
+            customer_id,
+            Forget(identifiers=list(erasure.identifiers), request_id=request.request_id,
+                   at=request.requested_at),
+        )  # fmt: skip
+    about = erasure.customer_ids[0] if erasure.customer_ids else ""
+    key = f"{about}|person_forgotten|{request.request_id}"
+    audit = PersonForgottenSignal(
+        signal_id="sig_" + hashlib.sha256(key.encode()).hexdigest()[:20],
+        customer_id=about,
+        identities=[],
+        occurred_at=request.requested_at,
+        playbook_version=unit.playbook_version,
+        request_id=request.request_id,
+        requested_by=request.requested_by,
+        reference_sha256=request.reference_sha256,
+        erased_customer_ids=list(erasure.customer_ids),
+        identifiers_erased=len(erasure.identifiers),
+        known=erasure.customer_id is not None,
+    )
+    unit.emit(about, [audit])
+
+
 # --- the journeys ------------------------------------------------------------------------
 
 
 class _Forwarded:
-    """The message went on to where the journey moved."""
+    """The message went on to where the journey moved, or was dropped (a forgotten one)."""
 
 
 FORWARDED = _Forwarded()
@@ -102,8 +155,12 @@ FORWARDED = _Forwarded()
 def _arrived(
     customer_id: str, message: Forwardable, unit: JourneyUnit
 ) -> JourneyRecord | _Forwarded | None:
-    """The journey a message is for (None: none yet), or FORWARDED to where it moved."""
+    """The journey a message is for (None: none yet), or FORWARDED to where it moved (or
+    dropped: its person was forgotten)."""
     stored = unit.current(customer_id)
+    if isinstance(stored, ForgottenJourney):
+        unit.counters.suppressed += isinstance(message, TouchpointArrived)
+        return FORWARDED
     if isinstance(stored, MovedJourney):
         if message.hops >= MAX_HOPS:
             raise Undeliverable(
@@ -130,6 +187,8 @@ def touchpoint_arrived(customer_id: str, message: TouchpointArrived, unit: Journ
 def journey_moved(customer_id: str, message: Move, unit: JourneyUnit) -> None:
     """Send this journey to the customer it merged into, and leave a pointer behind."""
     stored = unit.current(customer_id)
+    if isinstance(stored, ForgottenJourney):
+        return  # nothing of the person is left to move
     if isinstance(stored, MovedJourney):
         if stored.moved_to != message.to:
             unit.save(customer_id, stored.model_copy(update={"moved_to": message.to}))
@@ -188,6 +247,8 @@ def _carry_out_split(customer_id: str, result: records.Split, unit: JourneyUnit)
 def split_off_arrived(customer_id: str, message: SplitOff, unit: JourneyUnit) -> None:
     """Take in the side an unmerge split off to this id (it may bring a moved id back)."""
     stored = unit.current(customer_id)
+    if isinstance(stored, ForgottenJourney):
+        return
     # The identity sequencer names this id again: a pointer left here gives way.
     journey = stored if isinstance(stored, JourneyRecord) else unit.new_journey(customer_id)
     outcome = records.receive_split(journey, message.record, unit.playbook, message.at)
@@ -216,6 +277,21 @@ def id_reclaimed(customer_id: str, message: Reclaim, unit: JourneyUnit) -> None:
         unit.save(customer_id, stored.model_copy(update={"reclaimed": True}))
 
 
+def journey_forgotten(customer_id: str, message: Forget, unit: JourneyUnit) -> None:
+    """Erase whatever this customer id holds — journey, pointer or nothing yet — and leave the
+    marker that drops anything still on its way here."""
+    stored = unit.load(customer_id)
+    if isinstance(stored, ForgottenJourney):
+        return  # a redelivered forget
+    identifiers = list(message.identifiers)
+    if isinstance(stored, JourneyRecord):
+        identifiers += [i for i in stored.identifiers if i not in identifiers]
+        unit.counters.forgotten += 1
+    version = 0 if stored is None else stored.version + 1
+    marker = ForgottenJourney(version=version, request_id=message.request_id)
+    unit.forget(customer_id, marker, identifiers)
+
+
 def reevaluated(customer_id: str, message: Reevaluate, unit: JourneyUnit) -> None:
     """A changed playbook: `JourneyUnit.current` re-derives the journey on load."""
     unit.current(customer_id)
@@ -232,6 +308,7 @@ JOURNEY_HANDLERS: dict[type[Any], JourneyHandler] = {
     Tick: timers_ticked,
     Reevaluate: reevaluated,
     Reclaim: id_reclaimed,
+    Forget: journey_forgotten,
 }
 """Which handler carries out which journeys-hop message."""
 

@@ -3,11 +3,12 @@
 Two hops carry messages (see `streams.workflow.handlers`):
 
 * the identity sequencer's input (`touchpoints.accepted`, one partition): an accepted
-  touchpoint, or an `UnmergeRequest` from `tandem unmerge`;
+  touchpoint, an `UnmergeRequest` from `tandem unmerge`, or a `ForgetRequest` from
+  `tandem forget` / ``DELETE /v1/people/{ref}``;
 * the journeys' input (`touchpoints.resolved`, keyed by customer id): a touchpoint for its
   customer, a `Move` of a journey to another customer id, the `Absorb` that carries the moved
   journey there, `Split` / `SplitOff` (an unmerge), a timer `Tick`, and `Reevaluate` (a
-  changed playbook).
+  changed playbook), and `Forget` (erase a forgotten person's journey).
 
 A message that reaches a customer whose journey has moved on is forwarded to the journey's
 current owner; `hops` counts those forwards, so a pointer cycle (only an unmerge could make
@@ -16,12 +17,16 @@ one) ends in a dead letter instead of a loop.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord
+from streams.journey.forget import reference_identifiers
 
 MAX_HOPS = 32
 """Forwards along moved-journey pointers before a message is given up as undeliverable."""
@@ -39,6 +44,37 @@ class UnmergeRequest(_Message):
     identifiers: list[str]
     request_id: str
     requested_at: AwareDatetime
+
+
+class ForgetRequest(_Message):
+    """`tandem forget` / ``DELETE /v1/people/{ref}``: erase a person for good (identity hop).
+
+    `identifiers` are what the reference may name (normalised); `customer_id` when it named
+    one. `reference_sha256` is the digest the audit trail shows instead of the reference.
+    """
+
+    kind: Literal["forget"] = "forget"
+    identifiers: list[str]
+    customer_id: str | None = None
+    reference_sha256: str
+    request_id: str
+    requested_by: str
+    requested_at: AwareDatetime
+
+    @classmethod
+    def for_reference(cls, reference: str, requested_by: str, at: datetime) -> ForgetRequest:
+        """The request to forget whoever `reference` names: a customer id (``cus_…``), an
+        identifier (``kind:value``) or a bare email / contact id / anonymous id."""
+        text = reference.strip()
+        customer_id = text if text.startswith("cus_") else None
+        return cls(
+            identifiers=[] if customer_id else list(reference_identifiers(text)),
+            customer_id=customer_id,
+            reference_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            request_id=f"forget-{uuid.uuid4().hex[:12]}",
+            requested_by=requested_by,
+            requested_at=at,
+        )
 
 
 class TouchpointArrived(_Message):
@@ -107,8 +143,18 @@ class Reevaluate(_Message):
     kind: Literal["reevaluate"] = "reevaluate"
 
 
+class Forget(_Message):
+    """Erase this customer id's journey (or pointer) for a forget request; `identifiers` are
+    the person's, whose read-model pointers go too."""
+
+    kind: Literal["forget"] = "forget"
+    identifiers: list[str]
+    request_id: str
+    at: AwareDatetime
+
+
 JourneyMessage = Annotated[
-    TouchpointArrived | Move | Absorb | Split | SplitOff | Tick | Reevaluate | Reclaim,
+    TouchpointArrived | Move | Absorb | Split | SplitOff | Tick | Reevaluate | Reclaim | Forget,
     Field(discriminator="kind"),
 ]
 """What the journeys hop consumes (keyed by customer id)."""

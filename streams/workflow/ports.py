@@ -12,6 +12,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.journey import JourneyRecord
+from streams.journey.forget import Erasure
 from streams.journey.identity import IdentityDecision, IdentityStore
 
 
@@ -33,7 +34,22 @@ class MovedJourney(BaseModel):
     )
 
 
-StoredJourney = JourneyRecord | MovedJourney
+class ForgottenJourney(BaseModel):
+    """What stays at a customer id whose person was forgotten: no personal data, only that.
+
+    Kept, not deleted, so that anything still on its way to the id — a touchpoint resolved
+    before the forget, an absorb of a journey that was moving, a redriven dead letter — is
+    dropped instead of starting the journey again (docs/privacy.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    forgotten: bool = True
+    version: int = Field(ge=0, description="the erased journey's version + 1 (stale-write guard)")
+    request_id: str = Field(description="the forget request that erased it (the audit trail)")
+
+
+StoredJourney = JourneyRecord | MovedJourney | ForgottenJourney
 
 
 class JourneyStore(Protocol):
@@ -53,4 +69,12 @@ class IdentityPort(IdentityStore, Protocol):
 
     def apply(self, decision: IdentityDecision) -> None:
         """Store a decision's writes."""
+        ...
+
+    def is_suppressed(self, digest: str) -> bool:
+        """Whether an identifier with this suppression digest was forgotten."""
+        ...
+
+    def erase(self, erasure: Erasure, request_id: str) -> None:
+        """Remove a forgotten person's entries and keep their suppression digests."""
         ...

@@ -17,10 +17,10 @@ from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from schemas.signals import Signal
-from streams.journey.identity import IdentityGuards, InMemoryIdentityStore
-from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
-from streams.workflow.memory import InMemoryJourneyStore
-from streams.workflow.messages import Tick
+from streams.journey.identity import IdentityGuards
+from streams.workflow.handlers import forget_requested, handle_journey_message, touchpoint_accepted
+from streams.workflow.memory import InMemoryIdentityPort, InMemoryJourneyStore
+from streams.workflow.messages import ForgetRequest, Tick
 from streams.workflow.unit import Command, Counters, Emitted, IdentityUnit, JourneyUnit, Outgoing
 
 
@@ -34,7 +34,9 @@ class ReplayResult:
     duplicates: int = 0
     moves: int = 0
     refused: list[str] = field(default_factory=list)
-    store: InMemoryIdentityStore = field(default_factory=InMemoryIdentityStore)
+    suppressed: int = 0
+    forgotten: int = 0
+    store: InMemoryIdentityPort = field(default_factory=InMemoryIdentityPort)
 
 
 class Replayer:
@@ -42,10 +44,11 @@ class Replayer:
 
     def __init__(self, playbook: Playbook) -> None:
         self.counters = Counters()
-        self.store = InMemoryIdentityStore()
+        self.store = InMemoryIdentityPort()
         self.identity = IdentityUnit(
-            self.store, IdentityGuards.from_playbook(playbook), self.counters
-        )
+            self.store, IdentityGuards.from_playbook(playbook), self.counters,
+            playbook_version=playbook.version,
+        )  # fmt: skip
         self.journeys = JourneyUnit(InMemoryJourneyStore(), playbook, self.counters)
         self.signals: list[Signal] = []
 
@@ -54,6 +57,13 @@ class Replayer:
         touchpoint_accepted(touchpoint, self.identity)
         self._carry_out(self.identity.outbox)
         self.identity.outbox = []
+
+    def forget(self, request: ForgetRequest) -> None:
+        """A forget request, as the identity sequencer carries it out, with its erasures."""
+        forget_requested(request, self.identity)
+        self._carry_out(self.identity.outbox)
+        self.identity.outbox = []
+        self.journeys.take_unlinked()  # no read model here
 
     def tick(self, now: datetime) -> None:
         """Timers of every journey, as of `now` (in customer id order)."""
@@ -88,6 +98,8 @@ class Replayer:
             duplicates=counters.duplicates,
             moves=counters.moves,
             refused=list(counters.refused),
+            suppressed=counters.suppressed,
+            forgotten=counters.forgotten,
             store=self.store,
         )
 

@@ -16,7 +16,13 @@ from schemas.signals import Signal
 from streams.journey import record as records
 from streams.journey.identity import IdentityGuards
 from streams.workflow.messages import JourneyMessage
-from streams.workflow.ports import IdentityPort, JourneyStore, MovedJourney, StoredJourney
+from streams.workflow.ports import (
+    ForgottenJourney,
+    IdentityPort,
+    JourneyStore,
+    MovedJourney,
+    StoredJourney,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,10 @@ class Counters:
     duplicates: int = 0
     moves: int = 0
     refused: list[str] = field(default_factory=list)
+    suppressed: int = 0
+    """Touchpoints of forgotten people, dropped (neither applied nor dead-lettered)."""
+    forgotten: int = 0
+    """Journeys erased by forget requests."""
 
 
 @dataclass
@@ -56,10 +66,17 @@ class IdentityUnit:
     guards: IdentityGuards
     counters: Counters = field(default_factory=Counters)
     outbox: list[Outgoing] = field(default_factory=list)
+    playbook_version: str = ""
+    """The playbook in force, named by the signals this unit emits (forget audits)."""
 
     def send(self, customer_id: str, message: JourneyMessage) -> None:
         """Queue a message for a customer's journey."""
         self.outbox.append(Command(customer_id, message))
+
+    def emit(self, customer_id: str, signals: list[Signal]) -> None:
+        """Queue signals about a customer, in order (the sequencer's alerts: a quarantine, a
+        forget request's audit record)."""
+        self.outbox.extend(Emitted(customer_id, signal) for signal in signals)
 
 
 _ABSENT = object()
@@ -76,14 +93,17 @@ class JourneyUnit:
     _loaded: dict[str, StoredJourney | None] = field(default_factory=dict)
     changed: dict[str, None] = field(default_factory=dict)
     timers_due: dict[str, None] = field(default_factory=dict)
+    unlinked: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Erased customer id → the identifiers whose read-model pointers go with it."""
     _undo: dict[str, tuple[object, bool, bool]] = field(default_factory=dict)
-    _mark: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    _mark: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0)
 
     def begin(self) -> None:
         """Start one message: `rollback` undoes whatever it does from here."""
         self._undo = {}
         c = self.counters
-        self._mark = (len(self.outbox), c.applied, c.duplicates, c.moves, len(c.refused))
+        self._mark = (len(self.outbox), c.applied, c.duplicates, c.moves, len(c.refused),
+                      c.suppressed, c.forgotten)  # fmt: skip
 
     def rollback(self) -> None:
         """Undo the current message's changes and sends (it failed; it is dead-lettered)."""
@@ -94,13 +114,15 @@ class JourneyUnit:
                 self._loaded[customer_id] = journey  # type: ignore[assignment]
             if not changed:
                 self.changed.pop(customer_id, None)
+                self.unlinked.pop(customer_id, None)
             if not timers:
                 self.timers_due.pop(customer_id, None)
         self._undo = {}
-        outbox, applied, duplicates, moves, refused = self._mark
+        outbox, applied, duplicates, moves, refused, suppressed, forgotten = self._mark
         del self.outbox[outbox:]
         c = self.counters
         c.applied, c.duplicates, c.moves = applied, duplicates, moves
+        c.suppressed, c.forgotten = suppressed, forgotten
         del c.refused[refused:]
 
     def load(self, customer_id: str) -> StoredJourney | None:
@@ -144,13 +166,25 @@ class JourneyUnit:
         """Queue signals about a customer, in order."""
         self.outbox.extend(Emitted(customer_id, signal) for signal in signals)
 
-    def current(self, customer_id: str) -> JourneyRecord | MovedJourney | None:
+    def forget(self, customer_id: str, marker: ForgottenJourney, identifiers: list[str]) -> None:
+        """Erase a customer's journey: the marker replaces it; the read model unlinks
+        `identifiers` from it when the batch is flushed."""
+        self.save(customer_id, marker)
+        self.unlinked[customer_id] = tuple(identifiers)
+
+    def take_unlinked(self) -> dict[str, tuple[str, ...]]:
+        """The erased customer ids of this batch, with the identifiers to unlink."""
+        unlinked, self.unlinked = self.unlinked, {}
+        return unlinked
+
+    def current(self, customer_id: str) -> StoredJourney | None:
         """The journey at a customer id (re-evaluated first if the playbook changed), the
-        pointer it left when it moved, or None (a reclaimed pointer counts as None)."""
+        pointer it left when it moved or the marker left when its person was forgotten, or
+        None (a reclaimed pointer counts as None)."""
         stored = self.load(customer_id)
         if isinstance(stored, MovedJourney):
             return None if stored.reclaimed else stored
-        if stored is not None and stored.playbook_version != self.playbook.version:
+        if isinstance(stored, JourneyRecord) and stored.playbook_version != self.playbook.version:
             outcome = records.reevaluate(stored, self.playbook)
             self.save(customer_id, outcome.record)
             self.emit(customer_id, outcome.signals)

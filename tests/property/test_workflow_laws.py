@@ -25,7 +25,15 @@ from streams.journey.identity import IdentityGuards
 from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
 from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
-from tests.property.strategies import law_playbook, parse, touchpoint_documents, with_duplicates
+from tests.property.strategies import (
+    PROPERTIES,
+    context_for,
+    document,
+    law_playbook,
+    parse,
+    touchpoint_documents,
+    with_duplicates,
+)
 from tests.property.test_identity_laws import Docs, active, people
 
 PB = law_playbook()
@@ -102,3 +110,29 @@ def test_any_interleaving_of_partitions_ends_at_the_replay(docs: Docs, rng: Rand
         assert {t.event_id for t in got.touchpoints} == {t.event_id for t in record.touchpoints}
         assert got.identifiers == record.identifiers
         assert active(got) == active(record)
+
+
+MAILBOX = "team@acme.example"  # not blocklisted: the quarantine has to contain it
+
+
+@st.composite
+def mailbox_deliveries(draw: st.DrawFn) -> Docs:
+    """People who also write from one shared mailbox: enough to quarantine it, in any order."""
+    docs = draw(touchpoint_documents(identities=draw(people())))
+    form = "marketing.form_submitted"  # carries an identity (a spend record may not)
+    for k in range(draw(st.integers(4, 7))):
+        pair = ({"contact_id": f"team-{k}", "email": MAILBOX},
+                {"email": MAILBOX, "anonymous_id": f"kiosk-{k}"})  # fmt: skip
+        for n, identity in enumerate(pair):
+            slot, v = draw(st.integers(0, 240)), draw(st.integers(0, 7**9))
+            props = PROPERTIES[form](v)
+            docs.append(document(f"m{k}-{n}", form, slot, identity, props, context_for(v)))
+    return draw(st.permutations(draw(with_duplicates(docs))))
+
+
+@LAW
+@given(mailbox_deliveries(), st.randoms(use_true_random=False))
+def test_a_quarantined_mailbox_ends_at_the_replay_too(docs: Docs, rng: Random) -> None:
+    test_any_interleaving_of_partitions_ends_at_the_replay.hypothesis.inner_test(docs, rng)  # type: ignore[attr-defined]
+    signals = workflow.replay(parse(docs), PB).signals
+    assert [s.signal_type for s in signals].count("identity_quarantined") == 1

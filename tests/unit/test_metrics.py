@@ -45,7 +45,7 @@ def value(metrics: WorkerMetrics, name: str, **labels: str) -> float:
 def deliver(unit: JourneyUnit, customer_id: str, touchpoint: Any) -> str:
     """Handle one touchpoint delivery as the journeys agent does; its outcome."""
     unit.begin()
-    before = unit.counters.duplicates, len(unit.outbox)
+    before = unit.counters.duplicates, unit.counters.suppressed, len(unit.outbox)
     handlers.handle_journey_message(customer_id, TouchpointArrived(touchpoint=touchpoint), unit)
     return _touchpoint_outcome(unit, *before)
 
@@ -63,14 +63,16 @@ def test_each_touchpoint_delivery_gets_one_outcome_from_the_real_handlers() -> N
 def test_received_is_applied_plus_duplicate_plus_dead_lettered() -> None:
     metrics = WorkerMetrics(CollectorRegistry())
     outcomes = ["applied"] * 5 + ["duplicate"] * 2 + ["forwarded"] * 3 + ["dead_lettered"]
+    outcomes += ["suppressed"] * 4
     for outcome in outcomes:
         metrics.count_touchpoint(outcome)  # type: ignore[arg-type]
     received = value(metrics, "tandem_touchpoints_received_total")
-    assert received == 8  # forwarded deliveries are received where they land
+    assert received == 8  # forwarded ones are received where they land; suppressed ones never
     assert value(metrics, "tandem_touchpoints_applied_total") == 5
     assert value(metrics, "tandem_touchpoints_duplicate_total") == 2
     assert value(metrics, "tandem_touchpoints_dead_lettered_total", reason="invalid") == 1
     assert value(metrics, "tandem_touchpoints_forwarded_total") == 3
+    assert value(metrics, "tandem_touchpoints_suppressed_total", stage="journeys") == 4
 
 
 def test_a_batch_is_timed_and_its_messages_counted_per_agent() -> None:

@@ -147,9 +147,9 @@ KEYS = {
     ADMIN: ApiClient(name="ops", scopes=frozenset({"admin"})),
     EVERYTHING: ApiClient(name="root", scopes=frozenset({"read", "admin"})),
 }
-# Nothing listens here: a request that passes authentication answers 503 (Redis unavailable)
-# at once, and these tests need no Redis.
-NOWHERE = Settings(redis_url="redis://127.0.0.1:1/0")
+# Nothing listens here: a request that passes authentication answers 503 (Redis or Kafka
+# unavailable) at once, and these tests need neither (nor may they forget anyone for real).
+NOWHERE = Settings(redis_url="redis://127.0.0.1:1/0", kafka_bootstrap="127.0.0.1:1")
 
 
 def _requests(app: Any) -> list[tuple[str, str]]:
