@@ -169,6 +169,17 @@ class LedgerEntry(_Model):
     status: SignalStatus = "active"
     origin: Literal["event", "timer"] = "event"
     occurred_at: AwareDatetime
+    sent: str = Field(
+        "",
+        description="what was last sent, materially: the material hash, or revoked/withdrawn "
+        "(empty: as content_hash says)",
+    )
+    sent_at: AwareDatetime | None = Field(
+        None, description="the journey's event time (latest touchpoint) when last sent"
+    )
+    owed: bool = Field(
+        False, description="a material correction is held in the settle window, not sent yet"
+    )
 
 
 class SignalTrigger(_Model):
