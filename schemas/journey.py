@@ -237,6 +237,20 @@ class PinnedTrigger(_Model):
     trigger: SignalTrigger
 
 
+class UnmatchedResponse(_Model):
+    """A hand-off accept or reject that names no current hand-off of this journey: recorded,
+    reported, and it does not move the stage."""
+
+    event_id: str
+    type: str
+    signal_id: str
+    at: AwareDatetime
+    reason: Literal["unknown", "stale"] = Field(
+        description="unknown: no hand-off of this journey has that id; stale: it names the "
+        "hand-off of an earlier cycle"
+    )
+
+
 class HorizonState(_Model):
     """The fold's state right after the last compacted touchpoint (resumable)."""
 
@@ -262,6 +276,7 @@ class HorizonState(_Model):
     wins: int = 0
     last_at: AwareDatetime | None = None
     triggers: list[SignalTrigger] = Field(default_factory=list)
+    unmatched_responses: list[UnmatchedResponse] = Field(default_factory=list)
     pinned: list[PinnedTrigger] = Field(
         default_factory=list, description="facts of signals triggered after the horizon"
     )
@@ -360,6 +375,10 @@ class JourneySnapshot(_Model):
     last_sales: TouchpointSummary | None
     merges: list[MergeEntry]
     signals: list[SignalRef]
+    unmatched_responses: list[UnmatchedResponse] = Field(
+        default_factory=list,
+        description="hand-off accepts and rejects naming no current hand-off (not applied)",
+    )
     counts: Counts
     playbook_version: str
     first_touch: FirstTouch | None

@@ -53,16 +53,11 @@ from schemas.signals import (
     SignalBase,
 )
 from streams.journey.fold import FoldState
+from streams.journey.identity import signal_id as signal_id
 
 TimerNurtureRule = Literal["nurture.stalled", "nurture.upsell", "nurture.renewal"]
 
 _STATUS_RANK = {"active": 0, "superseded": 1, "withdrawn": 2, "revoked": 3}
-
-
-def signal_id(customer_id: str, rule: str, key: str) -> str:
-    """The deterministic id of a rule's signal for a customer: the same inputs, the same id."""
-    digest = hashlib.sha256(f"{customer_id}|{rule}|{key}".encode()).hexdigest()
-    return "sig_" + digest[:20]
 
 
 def content_hash(signal: SignalBase) -> str:
