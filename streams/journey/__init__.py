@@ -27,6 +27,7 @@ from streams.journey.identity import (
     UnmergeError,
     customer_id_for,
     resolve,
+    signal_id,
     unmerge_identity,
 )
 from streams.journey.playbook import (
@@ -81,6 +82,7 @@ __all__ = [
     "absorb",
     "apply_touchpoint",
     "customer_id_for",
+    "signal_id",
     "default_playbook",
     "evaluate_timers",
     "fold",
