@@ -15,7 +15,7 @@ from streams import journey as core
 from streams.journey.signals import material_hash
 
 from .builders import FIT_FORM, POOR_FORM, apply_all, at, tp
-from .test_signals import AT_ONCE, E, PB, handoffs, hot_lead
+from .test_signals import AT_ONCE, PB, E, handoffs, hot_lead
 
 SETTLE = timedelta(minutes=PB.signals.settle_minutes)
 

@@ -123,7 +123,8 @@ def full_funnel() -> list[core.Touchpoint]:
     e = "dana@globex.example"
     return [
         *inbound_to_mql(),
-        tp("sales.handoff_accepted", "f1", at(hours=2), email=e, props={"signal_id": handoff_id(e)}),
+        tp("sales.handoff_accepted", "f1", at(hours=2), email=e,
+           props={"signal_id": handoff_id(e)}),
         tp("sales.lead_qualified", "f2", at(days=1), email=e,
            props={"budget": True, "authority": True, "need": True, "timeline": True}),
         tp("sales.demo_held", "f3", at(days=2), email=e),
