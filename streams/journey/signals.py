@@ -253,7 +253,7 @@ def _sent_active(entry: LedgerEntry) -> bool:
 def _settle(
     truth: LedgerEntry,
     material: str,
-    build: Callable[[int], Signal],
+    build: Callable[[int, datetime | None], Signal],
     previous: LedgerEntry,
     stream_at: datetime,
     settle: timedelta,
@@ -271,7 +271,10 @@ def _settle(
     # A signal taken back and called for again goes out at once: receivers hold nothing.
     if held and _sent_active(previous):
         return truth.model_copy(update={"owed": True}), None
-    signal = build(previous.version + 1)
+    # A held take-back is stamped with the close of its window, whoever closes it (a timer
+    # or a later touchpoint): the same signal, live or replayed.
+    closed = previous.sent_at + settle if previous.owed and previous.sent_at else None
+    signal = build(previous.version + 1, closed)
     sent = truth.model_copy(
         update={
             "version": signal.version,
@@ -353,7 +356,7 @@ def reconcile(
     return updated, out
 
 
-def _versioned(signal: Signal, version: int) -> Signal:
+def _versioned(signal: Signal, version: int, _closed: datetime | None) -> Signal:
     return signal.model_copy(update={"version": version})
 
 
@@ -399,14 +402,14 @@ def _take_back(
     head = entry.key.split("#")[0].split(":")[0]
     cycle = int(head) if head.isdigit() else 0
 
-    def build(version: int) -> Signal:
+    def build(version: int, closed: datetime | None) -> Signal:
         if handoff:
             return HandoffRevokedSignal(
                 signal_id=entry.signal_id,
                 version=version,
                 customer_id=customer_id,
                 identities=identities,
-                occurred_at=at,
+                occurred_at=closed or at,
                 playbook_version=playbook.version,
                 cycle=cycle,
                 reason=f"the lead no longer qualifies as an MQL in cycle {cycle} "
@@ -417,7 +420,7 @@ def _take_back(
             version=version,
             customer_id=customer_id,
             identities=identities,
-            occurred_at=at,
+            occurred_at=closed or at,
             playbook_version=playbook.version,
             rule=entry.rule,
             cycle=cycle,
