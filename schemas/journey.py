@@ -153,8 +153,9 @@ class UnmergeEntry(_Model):
 
 SignalStatus = Literal["active", "revoked", "withdrawn", "superseded"]
 """active: current; revoked: a hand-off taken back; withdrawn: a nurture no longer wanted
-(nothing is sent: an email cannot be unsent); superseded: re-issued under another id after
-the journey moved to another customer id."""
+(`nurture_withdrawn` is sent); superseded: re-issued under another id after the journey moved
+to another customer id. The status is the truth: a take-back held in the settle window
+(`owed`) has its status already."""
 
 
 class LedgerEntry(_Model):

@@ -7,9 +7,12 @@ ledger:
 * desired, not in the ledger → emitted as version 1 (if a signal for the same rule and key was
   active under a former customer id — the journey moved — the old one is marked superseded and
   the new one names it in `supersedes`);
-* desired, content changed (or previously revoked) → re-emitted with version + 1;
+* desired, content changed (or previously revoked) → the ledger takes the new content; it is
+  re-emitted with version + 1 only if something *material* changed (`material_hash`), and a
+  correction within the settle window (`signals.settle_minutes`, in the journey's event time)
+  is held (`owed`) and sent once when the window closes;
 * in the ledger, active, no longer desired → a hand-off is revoked (`handoff_revoked`, same id,
-  version + 1); a nurture is withdrawn silently (an email cannot be unsent).
+  version + 1); a nurture is withdrawn (`nurture_withdrawn`), both subject to the same window.
 
 Applying the same state twice produces nothing: reconciliation is idempotent. The content hash
 leaves out `version`, `supersedes` and `playbook_version`, so re-deploying the same rules under
