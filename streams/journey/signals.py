@@ -328,20 +328,13 @@ def reconcile(
             update={"status": "active", "content_hash": d.content,
                     "occurred_at": d.signal.occurred_at}
         )  # fmt: skip
-        entry, signal = _settle(
-            truth,
-            material_hash(d.signal, playbook),
-            partial(_versioned, d.signal),
-            current,
-            stream,
-            settle,
-        )
+        material = material_hash(d.signal, playbook)
+        build = partial(_versioned, d.signal)
+        entry, signal = _settle(truth, material, build, current, stream, settle)
         updated[entry.signal_id] = entry
-        if signal is not None:
-            out.append(signal)
-    for entry in sorted(ledger.values(), key=lambda e: (e.occurred_at, e.signal_id)):
-        if entry.origin != "event" or entry.signal_id in desired_ids:
-            continue
+        out += [signal] if signal is not None else []
+    gone = [e for e in ledger.values() if e.origin == "event" and e.signal_id not in desired_ids]
+    for entry in sorted(gone, key=lambda e: (e.occurred_at, e.signal_id)):
         if updated[entry.signal_id].status == "superseded":
             continue
         if (entry.rule, entry.key) in wanted and _sent_active(updated[entry.signal_id]):
@@ -349,13 +342,11 @@ def reconcile(
             updated[entry.signal_id] = entry.model_copy(
                 update={"status": "superseded", "owed": False}
             )
-            continue
-        if entry.status in (REVOKED, WITHDRAWN) and not entry.owed:
-            continue
-        taken, signal = _take_back(entry, customer_id, identities, playbook, at, stream, settle)
-        updated[entry.signal_id] = taken
-        if signal is not None:
-            out.append(signal)
+        elif entry.status not in (REVOKED, WITHDRAWN) or entry.owed:
+            taken, signal = _take_back(entry, customer_id, identities, playbook, at, stream,
+                                       settle)  # fmt: skip
+            updated[entry.signal_id] = taken
+            out += [signal] if signal is not None else []
     return updated, out
 
 
