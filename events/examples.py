@@ -224,13 +224,14 @@ VALID_EXAMPLES: dict[str, Document] = {
     ),
     "sales.handoff_accepted": _doc(
         "sales.handoff_accepted",
-        {"signal_id": "handoff-cust-0042-3", "reason": "good fit, calling tomorrow"},
+        # The id of the hand-off Tandem sent for this person (cycle 0; see docs/journey.md).
+        {"signal_id": "sig_997da22e965aaf3be3bd", "reason": "good fit, calling tomorrow"},
         identity=_CONTACT,
         source="salesforce",
     ),
     "sales.handoff_rejected": _doc(
         "sales.handoff_rejected",
-        {"signal_id": "handoff-cust-0099-1", "reason": "agency, not an end customer"},
+        {"signal_id": "sig_440667ef667b62ea016d", "reason": "agency, not an end customer"},
         identity={"contact_id": "crm-0099"},
         source="salesforce",
     ),

@@ -153,8 +153,9 @@ class UnmergeEntry(_Model):
 
 SignalStatus = Literal["active", "revoked", "withdrawn", "superseded"]
 """active: current; revoked: a hand-off taken back; withdrawn: a nurture no longer wanted
-(nothing is sent: an email cannot be unsent); superseded: re-issued under another id after
-the journey moved to another customer id."""
+(`nurture_withdrawn` is sent); superseded: re-issued under another id after the journey moved
+to another customer id. The status is the truth: a take-back held in the settle window
+(`owed`) has its status already."""
 
 
 class LedgerEntry(_Model):
@@ -169,6 +170,17 @@ class LedgerEntry(_Model):
     status: SignalStatus = "active"
     origin: Literal["event", "timer"] = "event"
     occurred_at: AwareDatetime
+    sent: str = Field(
+        "",
+        description="what was last sent, materially: the material hash, or revoked/withdrawn "
+        "(empty: as content_hash says)",
+    )
+    sent_at: AwareDatetime | None = Field(
+        None, description="the journey's event time (latest touchpoint) when last sent"
+    )
+    owed: bool = Field(
+        False, description="a material correction is held in the settle window, not sent yet"
+    )
 
 
 class SignalTrigger(_Model):
@@ -226,6 +238,20 @@ class PinnedTrigger(_Model):
     trigger: SignalTrigger
 
 
+class UnmatchedResponse(_Model):
+    """A hand-off accept or reject that names no current hand-off of this journey: recorded,
+    reported, and it does not move the stage."""
+
+    event_id: str
+    type: str
+    signal_id: str
+    at: AwareDatetime
+    reason: Literal["unknown", "stale"] = Field(
+        description="unknown: no hand-off of this journey has that id; stale: it names the "
+        "hand-off of an earlier cycle"
+    )
+
+
 class HorizonState(_Model):
     """The fold's state right after the last compacted touchpoint (resumable)."""
 
@@ -251,6 +277,7 @@ class HorizonState(_Model):
     wins: int = 0
     last_at: AwareDatetime | None = None
     triggers: list[SignalTrigger] = Field(default_factory=list)
+    unmatched_responses: list[UnmatchedResponse] = Field(default_factory=list)
     pinned: list[PinnedTrigger] = Field(
         default_factory=list, description="facts of signals triggered after the horizon"
     )
@@ -349,6 +376,10 @@ class JourneySnapshot(_Model):
     last_sales: TouchpointSummary | None
     merges: list[MergeEntry]
     signals: list[SignalRef]
+    unmatched_responses: list[UnmatchedResponse] = Field(
+        default_factory=list,
+        description="hand-off accepts and rejects naming no current hand-off (not applied)",
+    )
     counts: Counts
     playbook_version: str
     first_touch: FirstTouch | None

@@ -129,6 +129,29 @@ class Handoff(_Model):
         return self
 
 
+class ScoreThresholds(_Model):
+    """Score levels whose crossing is news for sales."""
+
+    engagement: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+    fit: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+
+
+class SignalRules(_Model):
+    """When a signal already sent is sent again (see docs/journey.md, *Signal hygiene*)."""
+
+    settle_minutes: Annotated[float, Field(ge=0)] = Field(
+        30,
+        description="corrections of one signal owed while the journey's event time is within "
+        "this many minutes of its last send are coalesced into one, sent when the window "
+        "closes (0: send every correction at once)",
+    )
+    handoff_score_thresholds: ScoreThresholds = Field(
+        default_factory=lambda: ScoreThresholds(engagement=[60.0, 100.0], fit=[75.0]),
+        description="a hand-off is corrected when its engagement or fit crosses one of these "
+        "(besides the MQL rule's own thresholds)",
+    )
+
+
 class NurtureTrack(_Model):
     """A sequence of content marketing automation sends on one channel."""
 
@@ -238,6 +261,7 @@ class Playbook(_Model):
     mql_rule: MqlRule = Field(default_factory=MqlRule)
     stages: StageRules = Field(default_factory=StageRules)
     handoff: Handoff = Field(default_factory=Handoff)
+    signals: SignalRules = Field(default_factory=SignalRules)
     nurture: Nurture
     content: ContentCatalogue = Field(default_factory=ContentCatalogue)
     identity: IdentityRules = Field(default_factory=IdentityRules)

@@ -117,6 +117,21 @@ class NurtureSignal(SignalBase):
     supersedes: list[str] = Field(default_factory=list)
 
 
+class NurtureWithdrawnSignal(SignalBase):
+    """A nurture taken back: the journey no longer calls for it (marketing automation stops
+    the track; what was already sent stays sent).
+
+    Same `signal_id` as the nurture it withdraws, with the next version.
+    """
+
+    TOPIC: ClassVar[str] = NURTURE_TOPIC
+
+    signal_type: Literal["nurture_withdrawn"] = "nurture_withdrawn"
+    rule: str
+    cycle: int
+    reason: str
+
+
 class _SlaSignal(SignalBase):
     TOPIC: ClassVar[str] = ALERTS_TOPIC
 
@@ -187,6 +202,7 @@ Signal = Annotated[
     HandoffSignal
     | HandoffRevokedSignal
     | NurtureSignal
+    | NurtureWithdrawnSignal
     | HandoffSlaBreachedSignal
     | HandoffSlaEscalatedSignal
     | IdentityQuarantinedSignal
@@ -201,6 +217,7 @@ SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
     HandoffSignal,
     HandoffRevokedSignal,
     NurtureSignal,
+    NurtureWithdrawnSignal,
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
     IdentityQuarantinedSignal,

@@ -9,6 +9,8 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from streams.journey.identity import customer_id_for, signal_id
+
 Document = dict[str, Any]
 
 
@@ -42,6 +44,14 @@ class _Writer:
             document["context"] = context
         self.documents.append(document)
         return document
+
+
+def handoff_id(person: dict[str, str], cycle: int = 0) -> str:
+    """The id of the hand-off Tandem sends for this person in a cycle: what sales names when it
+    accepts or rejects it (under the customer id of the person's strongest identifier)."""
+    kinds = (("contact_id", "contact"), ("email", "email"), ("anonymous_id", "anon"))
+    strongest = next(f"{kind}:{person[key]}" for key, kind in kinds if key in person)
+    return signal_id(customer_id_for(strongest), "handoff", str(cycle))
 
 
 def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
@@ -110,7 +120,7 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     w.add("marketing.content_downloaded", 1850, dana, {"content_id": "buyers-guide"}, **social)
     w.add("marketing.email_clicked", 1800, dana, {"email_id": "nurture-1"}, source="hubspot",
           channel="email", campaign_id="q4-nurture")  # fmt: skip
-    w.add("sales.handoff_accepted", 1700, dana, {"signal_id": "accepted-by-rep"},
+    w.add("sales.handoff_accepted", 1700, dana, {"signal_id": handoff_id(dana)},
           source="salesforce", channel="outbound")  # fmt: skip
     w.add("sales.lead_qualified", 1500, dana, {
         "budget": True, "authority": True, "need": True, "timeline": True,
@@ -158,7 +168,7 @@ def funnel(count: int, now: datetime, seed: int = 7, prefix: str = "lead") -> li
         for k in range(rng.randrange(5)):
             w.add("marketing.email_clicked", start - 10 - k * 5, person, {}, channel="email")
         if rng.random() < 0.3:
-            w.add("sales.handoff_accepted", start - 40, person, {"signal_id": "x"},
+            w.add("sales.handoff_accepted", start - 40, person, {"signal_id": handoff_id(person)},
                   source="salesforce")  # fmt: skip
             if rng.random() < 0.5:
                 w.add("sales.lead_qualified", start - 50, person, {
@@ -275,13 +285,14 @@ def kpi_funnel(
             continue  # nobody answers
         if fate < 0.3:
             add("sales.handoff_rejected", handoff_at + hour, person,
-                {"signal_id": "sig-x", "reason": "no budget"}, source="salesforce")  # fmt: skip
+                {"signal_id": handoff_id(person), "reason": "no budget"},
+                source="salesforce")  # fmt: skip
             continue
         if rng.random() < 0.3:
             add("sales.outreach_sent", handoff_at + 20 * minute, person, {"channel": "email"},
                 source="outreach")  # fmt: skip
         delay = rng.choice([timedelta(seconds=5), 2 * hour, 30 * hour])
-        add("sales.handoff_accepted", handoff_at + delay, person, {"signal_id": "sig-x"},
+        add("sales.handoff_accepted", handoff_at + delay, person, {"signal_id": handoff_id(person)},
             source="salesforce")  # fmt: skip
         _kpi_pipeline(rng, add, person, handoff_at + delay)
 

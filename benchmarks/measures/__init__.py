@@ -4,4 +4,15 @@ The runner (`benchmarks.__main__`) runs them in `ORDER`: the engine before the h
 latency, which runs at half the engine's measured rate.
 """
 
-ORDER = ("core", "cost", "bytes", "ceiling", "faust", "engine", "latency", "recovery", "kpis")
+ORDER = (
+    "core",
+    "cost",
+    "bytes",
+    "ceiling",
+    "faust",
+    "engine",
+    "latency",
+    "recovery",
+    "kpis",
+    "hygiene",
+)

@@ -74,6 +74,8 @@ class ReplaySummary:
     signals_by_type: Counter[str] = field(default_factory=Counter)
     signals_by_rule: Counter[str] = field(default_factory=Counter)
     corrections: int = 0
+    unmatched_responses: int = 0
+    """Hand-off accepts/rejects naming no current hand-off of their journey (not applied)."""
     by_reason: dict[str, list[RejectedLine]] = field(default_factory=dict)
     out: str | None = None
 
@@ -107,6 +109,7 @@ class ReplaySummary:
             "merges": self.merges,
             "refused_identifiers": self.refused_identifiers,
             "stages": {s: self.stages[s] for s in STAGE_ORDER if self.stages[s]},
+            "unmatched_handoff_responses": self.unmatched_responses,
             "signals": {
                 "total": sum(self.signals_by_type.values()),
                 "by_type": dict(sorted(self.signals_by_type.items())),
@@ -160,7 +163,10 @@ def replay_stream(
         summary.signals_by_type[signal.signal_type] += 1
         rule = signal.rule if isinstance(signal, core.NurtureSignal) else signal.signal_type
         summary.signals_by_rule[rule] += 1
-        if signal.version > 1 and signal.signal_type != "handoff_revoked":
+        if signal.version > 1 and signal.signal_type not in (
+            "handoff_revoked",
+            "nurture_withdrawn",
+        ):
             summary.corrections += 1
 
     journeys_dir = None
@@ -183,6 +189,7 @@ def replay_stream(
         else:
             summary.journeys += 1
             summary.stages[snapshot.stage.value] += 1
+            summary.unmatched_responses += len(snapshot.unmatched_responses)
         if journeys_dir is not None:
             (journeys_dir / _file_name(customer_id)).write_text(
                 snapshot.model_dump_json(indent=2) + "\n", encoding="utf-8"
@@ -241,6 +248,11 @@ def _print_summary(summary: ReplaySummary, examples: int) -> None:
     console.print(signals)
     if summary.corrections:
         console.print(f"  {summary.corrections} signal correction(s) (a later version of an id)")
+    if summary.unmatched_responses:
+        console.print(
+            f"  {summary.unmatched_responses} hand-off answer(s) naming no current hand-off "
+            "(recorded on the journey, not applied)"
+        )
     for code, lines in sorted(summary.by_reason.items()):
         console.print(f"  [red]{code}[/] ({len(lines)}):")
         for line in lines[:examples]:

@@ -24,6 +24,7 @@ from schemas.signals import (
     HandoffSlaEscalatedSignal,
     IdentityQuarantinedSignal,
     NurtureSignal,
+    NurtureWithdrawnSignal,
 )
 from streams.cli import app
 from streams.cli._common import check_unreachable, console, err_console, fail, run
@@ -145,6 +146,12 @@ def render_signal(item: Received) -> Panel:
             ("why", escape(signal.reason)),
             ("recommended", _content(signal.recommended_content)),
             ("open objections", _objections(signal.open_objections)),
+        ]
+    elif isinstance(signal, NurtureWithdrawnSignal):
+        what = f"nurture withdrawn · {signal.rule}"
+        rows += [
+            ("why", escape(signal.reason)),
+            ("action", "[bold red]stop this nurture track[/]"),
         ]
     elif isinstance(signal, HandoffSlaBreachedSignal | HandoffSlaEscalatedSignal):
         what = "SLA breached" if isinstance(signal, HandoffSlaBreachedSignal) else "SLA escalated"

@@ -71,7 +71,7 @@ class VersionTracker:
         if previous is not None and signal.version < previous:
             return Status.STALE, previous
         self.latest[signal.signal_id] = signal.version
-        if signal.signal_type == "handoff_revoked":
+        if signal.signal_type in ("handoff_revoked", "nurture_withdrawn"):
             return Status.REVOCATION, previous
         if signal.version > 1:
             return Status.CORRECTION, previous

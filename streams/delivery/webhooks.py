@@ -15,7 +15,7 @@ value) and these headers:
     X-Tandem-Signature:      t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">
     X-Tandem-Signal-Id:      the signal id
     X-Tandem-Signal-Version: its version
-    X-Tandem-Signal-Type:    handoff, handoff_revoked, nurture, handoff_sla_breached, …
+    X-Tandem-Signal-Type:    handoff, handoff_revoked, nurture, nurture_withdrawn, …
     X-Tandem-Timestamp:      Unix seconds when this attempt was sent (the signature's t)
     X-Tandem-Attempt:        1, 2, … (the same signal may arrive more than once)
 

@@ -27,6 +27,7 @@ from streams.journey.identity import (
     UnmergeError,
     customer_id_for,
     resolve,
+    signal_id,
     unmerge_identity,
 )
 from streams.journey.playbook import (
@@ -93,6 +94,7 @@ __all__ = [
     "reevaluate",
     "resolve",
     "resplit",
+    "signal_id",
     "snapshot",
     "split",
     "unmerge_identity",

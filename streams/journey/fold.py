@@ -35,6 +35,8 @@ from events.vocabulary import (
     ContentDownloaded,
     FeedbackRecorded,
     FormSubmitted,
+    HandoffAccepted,
+    HandoffRejected,
     ObjectionRaised,
     ProspectAdded,
 )
@@ -49,11 +51,12 @@ from schemas.journey import (
     Stage,
     StageChange,
     TouchpointSummary,
+    UnmatchedResponse,
 )
 from schemas.playbook import Playbook
 from streams.journey import scoring, stages
 from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
-from streams.journey.identity import IdentityGuards, by_strength
+from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, signal_id
 
 RECENT_PER_DOMAIN = 5
 """How many of the latest marketing and of the latest sales touchpoints a hand-off carries."""
@@ -143,6 +146,7 @@ class FoldState:
     wins: int = 0
     last_at: datetime | None = None
     triggers: list[SignalTrigger] = field(default_factory=list)
+    unmatched: list[UnmatchedResponse] = field(default_factory=list)
     pinned: dict[tuple[str, str, str], PinnedTrigger] = field(default_factory=dict)
     since_horizon: Any = field(default_factory=hashlib.sha256)
     _fit: FitScore | None = None
@@ -182,6 +186,7 @@ class FoldState:
         state.nurtured_cycles = set(horizon.nurtured_cycles)
         state.wins, state.last_at = horizon.wins, horizon.last_at
         state.triggers = list(horizon.triggers)
+        state.unmatched = list(horizon.unmatched_responses)
         return state
 
     def clone(self) -> FoldState:
@@ -190,6 +195,7 @@ class FoldState:
         twin = object.__new__(FoldState)
         twin.__dict__.update(self.__dict__)
         twin.history, twin.triggers = list(self.history), list(self.triggers)
+        twin.unmatched = list(self.unmatched)
         twin.pain_points, twin.objections = set(self.pain_points), dict(self.objections)
         twin.campaigns, twin.messages = list(self.campaigns), list(self.messages)
         twin.campaign_set, twin.message_set = set(self.campaign_set), set(self.message_set)
@@ -225,6 +231,7 @@ class FoldState:
             wins=self.wins,
             last_at=self.last_at,
             triggers=self.triggers,
+            unmatched_responses=self.unmatched,
         )
 
     def fingerprint(self) -> str:
@@ -330,9 +337,11 @@ class FoldState:
         fit_changed = self._facts(tp)
 
         stage_before = self.stage
-        moved = stages.transition(
-            self.stage, tp, stages.Facts(self.known, self.outbound), self.playbook
-        )
+        moved = None
+        if self._answers_current_handoff(tp):
+            moved = stages.transition(
+                self.stage, tp, stages.Facts(self.known, self.outbound), self.playbook
+            )
         if moved is not None:
             self._enter(moved[0], tp, moved[1])
 
@@ -342,6 +351,34 @@ class FoldState:
             self._check_mql(tp)
             self._check_engaged(tp)
         self._check_churn_risk(tp)
+
+    def _answers_current_handoff(self, tp: Envelope) -> bool:
+        """Closed loop by id: an accept or reject applies only to the hand-off it names — this
+        cycle's, under any customer id the journey has had (any version of it). Anything else
+        is recorded as unmatched and moves nothing. Other touchpoints: always True."""
+        if not isinstance(tp, HandoffAccepted | HandoffRejected):
+            return True
+        named = tp.properties.signal_id
+        identifiers = self.identities.union(tp.identity.identifiers() if tp.identity else ())
+        customers = {customer_id_for(i) for i in identifiers}
+        cycles = {
+            t.cycle
+            for t in self.triggers
+            if t.rule == "handoff" and any(signal_id(c, "handoff", t.key) == named
+                                           for c in customers)
+        }  # fmt: skip
+        if self.cycle in cycles:
+            return True
+        self.unmatched.append(
+            UnmatchedResponse(
+                event_id=tp.event_id,
+                type=tp.type,
+                signal_id=named,
+                at=tp.occurred_at,
+                reason="stale" if cycles else "unknown",
+            )
+        )
+        return False
 
     def _check_churn_risk(self, tp: Envelope) -> None:
         # A customer who complains is a renewal at risk: marketing and the account owner act

@@ -56,6 +56,12 @@ def customer_id_for(identifier: str) -> str:
     return "cus_" + hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:16]
 
 
+def signal_id(customer_id: str, rule: str, key: str) -> str:
+    """The deterministic id of a rule's signal for a customer: the same inputs, the same id."""
+    digest = hashlib.sha256(f"{customer_id}|{rule}|{key}".encode()).hexdigest()
+    return "sig_" + digest[:20]
+
+
 def strength(identifier: str) -> tuple[int, str]:
     """Sort key: stronger identifiers first (contact < email < anon, then the value)."""
     kind, _, value = identifier.partition(":")

@@ -278,16 +278,19 @@ def totals(record: JourneyRecord, playbook: Playbook) -> memo.Totals:
 
 
 def _reconcile(
-    record: JourneyRecord, playbook: Playbook, at: datetime | None
+    record: JourneyRecord, playbook: Playbook, at: datetime | None, now: datetime | None = None
 ) -> tuple[JourneyRecord, list[Signal]]:
     state = derive(record, playbook)
     desired = sig.desired_signals(state, record.customer_id, playbook)
     when = at or state.last_at
     if when is None:
         return record, []
+    # The journey's event time closes settle windows: its latest touchpoint, or a timer's now.
+    stream = max(t for t in (state.last_at, when, now) if t is not None)
     ledger, out = sig.reconcile(
-        record.signal_ledger, desired, record.customer_id, record.identifiers, playbook, when
-    )
+        record.signal_ledger, desired, record.customer_id, record.identifiers, playbook, when,
+        stream,
+    )  # fmt: skip
     if ledger != record.signal_ledger:
         record = record.model_copy(update={"signal_ledger": ledger})
     return record, out
@@ -666,17 +669,23 @@ def _identities(record: JourneyRecord) -> list[str]:
 
 
 def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) -> Outcome:
-    """Emit the timer signals due at `now` (SLA breach/escalation, stalled, upsell, renewal).
+    """Emit the timer signals due at `now` (SLA breach/escalation, stalled, upsell, renewal)
+    and the corrections held in a settle window that has closed by `now`.
 
     Idempotent: an emitted timer signal is remembered in the ledger under its deterministic
-    id, so evaluating again (after a restart, say) emits nothing new.
+    id, and a sent correction is no longer owed, so evaluating again (after a restart, say)
+    emits nothing new.
     """
+    owed = sig.owed_due(record.signal_ledger, playbook)
+    flushed: list[Signal] = []
+    if owed is not None and owed <= now:
+        record, flushed = _reconcile(record, playbook, now, now)
     state = derive(record, playbook)
     candidates = sig.timer_candidates(
         state, record.signal_ledger, record.customer_id, _identities(record), playbook
     )
     due = sig.due_timers(candidates, now)
-    if not due:
+    if not due and not flushed:
         return Outcome(record, applied=False, duplicate=False)
     ledger: dict[str, LedgerEntry] = dict(record.signal_ledger)
     for candidate in due:
@@ -684,10 +693,12 @@ def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) ->
     updated = record.model_copy(
         update={"signal_ledger": dict(sorted(ledger.items())), "version": record.version + 1}
     )
-    return Outcome(updated, applied=True, duplicate=False, signals=[c.signal for c in due])
+    return Outcome(updated, True, False, [*flushed, *(c.signal for c in due)])
 
 
 def next_timer_due(record: JourneyRecord, playbook: Playbook) -> datetime | None:
     """When `evaluate_timers` would next emit something for this journey (None: never)."""
-    return sig.next_timer(derive(record, playbook), record.signal_ledger, record.customer_id,
-                          playbook)  # fmt: skip
+    timer = sig.next_timer(derive(record, playbook), record.signal_ledger, record.customer_id,
+                           playbook)  # fmt: skip
+    owed = sig.owed_due(record.signal_ledger, playbook)
+    return min((t for t in (timer, owed) if t is not None), default=None)

@@ -7,9 +7,12 @@ ledger:
 * desired, not in the ledger → emitted as version 1 (if a signal for the same rule and key was
   active under a former customer id — the journey moved — the old one is marked superseded and
   the new one names it in `supersedes`);
-* desired, content changed (or previously revoked) → re-emitted with version + 1;
+* desired, content changed (or previously revoked) → the ledger takes the new content; it is
+  re-emitted with version + 1 only if something *material* changed (`material_hash`), and a
+  correction within the settle window (`signals.settle_minutes`, in the journey's event time)
+  is held (`owed`) and sent once when the window closes;
 * in the ledger, active, no longer desired → a hand-off is revoked (`handoff_revoked`, same id,
-  version + 1); a nurture is withdrawn silently (an email cannot be unsent).
+  version + 1); a nurture is withdrawn (`nurture_withdrawn`), both subject to the same window.
 
 Applying the same state twice produces nothing: reconciliation is idempotent. The content hash
 leaves out `version`, `supersedes` and `playbook_version`, so re-deploying the same rules under
@@ -23,12 +26,15 @@ after a restart never duplicates them.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from schemas.journey import (
@@ -45,20 +51,16 @@ from schemas.signals import (
     HandoffSlaBreachedSignal,
     HandoffSlaEscalatedSignal,
     NurtureSignal,
+    NurtureWithdrawnSignal,
     Signal,
     SignalBase,
 )
 from streams.journey.fold import FoldState
+from streams.journey.identity import signal_id as signal_id
 
 TimerNurtureRule = Literal["nurture.stalled", "nurture.upsell", "nurture.renewal"]
 
 _STATUS_RANK = {"active": 0, "superseded": 1, "withdrawn": 2, "revoked": 3}
-
-
-def signal_id(customer_id: str, rule: str, key: str) -> str:
-    """The deterministic id of a rule's signal for a customer: the same inputs, the same id."""
-    digest = hashlib.sha256(f"{customer_id}|{rule}|{key}".encode()).hexdigest()
-    return "sig_" + digest[:20]
 
 
 def content_hash(signal: SignalBase) -> str:
@@ -184,8 +186,9 @@ def _entry(
     rule: str,
     key: str,
     origin: Literal["event", "timer"],
-    status: SignalStatus = "active",
     content: str | None = None,
+    sent: str = "",
+    sent_at: datetime | None = None,
 ) -> LedgerEntry:
     return LedgerEntry(
         signal_id=signal.signal_id,
@@ -194,10 +197,97 @@ def _entry(
         key=key,
         version=signal.version,
         content_hash=content or content_hash(signal),
-        status=status,
         origin=origin,
         occurred_at=signal.occurred_at,
+        sent=sent,
+        sent_at=sent_at,
     )
+
+
+# --- signal hygiene: what is material, and the settle window ---------------------------------
+
+REVOKED: SignalStatus = "revoked"
+WITHDRAWN: SignalStatus = "withdrawn"
+
+
+def _band(value: float, thresholds: Iterable[float]) -> int:
+    return bisect.bisect_right(sorted(thresholds), value)
+
+
+def material_hash(signal: Signal, playbook: Playbook) -> str:
+    """What about a signal is worth sending again when it changes.
+
+    A hand-off: its stage, open objections, persona, and which side of each score threshold
+    (the MQL rule's and `signals.handoff_score_thresholds`) its scores fall. A nurture: its
+    track, channel and recommended content. Anything else: all of its content."""
+    parts: dict[str, object]
+    if isinstance(signal, HandoffSignal):
+        extra = playbook.signals.handoff_score_thresholds
+        parts = {
+            "stage": signal.stage,
+            "objections": sorted(o.category for o in signal.open_objections),
+            "persona": signal.persona,
+            "engagement": _band(
+                signal.engagement.cycle_score,
+                [playbook.mql_rule.min_engagement, *extra.engagement],
+            ),
+            "fit": _band(signal.fit.score, [playbook.mql_rule.min_fit, *extra.fit]),
+        }
+    elif isinstance(signal, NurtureSignal):
+        parts = {
+            "track": signal.track,
+            "channel": signal.channel,
+            "content": [item.id for item in signal.recommended_content],
+        }
+    else:
+        return content_hash(signal)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sent_active(entry: LedgerEntry) -> bool:
+    """Whether the receivers hold this signal as in force (its last send was no take-back)."""
+    if entry.status == "superseded":
+        return False
+    if entry.sent:
+        return entry.sent not in (REVOKED, WITHDRAWN)
+    return entry.status == "active"
+
+
+def _settle(
+    truth: LedgerEntry,
+    material: str,
+    build: Callable[[int, datetime | None], Signal],
+    previous: LedgerEntry,
+    stream_at: datetime,
+    settle: timedelta,
+) -> tuple[LedgerEntry, Signal | None]:
+    """`truth` (the ledger entry as the journey now calls for it, `material` what about it
+    matters) against what was last sent: nothing to send, a correction held in the settle
+    window (`owed`), or the correction built with the next version."""
+    if previous.sent:
+        changed = material != previous.sent
+    else:  # an entry from before hygiene: any change of content or status was sent
+        changed = (truth.status, truth.content_hash) != (previous.status, previous.content_hash)
+    if not changed:
+        return truth.model_copy(update={"owed": False, "sent": previous.sent or material}), None
+    held = previous.sent_at is not None and stream_at < previous.sent_at + settle
+    # A signal taken back and called for again goes out at once: receivers hold nothing.
+    if held and _sent_active(previous):
+        return truth.model_copy(update={"owed": True}), None
+    # A held take-back is stamped with the close of its window, whoever closes it (a timer
+    # or a later touchpoint): the same signal, live or replayed.
+    closed = previous.sent_at + settle if previous.owed and previous.sent_at else None
+    signal = build(previous.version + 1, closed)
+    sent = truth.model_copy(
+        update={
+            "version": signal.version,
+            "signal_type": signal.signal_type,
+            "sent": material,
+            "sent_at": stream_at,
+            "owed": False,
+        }
+    )
+    return sent, signal
 
 
 def reconcile(
@@ -207,10 +297,20 @@ def reconcile(
     identities: list[str],
     playbook: Playbook,
     at: datetime,
+    stream_at: datetime | None = None,
 ) -> tuple[dict[str, LedgerEntry], list[Signal]]:
     """Diff the desired event-driven signals against the ledger: the new ledger and what to
-    emit. `at` is the event time of whatever caused this evaluation (stamped on revocations).
+    emit. `at` is the event time of whatever caused this evaluation (stamped on revocations
+    and withdrawals); `stream_at` the journey's event time (its latest touchpoint, or a
+    timer's `now`), which closes settle windows (default: `at`).
+
+    The ledger always holds the truth (status and content hash as the touchpoints call for);
+    what is sent follows it only for material changes (`material_hash`), and a correction of
+    a signal sent less than `signals.settle_minutes` before (in the journey's event time) is
+    held (`owed`) and sent once the window has closed — by a later touchpoint or a timer.
     """
+    stream = stream_at or at
+    settle = timedelta(minutes=playbook.signals.settle_minutes)
     updated = dict(ledger)
     out: list[Signal] = []
     if len({d.signal.signal_id for d in desired}) != len(desired):
@@ -218,49 +318,120 @@ def reconcile(
     wanted = {(d.rule, d.key) for d in desired}
     desired_ids = {d.signal.signal_id for d in desired}
     for d in desired:
-        signal, current = d.signal, ledger.get(d.signal.signal_id)
+        current = ledger.get(d.signal.signal_id)
         if current is None:
-            former = sorted(
-                e.signal_id
-                for e in ledger.values()
-                if e.origin == "event" and e.status == "active" and e.rule == d.rule
-                and e.key == d.key and e.signal_id not in desired_ids
-            )  # fmt: skip
-            for old in former:
-                updated[old] = updated[old].model_copy(update={"status": "superseded"})
-            if former:
-                signal = signal.model_copy(update={"supersedes": former})
-        elif current.status == "active" and current.content_hash == d.content:
+            out.append(_first_send(updated, ledger, d, desired_ids, playbook, stream))
             continue
-        else:
-            signal = signal.model_copy(update={"version": current.version + 1})
-        updated[signal.signal_id] = _entry(signal, d.rule, d.key, "event", content=d.content)
-        out.append(signal)
-    for entry in sorted(ledger.values(), key=lambda e: (e.occurred_at, e.signal_id)):
-        if entry.origin != "event" or entry.signal_id in desired_ids:
+        if current.status == "active" and current.content_hash == d.content and not current.owed:
             continue
-        if updated[entry.signal_id].status != "active":
+        truth = current.model_copy(
+            update={"status": "active", "content_hash": d.content,
+                    "occurred_at": d.signal.occurred_at}
+        )  # fmt: skip
+        material = material_hash(d.signal, playbook)
+        build = partial(_versioned, d.signal)
+        entry, signal = _settle(truth, material, build, current, stream, settle)
+        updated[entry.signal_id] = entry
+        out += [signal] if signal is not None else []
+    gone = [e for e in ledger.values() if e.origin == "event" and e.signal_id not in desired_ids]
+    for entry in sorted(gone, key=lambda e: (e.occurred_at, e.signal_id)):
+        if updated[entry.signal_id].status == "superseded":
             continue
-        if (entry.rule, entry.key) in wanted:
+        if (entry.rule, entry.key) in wanted and _sent_active(updated[entry.signal_id]):
             # Re-issued under the journey's current customer id.
-            updated[entry.signal_id] = entry.model_copy(update={"status": "superseded"})
-        elif entry.signal_type == "handoff":
-            revoked = HandoffRevokedSignal(
+            updated[entry.signal_id] = entry.model_copy(
+                update={"status": "superseded", "owed": False}
+            )
+        elif entry.status not in (REVOKED, WITHDRAWN) or entry.owed:
+            taken, signal = _take_back(entry, customer_id, identities, playbook, at, stream,
+                                       settle)  # fmt: skip
+            updated[entry.signal_id] = taken
+            out += [signal] if signal is not None else []
+    return updated, out
+
+
+def _versioned(signal: Signal, version: int, _closed: datetime | None) -> Signal:
+    return signal.model_copy(update={"version": version})
+
+
+def _first_send(
+    updated: dict[str, LedgerEntry],
+    ledger: dict[str, LedgerEntry],
+    d: Desired,
+    desired_ids: set[str],
+    playbook: Playbook,
+    stream: datetime,
+) -> Signal:
+    # A signal for the same rule and key in force under a former customer id (the journey
+    # moved) is superseded by this one, which names it.
+    former = sorted(
+        e.signal_id
+        for e in ledger.values()
+        if e.origin == "event" and _sent_active(e) and e.rule == d.rule and e.key == d.key
+        and e.signal_id not in desired_ids
+    )  # fmt: skip
+    for old in former:
+        updated[old] = updated[old].model_copy(update={"status": "superseded", "owed": False})
+    signal = d.signal
+    if former:
+        signal = signal.model_copy(update={"supersedes": former})
+    material = material_hash(signal, playbook)
+    updated[signal.signal_id] = _entry(signal, d.rule, d.key, "event", d.content, material, stream)
+    return signal
+
+
+def _take_back(
+    entry: LedgerEntry,
+    customer_id: str,
+    identities: list[str],
+    playbook: Playbook,
+    at: datetime,
+    stream: datetime,
+    settle: timedelta,
+) -> tuple[LedgerEntry, Signal | None]:
+    """A signal no longer called for: a hand-off is revoked, a nurture withdrawn (sent as
+    such, unless it comes back within the settle window)."""
+    handoff = entry.signal_type in ("handoff", "handoff_revoked")
+    status = REVOKED if handoff else WITHDRAWN
+    head = entry.key.split("#")[0].split(":")[0]
+    cycle = int(head) if head.isdigit() else 0
+
+    def build(version: int, closed: datetime | None) -> Signal:
+        if handoff:
+            return HandoffRevokedSignal(
                 signal_id=entry.signal_id,
-                version=entry.version + 1,
+                version=version,
                 customer_id=customer_id,
                 identities=identities,
-                occurred_at=at,
+                occurred_at=closed or at,
                 playbook_version=playbook.version,
-                cycle=int(entry.key),
-                reason=f"the lead no longer qualifies as an MQL in cycle {entry.key} "
+                cycle=cycle,
+                reason=f"the lead no longer qualifies as an MQL in cycle {cycle} "
                 "(a late touchpoint changed the journey)",
             )
-            updated[entry.signal_id] = _entry(revoked, entry.rule, entry.key, "event", "revoked")
-            out.append(revoked)
-        else:
-            updated[entry.signal_id] = entry.model_copy(update={"status": "withdrawn"})
-    return updated, out
+        return NurtureWithdrawnSignal(
+            signal_id=entry.signal_id,
+            version=version,
+            customer_id=customer_id,
+            identities=identities,
+            occurred_at=closed or at,
+            playbook_version=playbook.version,
+            rule=entry.rule,
+            cycle=cycle,
+            reason=f"{entry.rule} is no longer called for (a late touchpoint changed the journey)",
+        )
+
+    truth = entry.model_copy(update={"status": status})
+    return _settle(truth, status, build, entry, stream, settle)
+
+
+def owed_due(ledger: dict[str, LedgerEntry], playbook: Playbook) -> datetime | None:
+    """When the first correction held in a settle window is due (None: none is owed)."""
+    settle = timedelta(minutes=playbook.signals.settle_minutes)
+    return min(
+        (e.sent_at + settle for e in ledger.values() if e.owed and e.sent_at is not None),
+        default=None,
+    )
 
 
 def merge_ledgers(*ledgers: dict[str, LedgerEntry]) -> dict[str, LedgerEntry]:

@@ -26,6 +26,7 @@ from schemas.journey import (
     Stage,
     StageChange,
     TouchpointSummary,
+    UnmatchedResponse,
 )
 from schemas.playbook import Playbook
 from streams.journey.fold import summarize
@@ -64,6 +65,7 @@ class JourneyView(BaseModel):
     last_touch_at: datetime | None
     term_started_at: datetime | None
     triggers: list[SignalTrigger]
+    unmatched_responses: list[UnmatchedResponse]
     playbook_version: str
 
 
@@ -107,6 +109,7 @@ def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
         last_touch_at=tally.last_at,
         term_started_at=state.term_started_at,
         triggers=list(state.triggers),
+        unmatched_responses=list(state.unmatched),
         playbook_version=playbook.version,
     )
 
@@ -147,6 +150,7 @@ def snapshot(
             )
             for e in ledger
         ],
+        unmatched_responses=v.unmatched_responses,
         counts=Counts(
             touchpoints=v.touchpoint_count,
             retained=len(record.touchpoints),

@@ -10,6 +10,7 @@ the real worker + Redis + ``tandem kpis`` produce.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import statistics
@@ -35,6 +36,15 @@ def load_rules(playbook_path: Path) -> dict[str, Any]:
 
 
 # --- people -------------------------------------------------------------------------------
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _handoff_ids(identifiers: set[str], cycle: int) -> set[str]:
+    """The ids a hand-off of this cycle may go out under (one per customer id it may have)."""
+    return {f"sig_{_sha(f'cus_{_sha(i)[:16]}|handoff|{cycle}')[:20]}" for i in identifiers}
 
 
 def _ids(document: dict[str, Any]) -> list[str]:
@@ -150,11 +160,19 @@ def walk(events: list[dict[str, Any]], rules: dict[str, Any]) -> Person:
     stage: str | None = None
     cycle = 0
     known = outbound = False
+    handed_off: set[int] = set()  # cycles with a hand-off
+    seen: set[str] = set()  # identifiers so far
     firm: dict[str, Any] = {"pains": set()}
     items: list[tuple[datetime, float, int]] = []
 
+    def answers_this_cycle(d: dict[str, Any]) -> bool:
+        named = d["properties"].get("signal_id")
+        return cycle in handed_off and named in _handoff_ids(seen | set(_ids(d)), cycle)
+
     def enter(new: str, d: dict[str, Any]) -> None:
         nonlocal stage, cycle, outbound
+        if new == "mql":
+            handed_off.add(cycle)
         if new == "recycled":
             cycle += 1
         if d["type"] == "sales.prospect_added" and stage in BEFORE_LEAD:
@@ -165,6 +183,7 @@ def walk(events: list[dict[str, Any]], rules: dict[str, Any]) -> Person:
     for d in events:
         t, kind, p = when(d), d["type"], d.get("properties", {})
         identity = d["identity"]
+        seen.update(_ids(d))
         if identity.get("email") or identity.get("contact_id"):
             known = True
         points = points_by_type.get(kind, 0)
@@ -195,9 +214,11 @@ def walk(events: list[dict[str, Any]], rules: dict[str, Any]) -> Person:
             if outbound and rules["stages"]["outbound_meeting_enters_sal"]:
                 target = "sal"
         elif kind == "sales.handoff_accepted" and stage in BEFORE_SAL:
-            target = "sal"
+            if answers_this_cycle(d):  # closed loop: only the hand-off it names
+                target = "sal"
         elif kind == "sales.handoff_rejected" and stage in {"mql", "sal"}:
-            target = "recycled"
+            if answers_this_cycle(d):
+                target = "recycled"
         elif kind == "sales.lead_qualified" and stage in BEFORE_SQL:
             if all(p[a] for a in rules["stages"]["sql_requires"]):
                 target = "sql"

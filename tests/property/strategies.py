@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from events.vocabulary import Touchpoint, parse_touchpoint
 from schemas.playbook import Playbook
 from streams import journey as core
+from streams.journey.identity import customer_id_for, signal_id
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -38,6 +39,16 @@ INDUSTRIES = [None, "software", "education", "manufacturing"]
 PAINS = [[], ["attribution"], ["reporting", "forecasting"], ["attribution", "reporting"]]
 FORMS = ["demo-request", "newsletter", "ebook"]
 REASONS = ["price", "timing", "no budget"]
+
+
+# What sales answers name: mostly the hand-offs these people get (cycles 0 and 1, under the
+# customer id of each identifier), sometimes an unknown id.
+_NAMED_BY = ["contact:crm-1", "email:ada@lovelace.example", "anon:cookie-1", "contact:crm-0",
+             "email:p0a@x.example", "email:p1a@x.example", "anon:0-c0"]  # fmt: skip
+HANDOFF_NAMED = [
+    "s",
+    *(signal_id(customer_id_for(i), "handoff", k) for i in _NAMED_BY for k in ("0", "1")),
+]
 
 
 def _pick(options: list[Any], v: int, salt: int) -> Any:
@@ -74,8 +85,11 @@ PROPERTIES: dict[str, Callable[[int], dict[str, Any]]] = {
     "sales.prospect_added": _firmographics,
     "sales.reply_received": lambda v: {"sentiment": _pick(["positive", "negative"], v, 1)},
     "sales.meeting_booked": lambda v: {},
-    "sales.handoff_accepted": lambda v: {"signal_id": "s"},
-    "sales.handoff_rejected": lambda v: {"signal_id": "s", "reason": _pick(REASONS, v, 1)},
+    "sales.handoff_accepted": lambda v: {"signal_id": _pick(HANDOFF_NAMED, v, 3)},
+    "sales.handoff_rejected": lambda v: {
+        "signal_id": _pick(HANDOFF_NAMED, v, 3),
+        "reason": _pick(REASONS, v, 1),
+    },
     "sales.lead_qualified": lambda v: {
         k: bool((v >> i) & 1) or i < 2
         for i, k in enumerate(("budget", "authority", "need", "timeline"))

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from schemas.journey import JourneyRecord
 from streams import journey as core
 from streams import workflow
+from streams.journey import signals as sig
 from tests.property.strategies import (
     law_playbook,
     parse,
@@ -202,3 +203,52 @@ def test_in_order_compaction_never_corrects_a_signal(docs: Docs) -> None:
     assert {e.signal_id: e.status for e in full.signal_ledger.values()} == {
         e.signal_id: e.status for e in capped.signal_ledger.values()
     }
+
+
+SETTLE_LAW = settings(max_examples=300, deadline=None)
+AT_ONCE = PB.model_copy(update={"signals": PB.signals.model_copy(update={"settle_minutes": 0})})
+
+
+def close_windows(record: JourneyRecord, playbook: core.Playbook) -> tuple[
+    JourneyRecord, list[core.Signal]
+]:  # fmt: skip
+    """Evaluate timers once every settle window has closed (and before any other timer)."""
+    due = sig.owed_due(record.signal_ledger, playbook)
+    if due is None:
+        return record, []
+    outcome = core.evaluate_timers(record, due, playbook)
+    return outcome.record, [s for s in outcome.signals if s.signal_type in SENT_TYPES]
+
+
+SENT_TYPES = {"handoff", "handoff_revoked", "nurture", "nurture_withdrawn"}
+
+
+@SETTLE_LAW
+@given(st.data())
+def test_coalescing_never_changes_the_final_active_set_nor_what_was_last_sent(
+    data: st.DataObject,
+) -> None:
+    """With or without a settle window, in any order: the same active signals, those the whole
+    set calls for; once the windows close nothing is owed, and what was last sent for each
+    signal is, in everything material, what the whole set calls for (or its take-back)."""
+    docs = data.draw(with_duplicates(data.draw(touchpoint_documents())))
+    stream = parse(data.draw(st.permutations(docs)))
+    whole = core.reevaluate(core.fold(CID, stream, PB), PB)
+    truth = {s.signal_id: s for s in whole.signals}
+    at_once = core.new_journey(CID)
+    for touchpoint in stream:
+        at_once = core.apply_touchpoint(at_once, touchpoint, AT_ONCE).record
+    held, emitted = apply_all(stream)
+    assert active(held) == active(at_once) == active(whole.record)
+    held, flushed = close_windows(held, PB)
+    assert not any(e.owed for e in held.signal_ledger.values())
+    last = {s.signal_id: s for s in [*emitted, *flushed]}
+    for signal_id, entry in held.signal_ledger.items():
+        if entry.origin != "event" or entry.status == "superseded":
+            continue
+        sent = last[signal_id]
+        assert (sent.version, sent.signal_type) == (entry.version, entry.signal_type)
+        if entry.status == "active":
+            assert sig.material_hash(sent, PB) == sig.material_hash(truth[signal_id], PB)
+        else:
+            assert sent.signal_type in ("handoff_revoked", "nurture_withdrawn")

@@ -12,6 +12,11 @@ from streams import journey as core
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
+def handoff_id(email: str, cycle: int = 0) -> str:
+    """The id of a person's hand-off in a cycle, as sales names it when answering."""
+    return core.signal_id(core.customer_id_for(f"email:{email}"), "handoff", str(cycle))
+
+
 def at(days: float = 0, hours: float = 0, minutes: float = 0) -> datetime:
     """T0 plus an offset."""
     return T0 + timedelta(days=days, hours=hours, minutes=minutes)

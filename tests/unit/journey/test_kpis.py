@@ -33,7 +33,7 @@ from streams import workflow
 from streams.journey import kpis
 from streams.journey.kpis import compute_kpis, micros
 
-from .builders import FIT_FORM, POOR_FORM, at, tp
+from .builders import FIT_FORM, POOR_FORM, at, handoff_id, tp
 
 PB = core.default_playbook()
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -108,7 +108,7 @@ def won_journey(prefix: str = "w", email: str = "ada@lovelace.example") -> list[
             f"{prefix}6",
             at(hours=3),
             email=email,
-            props={"signal_id": "s"},
+            props={"signal_id": handoff_id(email)},
         ),
         tp(
             "sales.lead_qualified",

@@ -6,10 +6,13 @@ from schemas.signals import SIGNAL, HandoffRevokedSignal, HandoffSignal, Nurture
 from streams import journey as core
 from streams.journey.signals import signal_id
 
-from .builders import FIT_FORM, POOR_FORM, apply_all, at, tp
+from .builders import FIT_FORM, POOR_FORM, apply_all, at, handoff_id, tp
 
 PB = core.default_playbook()
 E = "ada@lovelace.example"
+AT_ONCE = PB.model_copy(
+    update={"signals": PB.signals.model_copy(update={"settle_minutes": 0})}
+)  # every material correction is sent at once (no settle window)
 
 
 def hot_lead() -> list[core.Touchpoint]:
@@ -57,9 +60,9 @@ def test_later_touchpoints_do_not_churn_the_hand_off() -> None:
 
 
 def test_a_late_touchpoint_before_the_trigger_corrects_the_hand_off() -> None:
-    record, _ = apply_all(hot_lead(), PB)
+    record, _ = apply_all(hot_lead(), AT_ONCE)
     late = tp("sales.objection_raised", "x1", at(minutes=30), email=E, props={"category": "price"})
-    outcome = core.apply_touchpoint(record, late, PB)
+    outcome = core.apply_touchpoint(record, late, AT_ONCE)
     [correction] = outcome.signals
     assert isinstance(correction, HandoffSignal)
     assert correction.signal_id == signal_id("cus_test", "handoff", "0")
@@ -68,20 +71,25 @@ def test_a_late_touchpoint_before_the_trigger_corrects_the_hand_off() -> None:
     assert [c.id for c in correction.recommended_content][-2:] == ["roi-calculator", "pricing-faq"]
 
 
-def test_a_late_touchpoint_that_moves_the_trigger_keeps_the_id() -> None:
-    record, _ = apply_all(hot_lead(), PB)
-    # An earlier event with enough points makes h2 the MQL touchpoint instead of h3.
+def test_a_late_touchpoint_that_only_moves_the_trigger_sends_nothing() -> None:
+    record, [handoff, *_] = apply_all(hot_lead(), AT_ONCE)
+    # An earlier event with enough points makes h2 the MQL touchpoint instead of h3: the same
+    # stage, persona, objections and score bands, so nothing material for sales changed.
     late = tp("marketing.event_attended", "x2", at(minutes=30), email=E)
-    [correction] = core.apply_touchpoint(record, late, PB).signals
-    assert isinstance(correction, HandoffSignal)
-    assert (correction.version, correction.trigger_event_id) == (2, "h2")
+    outcome = core.apply_touchpoint(record, late, AT_ONCE)
+    assert outcome.signals == []
+    entry = outcome.record.signal_ledger[handoff.signal_id]
+    assert (entry.version, entry.status, entry.owed) == (1, "active", False)
+    # The ledger holds the truth: the hand-off as the journey now calls for it.
+    whole = core.reevaluate(core.fold("cus_test", [*hot_lead(), late], AT_ONCE), AT_ONCE)
+    assert entry.content_hash == whole.record.signal_ledger[handoff.signal_id].content_hash
 
 
 def test_a_late_touchpoint_that_undoes_the_mql_revokes_the_hand_off() -> None:
-    record, _ = apply_all(hot_lead(), PB)
+    record, _ = apply_all(hot_lead(), AT_ONCE)
     late = tp("sales.lead_disqualified", "x3", at(minutes=90), email=E,
               props={"reason": "competitor employee"})  # fmt: skip
-    outcome = core.apply_touchpoint(record, late, PB)
+    outcome = core.apply_touchpoint(record, late, AT_ONCE)
     revoked = [s for s in outcome.signals if isinstance(s, HandoffRevokedSignal)]
     assert len(revoked) == 1
     assert revoked[0].signal_id == signal_id("cus_test", "handoff", "0")
@@ -90,7 +98,7 @@ def test_a_late_touchpoint_that_undoes_the_mql_revokes_the_hand_off() -> None:
     entry = outcome.record.signal_ledger[revoked[0].signal_id]
     assert (entry.status, entry.version) == ("revoked", 2)
     # Delivering the late touchpoint again changes nothing.
-    again = core.apply_touchpoint(outcome.record, late, PB)
+    again = core.apply_touchpoint(outcome.record, late, AT_ONCE)
     assert again.signals == [] and again.duplicate and not again.applied
 
 
@@ -136,7 +144,7 @@ def test_unsubscribed_people_get_no_email_nurture() -> None:
 
 def test_a_recycled_lead_is_nurtured_with_the_rejection_reason() -> None:
     rejected = tp("sales.handoff_rejected", "r1", at(hours=5), email=E,
-                  props={"signal_id": "x", "reason": "no budget until Q3"})  # fmt: skip
+                  props={"signal_id": handoff_id(E), "reason": "no budget until Q3"})  # fmt: skip
     _, signals = apply_all([*hot_lead(), rejected], PB)
     nurture = [s for s in signals if isinstance(s, NurtureSignal) and s.rule == "nurture.recycled"]
     assert len(nurture) == 1
@@ -178,11 +186,11 @@ def test_before_the_sale_a_low_nps_is_no_churn_risk() -> None:
 
 
 def test_reevaluate_under_a_stricter_playbook_revokes_and_a_renamed_one_resends_nothing() -> None:
-    record, _ = apply_all(hot_lead(), PB)
-    renamed = PB.model_copy(update={"version": "2024.2"})
+    record, _ = apply_all(hot_lead(), AT_ONCE)
+    renamed = AT_ONCE.model_copy(update={"version": "2024.2"})
     outcome = core.reevaluate(record, renamed)
     assert outcome.signals == [] and outcome.record.playbook_version == "2024.2"
-    strict = PB.model_copy(update={"version": "strict", "mql_rule": PB.mql_rule.model_copy(
+    strict = AT_ONCE.model_copy(update={"version": "strict", "mql_rule": PB.mql_rule.model_copy(
         update={"min_engagement": 100})})  # fmt: skip
     outcome = core.reevaluate(record, strict)
     assert [s.signal_type for s in outcome.signals] == ["handoff_revoked"]

@@ -11,7 +11,7 @@ import pytest
 from schemas.journey import Stage
 from streams import journey as core
 
-from .builders import FIT_FORM, POOR_FORM, apply_all, at, stages, tp
+from .builders import FIT_FORM, POOR_FORM, apply_all, at, handoff_id, stages, tp
 
 PB = core.default_playbook()
 ADA_EMAIL = "ada@lovelace.example"
@@ -123,7 +123,8 @@ def full_funnel() -> list[core.Touchpoint]:
     e = "dana@globex.example"
     return [
         *inbound_to_mql(),
-        tp("sales.handoff_accepted", "f1", at(hours=2), email=e, props={"signal_id": "s"}),
+        tp("sales.handoff_accepted", "f1", at(hours=2), email=e,
+           props={"signal_id": handoff_id(e)}),
         tp("sales.lead_qualified", "f2", at(days=1), email=e,
            props={"budget": True, "authority": True, "need": True, "timeline": True}),
         tp("sales.demo_held", "f3", at(days=2), email=e),
@@ -196,7 +197,7 @@ def test_disqualified_records_the_reason() -> None:
 def test_rejected_hand_off_recycles_and_requalifies_only_on_new_engagement() -> None:
     e = ADA_EMAIL
     rejected = tp("sales.handoff_rejected", "r1", at(hours=1), email=e,
-                  props={"signal_id": "s", "reason": "no budget this year"})  # fmt: skip
+                  props={"signal_id": handoff_id(e), "reason": "no budget this year"})  # fmt: skip
     record, _ = apply_all([*inbound_to_mql(), rejected], PB)
     view = core.view(record, PB)
     assert view.stage == Stage.RECYCLED and view.cycle == 1
@@ -231,7 +232,6 @@ def test_lost_deal_recycles_into_a_new_cycle() -> None:
 @pytest.mark.parametrize(
     ("type_", "props", "expected"),
     [
-        ("sales.handoff_accepted", {"signal_id": "s"}, "sal"),
         ("sales.demo_held", {}, "opportunity"),
         ("sales.proposal_sent", {"amount": "1", "currency": "EUR"}, "opportunity"),
         ("sales.deal_won", {"amount": "1", "currency": "EUR"}, "customer"),

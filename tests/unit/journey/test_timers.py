@@ -14,7 +14,8 @@ PB = core.default_playbook()  # SLA 24 h, escalation 48 h
 
 
 def handed_off() -> tuple[core.JourneyRecord, core.HandoffSignal]:
-    record, signals = apply_all(hot_lead(), PB)
+    # Under the customer id Tandem gives the person: sales answers name its hand-off's id.
+    record, signals = apply_all(hot_lead(), PB, core.customer_id_for(f"email:{E}"))
     return record, handoffs(signals)[0]
 
 
