@@ -61,9 +61,10 @@ return written
 """
 
 
-# KEYS[1] journey hash, KEYS[2] set of live ids, KEYS[3..] identity pointers of the person;
-# ARGV: version, id, forget request id. The snapshot goes; a bare version stays where there was
-# one (a stale write must not bring the journey back); pointers go if they point here.
+# KEYS[1] journey hash, KEYS[2] set of live ids, KEYS[3..] (pointer, pointer version) pairs of
+# the person's identifiers; ARGV: version, id, forget request id. The snapshot goes; a bare
+# version stays where there was one (a stale write must not bring the journey back); pointers
+# and their versions go if they point here (or nowhere): no identifier of the person is kept.
 _ERASE = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) > tonumber(ARGV[1]) then
@@ -74,9 +75,10 @@ if current then
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'forgotten', ARGV[3])
 end
 redis.call('SREM', KEYS[2], ARGV[2])
-for i = 3, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2] then
-    redis.call('DEL', KEYS[i])
+for i = 3, #KEYS, 2 do
+  local owner = redis.call('GET', KEYS[i])
+  if owner == ARGV[2] or not owner then
+    redis.call('DEL', KEYS[i], KEYS[i + 1])
   end
 end
 return 1
@@ -281,7 +283,7 @@ class JourneyProjection:
         for gone in erased or ():
             await self._erase(
                 keys=[self._journey_key(gone.customer_id), self._live_key,
-                      *(self._identity_key(i) for i in gone.identifiers)],
+                      *self._pointer_keys(gone.identifiers)],
                 args=[gone.version, gone.customer_id, gone.request_id],
                 client=pipe,
             )  # fmt: skip
