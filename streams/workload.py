@@ -103,6 +103,18 @@ class _Journey:
         self.documents: list[Document] = []
         self.links: list[tuple[Document, frozenset[str]]] = []
 
+    def end_by(self, now: datetime) -> None:
+        """Move the whole journey earlier if it would end after `now`: no event lies in the
+        future (the decoder refuses event times more than 24 h after their receipt)."""
+        latest = max((d["occurred_at"] for d in self.documents), default=None)
+        if latest is None or datetime.fromisoformat(latest) <= now:
+            return
+        shift = datetime.fromisoformat(latest) - now
+        for document in self.documents:
+            document["occurred_at"] = (
+                datetime.fromisoformat(document["occurred_at"]) - shift
+            ).isoformat()
+
     def add(
         self,
         type_: str,
@@ -175,6 +187,7 @@ def build(
         journey = _Journey(prefix, n, start, short)
         person = _person(rng, prefix, n, rng.choices(chains, weights)[0])
         _touches(rng, journey, person)
+        journey.end_by(now)
         persons.append(person)
         journeys.append(journey)
     ledger = _ledger(rng, prefix, now, max(3, people // 300))
