@@ -138,8 +138,10 @@ def per_topic(grouped: dict[str, list[Any]]) -> dict[str, dict[str, list[Any]]]:
 
 async def processing_order(settings: Settings, event_ids: set[str]) -> list[Document]:
     """My touchpoints as the identity agent processed them: touchpoints.accepted has one
-    partition, and each customer's journey sees its touchpoints in that order."""
-    return [v for _, v in await read_topic(settings, ACCEPTED) if v["event_id"] in event_ids]
+    partition, and each customer's journey sees its touchpoints in that order. (The topic
+    also carries unmerge and forget requests, which have no event id.)"""
+    messages = await read_topic(settings, ACCEPTED)
+    return [v for _, v in messages if v.get("event_id") in event_ids]
 
 
 # --- (a) scripted journeys -------------------------------------------------------------------
