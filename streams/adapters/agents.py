@@ -178,6 +178,10 @@ class Agents:
         # Writes of a batch cut short (a rebalance, a stop) are not ours to make any more: its
         # events were not acknowledged, and whoever owns the sequencer now carries them out.
         self.identities.discard()
+        if events:
+            in_partition_of(events[0])  # one partition: the sequencer's
+            if completed := self.identities.complete_interrupted():
+                log.warning("identity: completed %d writes of a batch a crash cut short", completed)
         unit = IdentityUnit(self.identities, IdentityGuards.from_playbook(self.playbook),
                             playbook_version=self.playbook.version)  # fmt: skip
         for event in events:

@@ -67,6 +67,10 @@ class TableJourneyStore:
             self._decoded.popitem(last=False)
 
 
+JOURNAL_KEY = b"journal:identity-batch"
+"""The identity table key holding the batch being written (see `TableIdentityStore.flush`)."""
+
+
 class TableIdentityStore:
     """The identity table as the resolver's store; writes wait in a batch until `flush`.
 
@@ -144,12 +148,40 @@ class TableIdentityStore:
 
     def flush(self) -> int:
         """Write the queued writes to the table; the caller has named an event. Returns how
-        many keys were written."""
-        for key, value in self._pending.items():
+        many keys were written.
+
+        The batch goes first as one record (`JOURNAL_KEY`), then key by key, then the record
+        is deleted. A crash part-way leaves a prefix of these changelog writes (one partition,
+        in order): either no key of the batch, or its journal, which the next batch completes
+        (`complete_interrupted`) — never an identifier's pointer without its members entry.
+        """
+        if not self._pending:
+            return 0
+        journal = {
+            key.decode(): None if v is None else v.decode() for key, v in self._pending.items()
+        }
+        self.table[JOURNAL_KEY] = json.dumps(journal).encode()
+        self._write(self._pending)
+        del self.table[JOURNAL_KEY]
+        written = len(self._pending)
+        self._pending.clear()
+        return written
+
+    def complete_interrupted(self) -> int:
+        """Finish a batch whose writes a crash cut short (its journal survived); the caller has
+        named an event. Returns how many keys were written."""
+        raw = self.table.get(JOURNAL_KEY)
+        if not isinstance(raw, bytes):
+            return 0
+        journal: dict[str, str | None] = json.loads(raw)
+        writes = {k.encode(): None if v is None else v.encode() for k, v in journal.items()}
+        self._write(writes)
+        del self.table[JOURNAL_KEY]
+        return len(writes)
+
+    def _write(self, writes: dict[bytes, bytes | None]) -> None:
+        for key, value in writes.items():
             if value is not None:
                 self.table[key] = value
             elif self.table.get(key) is not None:
                 del self.table[key]
-        written = len(self._pending)
-        self._pending.clear()
-        return written
