@@ -223,7 +223,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         identities=TableIdentityStore(identities),
         journeys=TableJourneyStore(journeys),
         deadlines=deadlines,
-        projection=JourneyProjection.from_url(settings.redis_url, settings.redis_prefix),
+        projection=JourneyProjection.from_url(
+            settings.redis_url, settings.redis_prefix, timeout_s=settings.redis_timeout_s
+        ),
     )
 
     def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[Event]]:

@@ -128,8 +128,16 @@ class JourneyProjection:
         self._erase = redis.register_script(_ERASE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "tandem:") -> JourneyProjection:
-        return cls(Redis.from_url(url, decode_responses=True), prefix)
+    def from_url(
+        cls, url: str, prefix: str = "tandem:", *, timeout_s: float = 5.0
+    ) -> JourneyProjection:
+        """A projection on its own client. Every call gives up after `timeout_s`: a Redis that
+        hangs (paused, swapping, a stuck failover) then looks like one that is down, and the
+        worker waits it out with its retries instead of blocking forever on a socket."""
+        client = Redis.from_url(
+            url, decode_responses=True, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        return cls(client, prefix)
 
     def _journey_key(self, customer_id: str) -> str:
         return f"{self.prefix}journey:{customer_id}"

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     app_id: str = Field("tandem", description="Faust app id (consumer group, changelog prefix)")
     topic_prefix: str = Field("", description="prefix for every topic name (test isolation)")
     redis_prefix: str = Field("tandem:", description="prefix for every Redis key")
+    redis_timeout_s: float = Field(
+        5.0, gt=0, description="longest a Redis call may take before it counts as an outage"
+    )
     partitions: int = Field(4, ge=1, description="partitions of the customer-keyed topics")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     data_dir: Path = Field(PROJECT_ROOT / ".tandem", description="local state, logs, jars")

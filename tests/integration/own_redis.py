@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -47,8 +48,18 @@ class OwnRedis:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on {self.port} did not start")
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its socket open and answers nothing (a hanging Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server can't act on SIGTERM
             self.process.terminate()
             self.process.wait(10)
         self.process = None

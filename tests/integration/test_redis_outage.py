@@ -63,10 +63,11 @@ async def wait_for_retries(worker: WorkerProcess, timeout: float = 20.0) -> None
 
 
 async def run_outage(
-    settings: Settings, tmp_path: Path, own_redis: OwnRedis, *, crash: bool
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis, *, crash: bool, hang: bool = False
 ) -> None:
-    """Stop Redis for 15 s mid-stream (and, with `crash`, SIGKILL the worker while it waits
-    and start another); then require no dead letter and Redis = the replay."""
+    """Stop Redis for 15 s mid-stream (with `hang`, pause it instead: it accepts connections
+    and answers nothing; with `crash`, SIGKILL the worker while it waits and start another);
+    then require no dead letter and Redis = the replay."""
     workload = build(
         PEOPLE, seed=43, now=datetime.now(UTC) - timedelta(hours=1), prefix="ro", short=True
     )
@@ -79,7 +80,7 @@ async def run_outage(
             half = len(workload.documents) // 2
             await publish(own, workload.documents[:half])
             await asyncio.sleep(2.0)  # the worker is writing Redis when it goes away
-            own_redis.stop()
+            own_redis.pause() if hang else own_redis.stop()
             down_at = time.monotonic()
             await publish(own, workload.documents[half:])
             if crash:
@@ -87,7 +88,7 @@ async def run_outage(
                 worker.kill()  # its batch is in the tables, not yet in Redis
                 await asyncio.to_thread(worker.start)
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
-            own_redis.start()
+            own_redis.resume() if hang else own_redis.start()
             outage = time.monotonic() - down_at
             expected = expected_journeys(workload.documents, own)
             waited = await wait_until_drained(
@@ -100,7 +101,8 @@ async def run_outage(
     retries = worker.log_text().count("writing Redis failed")
     result = compare(expected, live)
     print(
-        f"\n{len(workload.documents)} deliveries of {PEOPLE} people; Redis down {outage:.1f} s "
+        f"\n{len(workload.documents)} deliveries of {PEOPLE} people; "
+        f"Redis {'hanging' if hang else 'down'} {outage:.1f} s "
         f"({retries} retries logged{', worker killed and restarted' if crash else ''}); "
         f"drained {waited:.1f} s after it came back; {len(letters)} dead letters; "
         f"{time.monotonic() - started:.1f} s in all\n{result.summary()}"
@@ -114,6 +116,16 @@ async def test_a_redis_outage_is_waited_out(
     settings: Settings, tmp_path: Path, own_redis: OwnRedis
 ) -> None:
     await run_outage(settings, tmp_path, own_redis, crash=False)
+
+
+async def test_a_hanging_redis_is_waited_out(
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    """A paused Redis: calls time out (`redis_timeout_s`) and are retried like an outage."""
+    await run_outage(
+        settings.model_copy(update={"redis_timeout_s": 1.0}), tmp_path, own_redis,
+        crash=False, hang=True,
+    )  # fmt: skip
 
 
 @pytest.mark.xfail(
