@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.integration.own_kafka import own_kafka
 from tests.integration.own_redis import own_redis
 from tests.stack import TEST_PLAYBOOK, WorkerProcess, settings_env
 
@@ -20,4 +21,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-__all__ = ["TEST_PLAYBOOK", "WorkerProcess", "own_redis", "settings_env"]
+__all__ = ["TEST_PLAYBOOK", "WorkerProcess", "own_kafka", "own_redis", "settings_env"]

@@ -1,9 +1,11 @@
-"""A crash loop loses nothing (issue 10): SIGKILL the worker ten times, restart Redis once.
+"""A crash loop loses nothing (issue 10): SIGKILL the worker ten times, restart Redis and the
+broker once.
 
 A shuffled backlog of 2,000 people (identity links before and after the touchpoints they join,
 duplicates, late events) is published in ten parts. After each part the worker is killed with
 SIGKILL at a random moment — no graceful shutdown, no final commit — and a new one is started;
-half-way, Redis (the test's own, with an append-only file) is restarted too. At the end the
+half-way, Redis (the test's own, with an append-only file) is restarted too, and later the
+broker (the test's own) while a worker runs, which must wait it out. At the end the
 journeys in Redis equal the replay of the same input, nothing is dead-lettered, and no signal
 was published twice under one (id, version) with different content.
 """
@@ -32,6 +34,7 @@ from tests.integration.equivalence import (
     wait_until_drained,
 )
 from tests.integration.helpers import TIMER_RULES, read_topic
+from tests.integration.own_kafka import OwnKafka
 from tests.integration.own_redis import OwnRedis
 
 pytestmark = pytest.mark.integration
@@ -59,8 +62,8 @@ def conflicting_signals(messages: list[tuple[str | None, object]]) -> list[str]:
         "other as moved (a cycle: their later messages dead-lettered after 32 hops)"
     ),
 )
-async def test_ten_kills_and_a_redis_restart_end_at_the_replay(
-    settings: Settings, tmp_path: Path, own_redis: OwnRedis
+async def test_ten_kills_a_redis_and_a_broker_restart_end_at_the_replay(
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis, own_kafka: OwnKafka
 ) -> None:
     workload = build(
         PEOPLE, seed=71, now=datetime.now(UTC) - timedelta(hours=1), prefix="cl", short=True
@@ -70,7 +73,10 @@ async def test_ten_kills_and_a_redis_restart_end_at_the_replay(
     parts = [documents[k * size : (k + 1) * size] for k in range(KILLS - 1)]
     parts.append(documents[(KILLS - 1) * size :])
     chance = random.Random(71)
-    base = settings.model_copy(update={"redis_url": own_redis.url})
+    base = settings.model_copy(
+        update={"redis_url": own_redis.url, "kafka_bootstrap": own_kafka.bootstrap}
+    )
+    broker_away = 0.0
     started = time.monotonic()
     async with isolated_deployment(base, "crash", tmp_path) as (own, projection):
         worker = WorkerProcess(own, tmp_path / "worker.log")
@@ -79,6 +85,12 @@ async def test_ten_kills_and_a_redis_restart_end_at_the_replay(
             for number, part in enumerate(parts, start=1):
                 await publish(own, part)
                 await asyncio.sleep(chance.uniform(0.3, 2.5))  # mid-batch, at a random moment
+                if number == KILLS - 3:
+                    broker_away = await asyncio.to_thread(own_kafka.restart)
+                    await asyncio.sleep(3.0)
+                    assert worker.process is not None and worker.process.poll() is None, (
+                        "the worker exited while the broker restarted: it must wait it out"
+                    )
                 worker.kill()
                 if number == KILLS // 2:
                     own_redis.stop()
@@ -97,7 +109,8 @@ async def test_ten_kills_and_a_redis_restart_end_at_the_replay(
     conflicts = conflicting_signals(signals)
     print(
         f"\n{len(documents)} deliveries ({workload.duplicates} duplicates) of {PEOPLE} people; "
-        f"{KILLS} SIGKILLs, 1 Redis restart; drained {waited:.1f} s after the last start, "
+        f"{KILLS} SIGKILLs, 1 Redis restart, 1 broker restart ({broker_away:.1f} s to ready); "
+        f"drained {waited:.1f} s after the last start, "
         f"{time.monotonic() - started:.1f} s in all; {len(letters)} dead letters; "
         f"{len(signals)} signals, {len(conflicts)} (id, version) with two contents\n"
         f"{result.summary()}"
