@@ -46,6 +46,8 @@ class ReasonCode(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     INVALID = "invalid"
     WRONG_TOPIC = "wrong_topic"
+    PROCESSING_FAILED = "processing_failed"
+    """A valid input the worker could not apply (a defect); the reason names the step."""
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
 from streams.adapters.journeys import (
-    JourneyWrite,
+    PreparedBatch,
+    check_writable,
     erased_batch,
-    next_due,
-    prepare,
+    prepare_batch,
     read_model_batch,
 )
 from streams.adapters.kafka import KafkaSender
@@ -84,6 +84,16 @@ def _touchpoint_outcome(
     if any(isinstance(i, Command) and isinstance(i.message, TouchpointArrived) for i in sent):
         return "forwarded"
     return "applied"
+
+
+@dataclass(frozen=True)
+class HandledMessage:
+    """One message of a journeys batch: its metric outcome (touchpoints only) and, if its
+    handler failed, what failed (it is dead-lettered once the batch is settled)."""
+
+    event: Event
+    outcome: TouchpointOutcome | None
+    failure: tuple[str, Exception] | None = None
 
 
 async def _retrying(what: str, action: Callable[[], Awaitable[T]]) -> T | None:
@@ -140,8 +150,8 @@ class Agents:
         log.warning("dead-lettered %s: %s", letter.dead_letter_id, letter.reason)
 
     async def _failed(self, out: KafkaSender, what: str, exc: Exception, event: Event) -> None:
-        log.exception("%s", what)
-        rejection = Rejection(ReasonCode.INVALID, f"{what}: {exc}")
+        log.error("%s", what, exc_info=exc)
+        rejection = Rejection(ReasonCode.PROCESSING_FAILED, f"{what}: {exc}")
         await self.dead_letter(out, rejection, _raw(event), event)
 
     async def send_outgoing(self, out: KafkaSender, outgoing: list[Outgoing]) -> None:
@@ -215,8 +225,38 @@ class Agents:
         handlers.forget_requested(request, unit)
 
     async def journeys_batch(self, events: Sequence[Event], out: KafkaSender) -> None:
-        """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
-        unit = JourneyUnit(self.journeys, self.playbook)
+        """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals.
+
+        Nothing is written until every changed journey's write (record, snapshot, KPI facts,
+        next timer) is computed. If one can't be, the batch is handled again with that
+        customer's messages checked one by one, so only the message that breaks it is
+        dead-lettered (`processing_failed`) and the journey stays as it was before it.
+        """
+        suspects: set[str] = set()
+        while True:
+            unit = JourneyUnit(self.journeys, self.playbook)
+            handled, last_event = self._handle_journeys(events, unit, suspects)
+            batch = prepare_batch(unit, self.playbook)
+            if not batch.failed or suspects:
+                break
+            suspects = set(batch.failed)  # deterministic handlers: the second pass finds them
+        for item in handled:
+            if item.failure is not None:
+                await self._failed(out, item.failure[0], item.failure[1], item.event)
+            if item.outcome is not None:
+                WORKER.count_touchpoint(item.outcome, ReasonCode.PROCESSING_FAILED.value)
+        for customer_id, exc in batch.failed.items():  # not one message's fault: none written
+            await self._failed(out, f"journey write failed for {customer_id}", exc,
+                               last_event[customer_id])  # fmt: skip
+        WORKER.merges.inc(unit.counters.moves)
+        WORKER.forgotten.inc(unit.counters.forgotten)
+        await self.flush_journeys(out, unit, batch, last_event)
+
+    def _handle_journeys(
+        self, events: Sequence[Event], unit: JourneyUnit, suspects: set[str]
+    ) -> tuple[list[HandledMessage], dict[str, Event]]:
+        """Run each message's handler on the unit; a failing one is rolled back."""
+        handled: list[HandledMessage] = []
         last_event: dict[str, Event] = {}
         for event in events:
             customer_id = event.key.decode() if isinstance(event.key, bytes) else ""
@@ -228,50 +268,47 @@ class Agents:
                 message = decode_journey_message(_raw(event))
                 before = unit.counters.duplicates, unit.counters.suppressed, len(unit.outbox)
                 handlers.handle_journey_message(customer_id, message, unit)
+                for touched in set(unit.touched()) & suspects:
+                    check_writable(touched, unit.load(touched), self.playbook)
             except Exception as exc:
                 unit.rollback()
-                await self._failed(out, f"journey processing failed for {customer_id}", exc, event)
-                if isinstance(message, TouchpointArrived):
-                    WORKER.count_touchpoint("dead_lettered", ReasonCode.INVALID.value)
+                what = f"journey processing failed for {customer_id}"
+                failed: TouchpointOutcome | None = (
+                    "dead_lettered" if isinstance(message, TouchpointArrived) else None
+                )
+                handled.append(HandledMessage(event, failed, (what, exc)))
             else:
                 if isinstance(message, TouchpointArrived):
-                    WORKER.count_touchpoint(_touchpoint_outcome(unit, *before))
-        WORKER.merges.inc(unit.counters.moves)
-        WORKER.forgotten.inc(unit.counters.forgotten)
-        await self.flush_journeys(out, unit, last_event)
+                    handled.append(HandledMessage(event, _touchpoint_outcome(unit, *before)))
+        return handled, last_event
 
     async def flush_journeys(
-        self, out: KafkaSender, unit: JourneyUnit, last_event: dict[str, Event]
+        self,
+        out: KafkaSender,
+        unit: JourneyUnit,
+        batch: PreparedBatch,
+        last_event: dict[str, Event],
     ) -> None:
         """Write each changed journey once: computed first, sent, then Redis, then tables."""
-        changes, outgoing = unit.flush()
-        writes: list[JourneyWrite] = []
-        for customer_id, stored in changes:
-            try:
-                writes.append(prepare(customer_id, stored, self.playbook))
-            except Exception as exc:
-                event = last_event[customer_id]
-                await self._failed(out, f"journey snapshot failed for {customer_id}", exc, event)
-        due = [(cid, next_due(record, self.playbook)) for cid, record in unit.take_timers_due()]
-        await self.send_outgoing(out, outgoing)
-        for write in writes:
+        await self.send_outgoing(out, batch.outgoing)
+        for write in batch.writes:
             await out.send(JOURNEYS, write.customer_id.encode(), write.state_value)
         await out.delivered()
         # Redis before the tables: a crash while Redis is down repeats the batch in full (its
         # writes are version-checked), where a repeat over written tables would find the moves
         # done and never send their tombstones to Redis.
-        live, moved = read_model_batch(writes)
-        erased = erased_batch(writes, unit.take_unlinked())
+        live, moved = read_model_batch(batch.writes)
+        erased = erased_batch(batch.writes, unit.take_unlinked())
         await _retrying(
             "journeys: writing Redis", lambda: self.projection.publish_many(live, moved, erased)
         )
         if unit.counters.suppressed or unit.counters.forgotten:
             log.info("journeys: erased %d forgotten journey(s), dropped %d touchpoint(s)",
                      unit.counters.forgotten, unit.counters.suppressed)  # fmt: skip
-        for write in writes:
+        for write in batch.writes:
             in_partition_of(last_event[write.customer_id])
             self.journeys.put(write.customer_id, write.stored)
-        for customer_id, when in due:
+        for customer_id, when in batch.due:
             in_partition_of(last_event[customer_id])
             self._set_deadline(customer_id.encode(), when)
 

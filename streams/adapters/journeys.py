@@ -15,6 +15,7 @@ from streams import journey as core
 from streams.journey import kpis
 from streams.projection import ErasedJourney, LiveJourney, MovedPointer
 from streams.workflow.ports import ForgottenJourney, MovedJourney, StoredJourney
+from streams.workflow.unit import Emitted, JourneyUnit, Outgoing
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,49 @@ def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> Jour
         tuple(snapshot.identities),
         facts,
     )
+
+
+def check_writable(customer_id: str, stored: StoredJourney | None, playbook: Playbook) -> None:
+    """Raise if this journey's write or next timer can't be computed (checked per message for
+    a customer whose batch failed, to find the message that breaks it)."""
+    if stored is not None:
+        prepare(customer_id, stored, playbook)
+        next_due(stored if isinstance(stored, JourneyRecord) else None, playbook)
+
+
+@dataclass
+class PreparedBatch:
+    """A journeys batch with everything computed: nothing of it written yet."""
+
+    writes: list[JourneyWrite]
+    outgoing: list[Outgoing]
+    due: list[tuple[str, datetime | None]]
+    failed: dict[str, Exception]
+    """Customers whose write or timer could not be computed: not written, their signals
+    held back."""
+
+
+def prepare_batch(unit: JourneyUnit, playbook: Playbook) -> PreparedBatch:
+    """Compute every changed journey's write and every timer to recompute (the unit's flush)."""
+    changes, outgoing = unit.flush()
+    failed: dict[str, Exception] = {}
+    writes: list[JourneyWrite] = []
+    for customer_id, stored in changes:
+        try:
+            writes.append(prepare(customer_id, stored, playbook))
+        except Exception as exc:
+            failed[customer_id] = exc
+    due: list[tuple[str, datetime | None]] = []
+    for customer_id, record in unit.take_timers_due():
+        try:
+            due.append((customer_id, next_due(record, playbook)))
+        except Exception as exc:
+            failed.setdefault(customer_id, exc)
+    if failed:
+        writes = [w for w in writes if w.customer_id not in failed]
+        due = [(c, when) for c, when in due if c not in failed]
+        outgoing = [o for o in outgoing if not (isinstance(o, Emitted) and o.customer_id in failed)]
+    return PreparedBatch(writes, outgoing, due, failed)
 
 
 def next_due(record: JourneyRecord | None, playbook: Playbook) -> datetime | None:

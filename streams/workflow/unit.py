@@ -125,6 +125,10 @@ class JourneyUnit:
         c.suppressed, c.forgotten = suppressed, forgotten
         del c.refused[refused:]
 
+    def touched(self) -> list[str]:
+        """The customers whose journey or timer the current message changed (since `begin`)."""
+        return list(self._undo)
+
     def load(self, customer_id: str) -> StoredJourney | None:
         """The journey (or pointer) at a customer id, as this batch left it."""
         stored = self._loaded.get(customer_id, _ABSENT)
