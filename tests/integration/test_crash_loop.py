@@ -115,6 +115,9 @@ async def test_ten_kills_a_redis_and_a_broker_restart_end_at_the_replay(
         f"{len(signals)} signals, {len(conflicts)} (id, version) with two contents\n"
         f"{result.summary()}"
     )
+    # Every delivery ended as a touchpoint of a journey, a recognised duplicate or a dead letter.
+    distinct = sum(int(snapshot["counts"]["touchpoints"]) for snapshot in live.values())
+    assert distinct + workload.duplicates + len(letters) == len(documents)
     assert letters == []
     assert conflicts == []
     assert result.equal, result.summary()
