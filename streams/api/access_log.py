@@ -65,9 +65,11 @@ class RedactedAccessLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) > _PATH_ARG and isinstance(args[_PATH_ARG], str):
-            path = redact_path(args[_PATH_ARG], self.templates)
-            record.args = (*args[:_PATH_ARG], path, *args[_PATH_ARG + 1 :])
+        if isinstance(args, tuple) and len(args) > _PATH_ARG:
+            path = args[_PATH_ARG]
+            if isinstance(path, str):
+                path = redact_path(path, self.templates)
+                record.args = (*args[:_PATH_ARG], path, *args[_PATH_ARG + 1 :])
         return True
 
 
