@@ -49,6 +49,7 @@ from streams.topics import (
     NURTURE,
     RESOLVED,
     SALES,
+    SUPPRESSIONS,
     full_name,
     spec,
 )
@@ -132,6 +133,33 @@ def _faust_app(settings: Settings) -> _FaustApp:
         full_name(name, settings.topic_prefix) for name in (MARKETING, SALES, ACCEPTED, RESOLVED)
     )
     return app
+
+
+def _suppressions(app: faust.App, settings: Settings) -> Any:
+    """Suppression digest -> forget request id. Its changelog is named by the deployment, not
+    the app id, so that a worker rebuilding from the topics under a fresh app id restores it."""
+    changelog = app.topic(
+        full_name(SUPPRESSIONS, settings.topic_prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+        allow_empty=True,
+    )
+    return app.Table(
+        "suppressions",
+        default=None,
+        partitions=1,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=changelog,
+        help="suppression digest of a forgotten person's identifier -> forget request id",
+    )
 
 
 def _tables(app: faust.App, settings: Settings) -> tuple[Any, Any, Any]:
@@ -220,7 +248,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         topic_prefix=settings.topic_prefix,
         marketing_topic=full_name(MARKETING, settings.topic_prefix),
         playbook=playbook,
-        identities=TableIdentityStore(identities),
+        identities=TableIdentityStore(identities, _suppressions(app, settings)),
         journeys=TableJourneyStore(journeys),
         deadlines=deadlines,
         projection=JourneyProjection.from_url(

@@ -40,6 +40,7 @@ HANDOFF = "signals.handoff"
 NURTURE = "signals.nurture"
 ALERTS = "signals.alerts"
 WEBHOOK_DEADLETTER = "signals.webhook-deadletter"
+SUPPRESSIONS = "privacy.suppressions"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(
@@ -87,6 +88,16 @@ CATALOGUE: tuple[TopicSpec, ...] = (
             "min.cleanable.dirty.ratio": "0.1",
             "segment.ms": str(DAY_MS),
         },
+    ),
+    # Not prefixed by the app id, unlike the tables' changelogs: a worker rebuilding under a
+    # fresh app id must still know who was forgotten (docs/privacy.md).
+    TopicSpec(
+        SUPPRESSIONS,
+        "suppression digests of forgotten people (the changelog of the worker's suppressions "
+        "table, compacted, kept for good)",
+        1,
+        {"cleanup.policy": "compact"},
+        key="sha256 digest of an identifier",
     ),
     TopicSpec(HANDOFF, "hand-off signals for sales tooling", None, _retained(90)),
     TopicSpec(NURTURE, "nurture signals for marketing automation", None, _retained(90)),

@@ -70,6 +70,10 @@ class TableJourneyStore:
 JOURNAL_KEY = b"journal:identity-batch"
 """The identity table key holding the batch being written (see `TableIdentityStore.flush`)."""
 
+SUPPRESSED = b"suppressed:"
+"""The prefix of a suppression digest's key in a batch (and in the identity table, before the
+suppressions had a table of their own)."""
+
 
 class TableIdentityStore:
     """The identity table as the resolver's store; writes wait in a batch until `flush`.
@@ -77,10 +81,16 @@ class TableIdentityStore:
     The sequencer sends a batch's moves and touchpoints, waits until the broker has them, and
     only then writes the table: a crash in between repeats the decisions (the journeys ignore
     a repeated move or absorb) instead of losing moves whose identity writes had survived.
+
+    Suppression digests go to `suppressions` (digest → forget request id), a table whose
+    changelog is the app-independent ``privacy.suppressions`` topic: a worker rebuilding under a
+    fresh app id restores them before its first touchpoint (docs/privacy.md). Without it (tests)
+    they stay in the identity table, under ``suppressed:<digest>``.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, suppressions: Any | None = None) -> None:
         self.table = table
+        self.suppressions = suppressions
         self._pending: dict[bytes, bytes | None] = {}
 
     def _read(self, key: bytes) -> bytes | None:
@@ -125,7 +135,9 @@ class TableIdentityStore:
 
     def is_suppressed(self, digest: str) -> bool:
         """Whether an identifier with this suppression digest was forgotten."""
-        return self._read(f"suppressed:{digest}".encode()) is not None
+        if self._read(SUPPRESSED + digest.encode()) is not None:
+            return True  # queued in this batch, or kept in the identity table (before)
+        return self.suppressions is not None and self.suppressions.get(digest.encode()) is not None
 
     def erase(self, erasure: Erasure, request_id: str) -> None:
         """Queue a forgotten person's removal (tombstones) and suppression digests."""
@@ -138,9 +150,8 @@ class TableIdentityStore:
             key = f"separations:{identifier}".encode()
             pending[key] = None if kept is None else json.dumps(sorted(kept)).encode()
         for digest in erasure.suppressions:
-            key = f"suppressed:{digest}".encode()
-            if self._read(key) is None:
-                pending[key] = request_id.encode()
+            if not self.is_suppressed(digest):
+                pending[SUPPRESSED + digest.encode()] = request_id.encode()
 
     def discard(self) -> None:
         """Forget queued writes (their batch could not be sent)."""
@@ -181,7 +192,9 @@ class TableIdentityStore:
 
     def _write(self, writes: dict[bytes, bytes | None]) -> None:
         for key, value in writes.items():
-            if value is not None:
+            if self.suppressions is not None and key.startswith(SUPPRESSED) and value:
+                self.suppressions[key.removeprefix(SUPPRESSED)] = value
+            elif value is not None:
                 self.table[key] = value
             elif self.table.get(key) is not None:
                 del self.table[key]

@@ -26,11 +26,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from events.vocabulary import TOUCHPOINT
+from streams.api.access_log import redacted_access_log
 from streams.api.auth import (
     DEFAULT_KEYS_FILE,
     ENV_KEYS,
     ENV_KEYS_FILE,
     ApiClient,
+    KeyStore,
     hashed,
     load_api_keys,
 )
@@ -109,15 +111,18 @@ def default_publisher_factory(settings: Settings) -> IngestPublisher:
     )
 
 
-def _api_keys(settings: Settings) -> dict[str, ApiClient]:
+def _api_keys(settings: Settings) -> KeyStore:
     """The keys of ``Settings.api_keys`` and ``api_keys_file`` (default
-    ``<data_dir>/api-keys.json``, read if it exists), by digest."""
+    ``<data_dir>/api-keys.json``, read if it exists), by digest; the file is read again when
+    it changes."""
     environ: dict[str, str] = {}
     if settings.api_keys_file is not None:
         environ[ENV_KEYS_FILE] = str(settings.api_keys_file)
     if settings.api_keys:
         environ[ENV_KEYS] = json.dumps(settings.api_keys)
-    return load_api_keys(environ, default_file=settings.data_dir / DEFAULT_KEYS_FILE)
+    default_file = settings.data_dir / DEFAULT_KEYS_FILE
+    path = settings.api_keys_file or default_file
+    return KeyStore(lambda: load_api_keys(environ, default_file=default_file), path)
 
 
 def create_app(
@@ -138,7 +143,9 @@ def create_app(
     """
     settings = settings or get_settings()
     factory = publisher_factory or default_publisher_factory
-    keys = hashed(api_keys) if api_keys is not None else _api_keys(settings)
+    keys: Mapping[str, ApiClient] = (
+        hashed(api_keys) if api_keys is not None else _api_keys(settings)
+    )
     if not keys:
         log.warning("no API keys configured (`tandem keys create`): ingest and journeys answer 401")
     holder = PublisherHolder(lambda: factory(settings))
@@ -146,6 +153,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            await stack.enter_async_context(redacted_access_log(app))
             for extra in lifespans:
                 await stack.enter_async_context(extra(app))
             try:

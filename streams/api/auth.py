@@ -20,7 +20,9 @@ Configuration (JSON ``{"sha256:…": {"name": …, "scopes": […], "tool": …,
 
 Both may be set (merged; a digest defined twice is an error). An entry without ``scopes`` that
 names a ``tool`` and ``domains`` is a publish key (the format before scopes existed). A plain
-key in configuration is refused: ``tandem keys hash`` prints the digest of an existing one.
+key in configuration is refused: ``tandem keys hash`` prints the digest of an existing one. A
+running API sees the keys file change within a second (`KeyStore`): keys created or revoked
+need no restart.
 
 Why an unsalted SHA-256: a salt protects guessable secrets (passwords) against precomputed
 tables; a 256-bit random key cannot be guessed from its digest, and an unsalted digest lets a
@@ -34,10 +36,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,6 +59,8 @@ DEFAULT_KEYS_FILE = "api-keys.json"
 
 Scope = Literal["publish", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("publish", "read", "admin")
+
+log = logging.getLogger("tandem.api")
 
 KEY_PREFIX = "tdm_"
 DIGEST_PREFIX = "sha256:"
@@ -193,6 +199,69 @@ def load_api_keys(
                 raise ApiKeyConfigError(f"{where}: the key of {client.label} is defined twice")
             keys[digest] = client
     return keys
+
+
+FileStamp = tuple[int, int, int]
+
+
+class KeyStore(Mapping[str, ApiClient]):
+    """The configured keys by digest, read again when the keys file changes.
+
+    The file's modification time, size and inode are looked at on a lookup, at most once per
+    `recheck_s`; a changed file is read again (`tandem keys create` and `revoke` write a new
+    file and rename it over the old one, so a reader never sees half a file). A file that no
+    longer parses is logged and the keys read before are kept.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], dict[str, ApiClient]],
+        path: Path | None,
+        recheck_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load, self.path, self.recheck_s, self._clock = load, path, recheck_s, clock
+        self._stamp = self._file_stamp()
+        self._keys = load()
+        self._checked = clock()
+
+    def _file_stamp(self) -> FileStamp | None:
+        if self.path is None:
+            return None
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    def refresh(self) -> None:
+        """Read the keys again if the file changed (looked at once per `recheck_s` at most)."""
+        now = self._clock()
+        if self.path is None or now - self._checked < self.recheck_s:
+            return
+        self._checked = now
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            keys = self._load()
+        except ApiKeyConfigError as exc:  # its messages never contain a key or a digest
+            log.warning("API keys not reloaded, the previous ones stay in use: %s", exc)
+            return
+        self._keys, self._stamp = keys, stamp
+        log.info("API keys reloaded from %s: %d key(s)", self.path, len(keys))
+
+    def __getitem__(self, digest: str) -> ApiClient:
+        self.refresh()
+        return self._keys[digest]
+
+    def __iter__(self) -> Iterator[str]:
+        self.refresh()
+        return iter(dict(self._keys))
+
+    def __len__(self) -> int:
+        self.refresh()
+        return len(self._keys)
 
 
 def authenticate(keys: Mapping[str, ApiClient], presented: str | None) -> ApiClient | None:

@@ -149,8 +149,8 @@ def list_keys(
 
 @keys_app.command("revoke")
 def revoke(name: str = typer.Argument(..., help="the name given at `tandem keys create`")) -> None:
-    """Remove the key with this name from the keys file (a running API reads keys at start:
-    restart it).
+    """Remove the key with this name from the keys file (a running API stops accepting it
+    within a second).
 
     Exit codes: 0 revoked, 1 no key has this name.
     """

@@ -81,6 +81,17 @@ async def _deliver(
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+def _check_kafka(settings: Settings) -> None:
+    """Before the service logs anything: Kafka unreachable is one line and exit 69."""
+    from streams.api.operations import kafka_answers
+
+    try:
+        run(kafka_answers(settings.kafka_bootstrap))
+    except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
+        fail(f"cannot reach Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}")
+
+
 @app.command()
 def webhooks(
     group: str = typer.Option(
@@ -139,6 +150,7 @@ def webhooks(
     if check:
         _describe(config, settings, group)
         return
+    _check_kafka(settings)
     logging.basicConfig(
         level=getattr(logging, loglevel.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -36,6 +36,7 @@ def _tandem(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
         "TANDEM_KAFKA_BOOTSTRAP": CLOSED_KAFKA,
         "TANDEM_REDIS_URL": CLOSED_REDIS,
         "PYTHONWARNINGS": "default",  # ResourceWarnings ("Unclosed …") would show too
+        "TANDEM_WEBHOOKS": '[{"url": "http://127.0.0.1:9/hook", "secret": "s3cret"}]',
     }
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
@@ -63,6 +64,8 @@ NEEDS_KAFKA = [
     ["topics", "create"],
     ["topics", "describe"],
     ["worker"],
+    ["webhooks"],
+    ["forget", "ada@example.com", "--yes"],
 ]
 NEEDS_REDIS = [
     ["kpis"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from streams.adapters.tables import JOURNAL_KEY, TableIdentityStore
+from streams.journey.forget import Erasure
 from streams.journey.identity import IdentityDecision
 
 
@@ -75,3 +76,25 @@ def test_nothing_to_complete_without_a_journal() -> None:
     table[b"email:ada@x.example"] = b"cus_b"
     assert TableIdentityStore(table).complete_interrupted() == 0
     assert dict(table) == {b"email:ada@x.example": b"cus_b"}
+
+
+def test_suppression_digests_go_to_their_own_table_and_survive_a_cut_batch() -> None:
+    erasure = Erasure("cus_a", ("email:ada@x.example",), ("cus_a",), {}, ("d1", "d2"))
+    table, suppressions = Table(), Table()
+    table.update({b"email:ada@x.example": b"cus_a", b"members:cus_a": b'["email:ada@x.example"]'})
+    store = TableIdentityStore(table, suppressions)
+    store.erase(erasure, "forget-1")
+    assert store.is_suppressed("d1")  # read back before the flush
+    table.writes_left = 2
+    with contextlib.suppress(Crash):
+        store.flush()  # the journal and one tombstone, then a crash
+    assert not suppressions
+    table.writes_left = None
+    assert TableIdentityStore(table, suppressions).complete_interrupted() == 4
+    assert dict(suppressions) == {b"d1": b"forget-1", b"d2": b"forget-1"}
+    assert not any(key.startswith(b"suppressed:") for key in table)
+    rebuilt = TableIdentityStore(Table(), suppressions)  # a fresh app id: empty identity table
+    assert rebuilt.is_suppressed("d2") and not rebuilt.is_suppressed("d3")
+    rebuilt.erase(erasure, "forget-2")  # forgetting again keeps the first request id
+    rebuilt.flush()
+    assert suppressions[b"d1"] == b"forget-1"
