@@ -212,12 +212,17 @@ AT_ONCE = PB.model_copy(update={"signals": PB.signals.model_copy(update={"settle
 def close_windows(record: JourneyRecord, playbook: core.Playbook) -> tuple[
     JourneyRecord, list[core.Signal]
 ]:  # fmt: skip
-    """Evaluate timers once every settle window has closed (and before any other timer)."""
-    due = sig.owed_due(record.signal_ledger, playbook)
-    if due is None:
-        return record, []
-    outcome = core.evaluate_timers(record, due, playbook)
-    return outcome.record, [s for s in outcome.signals if s.signal_type in SENT_TYPES]
+    """Evaluate timers as each settle window closes, the earliest first, until none is open
+    (the windows of signals held at different event times close at different times)."""
+    flushed: list[core.Signal] = []
+    for _ in range(len(record.signal_ledger)):
+        due = sig.owed_due(record.signal_ledger, playbook)
+        if due is None:
+            break
+        outcome = core.evaluate_timers(record, due, playbook)
+        record = outcome.record
+        flushed += [s for s in outcome.signals if s.signal_type in SENT_TYPES]
+    return record, flushed
 
 
 SENT_TYPES = {"handoff", "handoff_revoked", "nurture", "nurture_withdrawn"}
