@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from events.envelope import Domain
+from events.upcast import supported_versions
 from events.vocabulary import TOUCHPOINT, TYPE_NAMES, Touchpoint
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -62,14 +63,15 @@ class Rejection:
 def _error_lines(error: ValidationError, type_name: str | None = None) -> list[str]:
     """One ``location: message`` line per error, locations relative to the document.
 
-    The discriminated union puts the type name first in every location
-    (``sales.demo_held.occurred_at``); that tag is dropped so lines read ``occurred_at: …``.
+    The discriminated union puts the member's tag first in every location
+    (``sales.demo_held.occurred_at``, ``sales.lead_qualified@1.properties``); that tag is dropped
+    so lines read ``occurred_at: …``.
     """
     lines = []
     for item in error.errors(include_url=False):
         loc = list(item["loc"])
-        if type_name is not None and loc and loc[0] == type_name:
-            loc = loc[1:]
+        if type_name is not None and loc and str(loc[0]).split("@", 1)[0] == type_name:
+            loc = loc[1:]  # the union member's tag: the type, or ``type@version``
         where = ".".join(str(part) for part in loc) or "(document)"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}")
@@ -223,10 +225,16 @@ def validate_structure(document: object, domain: Domain | None = None) -> Touchp
             event_id=event_id,
         )
     version = document.get("schema_version", 1)
-    if isinstance(version, bool) or version != 1:
+    supported = supported_versions(type_name)
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int | float)
+        or version not in supported
+    ):
         return Rejection(
             ReasonCode.UNSUPPORTED_VERSION,
-            f"schema_version {version!r:.40} is not supported (supported: 1)",
+            f"schema_version {version!r:.40} is not supported for {type_name} "
+            f"(supported: {', '.join(map(str, supported))})",
             event_id=event_id,
             type=type_name,
         )
