@@ -543,10 +543,15 @@ def _wire_members() -> list[Any]:
     return members
 
 
+def _tagged_union(members: list[Any]) -> Any:
+    """The union of `members`, told apart by `_wire_tag` (built at run time from the tables)."""
+    return Annotated[Union[tuple(members)], Discriminator(_wire_tag)]  # noqa: UP007
+
+
 def _version_adapter(type_name: str) -> TypeAdapter[Any]:
     """Validates a type in any accepted version (an earlier one is upcast)."""
     members = [m for m in _wire_members() if _member_type(m) == type_name]
-    return TypeAdapter(Annotated[Union[tuple(members)], Discriminator(_wire_tag)])  # noqa: UP007
+    return TypeAdapter(_tagged_union(members))
 
 
 def _member_type(member: Any) -> str:
@@ -554,10 +559,10 @@ def _member_type(member: Any) -> str:
     return str(model.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
 
 
-WireTouchpoint = Annotated[Union[tuple(_wire_members())], Discriminator(_wire_tag)]  # type: ignore[valid-type]  # noqa: UP007
+WIRE_TOUCHPOINT: Any = _tagged_union(_wire_members())
 """Any touchpoint as sent, in any accepted schema version; validating it upcasts."""
 
-TOUCHPOINT: TypeAdapter[Touchpoint] = TypeAdapter(WireTouchpoint)
+TOUCHPOINT: TypeAdapter[Touchpoint] = TypeAdapter(WIRE_TOUCHPOINT)
 """Validates any touchpoint in any accepted version and returns it in its current version;
 its JSON Schema is the union of every type in every accepted version."""
 
