@@ -5,6 +5,8 @@ valid touchpoint becomes a `Rejection` the stream dead-letters with its original
 raises, whatever the bytes: a touchpoint is an I-JSON document (RFC 7493: no duplicate names,
 no lone surrogates, numbers a double can hold) of bounded depth, and its event time lies in a
 window around the time it was received (`now`, passed in: the contract never reads a clock).
+An event sent in an earlier `schema_version` of its type is validated as sent, then upcast to
+the current version (`events.upcast`): what comes out is always the current version.
 """
 
 from __future__ import annotations
