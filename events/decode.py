@@ -5,6 +5,8 @@ valid touchpoint becomes a `Rejection` the stream dead-letters with its original
 raises, whatever the bytes: a touchpoint is an I-JSON document (RFC 7493: no duplicate names,
 no lone surrogates, numbers a double can hold) of bounded depth, and its event time lies in a
 window around the time it was received (`now`, passed in: the contract never reads a clock).
+An event sent in an earlier `schema_version` of its type is validated as sent, then upcast to
+the current version (`events.upcast`): what comes out is always the current version.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from events.envelope import Domain
+from events.upcast import supported_versions
 from events.vocabulary import TOUCHPOINT, TYPE_NAMES, Touchpoint
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -64,14 +67,15 @@ class Rejection:
 def _error_lines(error: ValidationError, type_name: str | None = None) -> list[str]:
     """One ``location: message`` line per error, locations relative to the document.
 
-    The discriminated union puts the type name first in every location
-    (``sales.demo_held.occurred_at``); that tag is dropped so lines read ``occurred_at: …``.
+    The discriminated union puts the member's tag first in every location
+    (``sales.demo_held.occurred_at``, ``sales.lead_qualified@1.properties``); that tag is dropped
+    so lines read ``occurred_at: …``.
     """
     lines = []
     for item in error.errors(include_url=False):
         loc = list(item["loc"])
-        if type_name is not None and loc and loc[0] == type_name:
-            loc = loc[1:]
+        if type_name is not None and loc and str(loc[0]).split("@", 1)[0] == type_name:
+            loc = loc[1:]  # the union member's tag: the type, or ``type@version``
         where = ".".join(str(part) for part in loc) or "(document)"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}")
@@ -225,10 +229,16 @@ def validate_structure(document: object, domain: Domain | None = None) -> Touchp
             event_id=event_id,
         )
     version = document.get("schema_version", 1)
-    if isinstance(version, bool) or version != 1:
+    supported = supported_versions(type_name)
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int | float)
+        or version not in supported
+    ):
         return Rejection(
             ReasonCode.UNSUPPORTED_VERSION,
-            f"schema_version {version!r:.40} is not supported (supported: 1)",
+            f"schema_version {version!r:.40} is not supported for {type_name} "
+            f"(supported: {', '.join(map(str, supported))})",
             event_id=event_id,
             type=type_name,
         )

@@ -217,7 +217,7 @@ class Identity(BaseModel):
 
 
 class Context(BaseModel):
-    """Where the touchpoint came from: campaign, channel, content and message shown."""
+    """Where the touchpoint came from: campaign, channel, content, message shown, UTM tags."""
 
     model_config = MODEL_CONFIG
 
@@ -225,6 +225,13 @@ class Context(BaseModel):
     channel: Channel | None = None
     content_id: Slug | None = None
     message_id: Slug | None = Field(None, description="the message or offer shown")
+    # UTM parameters as marketing tools send them; attribution falls back on them when
+    # campaign_id / channel are absent (`events.attribution`).
+    utm_source: Slug | None = Field(None, description="utm_source, e.g. google, newsletter")
+    utm_medium: Slug | None = Field(None, description="utm_medium, e.g. cpc, email, social")
+    utm_campaign: Slug | None = Field(None, description="utm_campaign: the campaign id")
+    utm_term: Slug | None = Field(None, description="utm_term: the paid search keyword")
+    utm_content: Slug | None = Field(None, description="utm_content: the ad or link variant")
 
 
 Domain = Literal["marketing", "sales"]

@@ -204,18 +204,18 @@ VALID_EXAMPLES: dict[str, Document] = {
         identity={"contact_id": "crm-0077"},
         source="calendly",
     ),
-    "sales.lead_qualified": _doc(
-        "sales.lead_qualified",
-        {
-            "budget": True,
-            "authority": True,
-            "need": True,
-            "timeline": False,
-            "note": "budget approved for Q3",
-        },
-        identity=_CONTACT,
-        source="salesforce",
-    ),
+    "sales.lead_qualified": {
+        **_doc(
+            "sales.lead_qualified",
+            {
+                "bant": {"budget": "yes", "authority": "yes", "need": "yes", "timeline": "unknown"},
+                "note": "budget approved for Q3",
+            },
+            identity=_CONTACT,
+            source="salesforce",
+        ),
+        "schema_version": 2,
+    },
     "sales.lead_disqualified": _doc(
         "sales.lead_disqualified",
         {"reason": "student project, no budget"},
@@ -347,6 +347,19 @@ def _drop(document: Document, path: str) -> None:
     del target[last]
 
 
+EARLIER_VERSION_EXAMPLES: dict[tuple[str, int], Document] = {
+    ("sales.lead_qualified", 1): _doc(
+        "sales.lead_qualified",
+        # Version 1: four booleans, each optional (here timeline was not asked: unknown).
+        {"budget": True, "authority": True, "need": True, "note": "budget approved for Q3"},
+        identity=_CONTACT,
+        source="salesforce",
+    ),
+}
+"""A valid example of every earlier schema version still accepted (and upcast on decoding);
+the one above is the same event as the current-version example of its type."""
+
+
 def _broken(
     type_name: str,
     description: str,
@@ -413,8 +426,14 @@ INVALID_EXAMPLES: tuple[InvalidExample, ...] = (
             "properties.sentiment", change={"properties.sentiment": "ecstatic"}),
     _broken("sales.meeting_booked", "scheduled_for is a date-time with an offset", _I,
             "properties.scheduled_for", change={"properties.scheduled_for": "next tuesday"}),
-    _broken("sales.lead_qualified", "all four BANT answers are required", _I,
-            "properties.timeline: Field required", drop=("properties.timeline",)),
+    _broken("sales.lead_qualified", "a BANT answer is yes, no or unknown", _I,
+            "properties.bant.budget", change={"properties.bant.budget": True}),
+    _broken("sales.lead_qualified", "version 2 has no top-level BANT booleans", _I,
+            "properties.need: Extra inputs are not permitted", change={"properties.need": True}),
+    _broken("sales.lead_qualified", "version 2 says so: schema_version is required", _I,
+            "properties.bant: Extra inputs are not permitted", drop=("schema_version",)),
+    _broken("sales.lead_qualified", "versions 1 and 2 exist", ReasonCode.UNSUPPORTED_VERSION,
+            "(supported: 1, 2)", change={"schema_version": 3}),
     _broken("sales.lead_disqualified", "a disqualification says why", _I, "properties.reason",
             change={"properties.reason": ""}),
     _broken("sales.handoff_accepted", "an acceptance names the hand-off signal", _I,

@@ -9,9 +9,19 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, TypeAdapter, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    TypeAdapter,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from events.envelope import (
@@ -23,7 +33,9 @@ from events.envelope import (
     Envelope,
     Identity,
     Slug,
+    _not_a_boolean,
 )
+from events.upcast import current_version, upcast
 
 MAX_AMOUNT = 10**14 - 1
 """The largest whole amount (14 digits before the point, 4 after: 18 in all)."""
@@ -185,13 +197,33 @@ class MeetingBookedProperties(Properties):
     scheduled_for: DateTime | None = None
 
 
-class LeadQualifiedProperties(Properties):
-    """BANT: budget, authority, need, timeline."""
+BantAnswer = Literal["yes", "no", "unknown"]
+"""A BANT answer; ``unknown`` when sales did not (or could not) find out."""
 
-    budget: StrictBool
-    authority: StrictBool
-    need: StrictBool
-    timeline: StrictBool
+
+class Bant(Properties):
+    """BANT: budget, authority, need, timeline; an answer not given is ``unknown``."""
+
+    budget: BantAnswer = "unknown"
+    authority: BantAnswer = "unknown"
+    need: BantAnswer = "unknown"
+    timeline: BantAnswer = "unknown"
+
+
+class LeadQualifiedProperties(Properties):
+    """Schema version 2: the BANT answers, each ``yes``, ``no`` or ``unknown``."""
+
+    bant: Bant = Field(default_factory=Bant)
+    note: Text | None = None
+
+
+class LeadQualifiedV1Properties(Properties):
+    """Schema version 1: BANT as four booleans, each optional (absent or null: unknown)."""
+
+    budget: StrictBool | None = None
+    authority: StrictBool | None = None
+    need: StrictBool | None = None
+    timeline: StrictBool | None = None
     note: Text | None = None
 
 
@@ -343,8 +375,18 @@ class MeetingBooked(Envelope):
 
 
 class LeadQualified(Envelope):
+    """``sales.lead_qualified`` schema version 2 (current): BANT in ``properties.bant``."""
+
     type: Literal["sales.lead_qualified"]
-    properties: LeadQualifiedProperties
+    schema_version: Annotated[Literal[2], BeforeValidator(_not_a_boolean)]  # type: ignore[assignment]
+    properties: LeadQualifiedProperties = Field(default_factory=LeadQualifiedProperties)
+
+
+class LeadQualifiedV1(Envelope):
+    """``sales.lead_qualified`` schema version 1 (still accepted, upcast to version 2)."""
+
+    type: Literal["sales.lead_qualified"]
+    properties: LeadQualifiedV1Properties = Field(default_factory=LeadQualifiedV1Properties)
 
 
 class LeadDisqualified(Envelope):
@@ -423,6 +465,20 @@ TYPE_NAMES: dict[str, type[Envelope]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
     for model in ALL_TYPES
 }
+"""Type name → the model of its current schema version."""
+
+EARLIER_VERSIONS: dict[tuple[str, int], type[Envelope]] = {
+    ("sales.lead_qualified", 1): LeadQualifiedV1,
+}
+"""(type, version) → the model of a version still accepted and upcast to the current one."""
+
+
+def versions_of(type_name: str) -> dict[int, type[Envelope]]:
+    """Every accepted version of a type and its model, oldest first."""
+    current = current_version(type_name)
+    found = {v: m for (name, v), m in EARLIER_VERSIONS.items() if name == type_name}
+    return {**dict(sorted(found.items())), current: TYPE_NAMES[type_name]}
+
 
 Touchpoint = Annotated[
     PageViewed
@@ -456,9 +512,64 @@ Touchpoint = Annotated[
     | CostRecorded,
     Field(discriminator="type"),
 ]
-"""Any touchpoint; pydantic picks the model by ``type``."""
+"""Any touchpoint in its current schema version (what the engine works with)."""
 
-TOUCHPOINT: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
+
+def _wire_tag(value: Any) -> str | None:
+    """The union member for a document: its type, or ``type@version`` for an earlier one."""
+    if isinstance(value, dict):
+        type_name, version = value.get("type"), value.get("schema_version", 1)
+    else:
+        type_name = getattr(value, "type", None)
+        version = getattr(value, "schema_version", 1)
+    if not isinstance(type_name, str):
+        return None
+    numeric = isinstance(version, int | float) and not isinstance(version, bool)
+    if numeric and (type_name, version) in EARLIER_VERSIONS:
+        return f"{type_name}@{int(version)}"
+    return type_name
+
+
+def _upcast_model(old: Envelope) -> Envelope:
+    """A validated event of an earlier version, as its type's current model."""
+    document = upcast(old.model_dump(), old.schema_version)
+    return TYPE_NAMES[old.type].model_validate(document)
+
+
+def _wire_members() -> list[Any]:
+    members: list[Any] = [Annotated[model, Tag(name)] for name, model in TYPE_NAMES.items()]
+    for (name, version), model in EARLIER_VERSIONS.items():
+        members.append(Annotated[model, AfterValidator(_upcast_model), Tag(f"{name}@{version}")])
+    return members
+
+
+def _tagged_union(members: list[Any]) -> Any:
+    """The union of `members`, told apart by `_wire_tag` (built at run time from the tables)."""
+    return Annotated[Union[tuple(members)], Discriminator(_wire_tag)]  # noqa: UP007
+
+
+def _version_adapter(type_name: str) -> TypeAdapter[Any]:
+    """Validates a type in any accepted version (an earlier one is upcast)."""
+    members = [m for m in _wire_members() if _member_type(m) == type_name]
+    return TypeAdapter(_tagged_union(members))
+
+
+def _member_type(member: Any) -> str:
+    model: type[Envelope] = member.__origin__
+    return str(model.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
+
+
+WIRE_TOUCHPOINT: Any = _tagged_union(_wire_members())
+"""Any touchpoint as sent, in any accepted schema version; validating it upcasts."""
+
+TOUCHPOINT: TypeAdapter[Touchpoint] = TypeAdapter(WIRE_TOUCHPOINT)
+"""Validates any touchpoint in any accepted version and returns it in its current version;
+its JSON Schema is the union of every type in every accepted version."""
+
+VERSIONED_TYPES: dict[str, TypeAdapter[Any]] = {
+    name: _version_adapter(name) for name in sorted({n for n, _ in EARLIER_VERSIONS})
+}
+"""Types with more than one accepted version → an adapter for all their versions."""
 
 
 def parse_touchpoint(data: object) -> Touchpoint:

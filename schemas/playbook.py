@@ -103,7 +103,8 @@ class StageRules(_Model):
     )
     sql_requires: list[BANT] = Field(
         default_factory=lambda: list(_ALL_BANT),
-        description="BANT answers that must all be true for sales.lead_qualified to make an SQL",
+        description="BANT answers that must not be 'no' for sales.lead_qualified to make an SQL "
+        "(an unknown answer does not block it)",
     )
     outbound_meeting_enters_sal: bool = Field(
         True, description="a meeting booked with an outbound prospect makes it sales-accepted"

@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from events.topics import topic_for
-from events.vocabulary import TOUCHPOINT, TYPE_NAMES
+from events.upcast import supported_versions
+from events.vocabulary import TOUCHPOINT, TYPE_NAMES, VERSIONED_TYPES
 from schemas.deadletter import DeadLetter
 from schemas.kpis import KpiReport
 
@@ -117,7 +118,7 @@ TOUCHPOINT_DESCRIPTIONS: dict[str, str] = {
     "sales.outreach_sent": "A sales rep reached out by email, call or social.",
     "sales.reply_received": "The prospect replied to outreach.",
     "sales.meeting_booked": "A meeting with the prospect was booked.",
-    "sales.lead_qualified": "Sales qualified the lead (BANT answers).",
+    "sales.lead_qualified": "Sales qualified the lead (BANT answers, each may be unknown).",
     "sales.lead_disqualified": "Sales disqualified the lead, with a reason.",
     "sales.handoff_accepted": "Sales accepted a hand-off signal from Tandem.",
     "sales.handoff_rejected": "Sales rejected a hand-off signal, with a reason.",
@@ -136,19 +137,25 @@ TOUCHPOINT_DESCRIPTIONS: dict[str, str] = {
 
 def _register_touchpoints() -> None:
     for type_name, model in TYPE_NAMES.items():
+        versions = supported_versions(type_name)
+        # A type with several versions is the union of them all (`oneOf`, told apart by
+        # `schema_version`): a validator accepts exactly what the decoder accepts.
+        target: SchemaTarget = VERSIONED_TYPES.get(type_name, model)
+        said = " or ".join(str(v) for v in versions)
         register(
             f"touchpoint.{type_name}",
-            model,
+            target,
             title=type_name,
             description=f"{TOUCHPOINT_DESCRIPTIONS[type_name]} Tandem touchpoint "
-            f"`{type_name}` (schema_version 1), published to `{topic_for(type_name)}`.",
+            f"`{type_name}` (schema_version {said}), published to `{topic_for(type_name)}`.",
         )
     register(
         "touchpoint",
         TOUCHPOINT,
         title="Touchpoint",
         description="Any Tandem touchpoint: the envelope plus the properties of its `type` "
-        "(discriminated on `type`). Marketing types go to `touchpoints.marketing`, sales types "
+        "(told apart by `type` and `schema_version`; `sales.lead_qualified` has versions 1 "
+        "and 2). Marketing types go to `touchpoints.marketing`, sales types "
         "to `touchpoints.sales`; each message is at most 256 KiB of UTF-8 JSON.",
     )
 

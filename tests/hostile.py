@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from events.examples import VALID_EXAMPLES
+from events.examples import EARLIER_VERSION_EXAMPLES, VALID_EXAMPLES
 
 Document = dict[str, Any]
 
@@ -103,7 +103,7 @@ def _swap_type(document: Document, rng: random.Random) -> Document:
 
 
 def _version(document: Document, rng: random.Random) -> Document:
-    document["schema_version"] = rng.choice([1, 1.0, True, False, "1", 2, 0, None, 1.5])
+    document["schema_version"] = rng.choice([1, 1.0, True, False, "1", 2, 2.0, 3, 0, None, 1.5])
     return document
 
 
@@ -165,11 +165,13 @@ def _textual(raw: bytes, rng: random.Random) -> bytes:
 
 
 def hostile_inputs(count: int, seed: int = 20251130) -> Iterator[bytes]:
-    """`count` hostile inputs, reproducibly, cycling over every type's valid example."""
+    """`count` hostile inputs, reproducibly, cycling over every type's valid example (and the
+    examples of earlier schema versions)."""
     rng = random.Random(seed)
-    names = sorted(VALID_EXAMPLES)
+    bases = [VALID_EXAMPLES[name] for name in sorted(VALID_EXAMPLES)]
+    bases += [EARLIER_VERSION_EXAMPLES[key] for key in sorted(EARLIER_VERSION_EXAMPLES)]
     for index in range(count):
-        document = copy.deepcopy(VALID_EXAMPLES[names[index % len(names)]])
+        document = copy.deepcopy(bases[index % len(bases)])
         if rng.random() < 0.55:
             yield json.dumps(rng.choice(_STRUCTURAL)(document, rng)).encode()
         else:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from events.attribution import attributed_campaign, attributed_channel
 from events.envelope import Envelope
 from events.vocabulary import (
     LEDGER_TYPES,
@@ -100,8 +101,8 @@ def _summarize(tp: Envelope) -> TouchpointSummary:
         type=tp.type,
         occurred_at=tp.occurred_at,
         source=tp.source,
-        channel=tp.context.channel,
-        campaign_id=tp.context.campaign_id,
+        channel=attributed_channel(tp.context),
+        campaign_id=attributed_campaign(tp.context),
         message_id=tp.context.message_id,
         content_id=content_id,
     )
@@ -328,9 +329,10 @@ class FoldState:
         recent.append(tp)
         del recent[:-RECENT_PER_DOMAIN]
         context = tp.context
-        if context.campaign_id and context.campaign_id not in self.campaign_set:
-            self.campaign_set.add(context.campaign_id)
-            self.campaigns.append(context.campaign_id)
+        campaign = attributed_campaign(context)
+        if campaign and campaign not in self.campaign_set:
+            self.campaign_set.add(campaign)
+            self.campaigns.append(campaign)
         if context.message_id and context.message_id not in self.message_set:
             self.message_set.add(context.message_id)
             self.messages.append(context.message_id)

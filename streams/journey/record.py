@@ -46,6 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.attribution import attributed_campaign, attributed_channel
 from events.envelope import Envelope
 from events.vocabulary import (
     CostRecorded,
@@ -109,8 +110,8 @@ def compact_summary(tp: Envelope) -> CompactedTouchpoint:
     amount = currency = None
     if isinstance(tp, DealWon | ProposalSent | SpendRecorded | CostRecorded | Renewed):
         amount, currency = tp.properties.amount, tp.properties.currency
-    campaign = tp.context.campaign_id
-    channel = tp.context.channel
+    campaign = attributed_campaign(tp.context)
+    channel = attributed_channel(tp.context)
     if isinstance(tp, SpendRecorded):
         campaign, channel = tp.properties.campaign_id, tp.properties.channel
     elif isinstance(tp, CostRecorded):

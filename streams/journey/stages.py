@@ -13,7 +13,8 @@ MQL rule is checked (engagement and fit as of that touchpoint, see `streams.jour
                  or from recycled in a new cycle)
     sal          sales.handoff_accepted; for outbound prospects sales.meeting_booked (and a
                  positive sales.reply_received if the playbook says so)
-    sql          sales.lead_qualified with every BANT answer the playbook requires
+    sql          sales.lead_qualified unless a BANT answer the playbook requires is "no"
+                 (an unknown answer does not block: sales qualified the lead)
     opportunity  sales.demo_held or sales.proposal_sent
     customer     sales.deal_won or sales.renewed (a renewal after churn re-enters customer)
     churned      sales.churned (customers only)
@@ -99,8 +100,22 @@ def _outbound_positive_reply(tp: Envelope, facts: Facts, playbook: Playbook) -> 
 
 
 def _bant(tp: Envelope, _facts: Facts, playbook: Playbook) -> bool:
+    # Sales qualified the lead: only a required answer known to be "no" overrules that; an
+    # unknown one (a CRM that does not ask BANT) leaves the qualification standing.
     assert isinstance(tp, LeadQualified)
-    return all(getattr(tp.properties, answer) for answer in playbook.stages.sql_requires)
+    bant = tp.properties.bant
+    return all(getattr(bant, answer) != "no" for answer in playbook.stages.sql_requires)
+
+
+def _qualified_reason(tp: Envelope) -> str:
+    assert isinstance(tp, LeadQualified)
+    bant = tp.properties.bant
+    unknown = [
+        q for q in ("budget", "authority", "need", "timeline") if getattr(bant, q) == "unknown"
+    ]
+    if not unknown:
+        return "qualified (BANT)"
+    return f"qualified by sales (BANT unknown: {', '.join(unknown)})"
 
 
 def _fixed(text: str) -> Reason:
@@ -146,7 +161,7 @@ RULES: tuple[StageRule, ...] = (
     StageRule("sales.handoff_accepted", S.SAL, BEFORE_SAL, _fixed("hand-off accepted by sales")),
     StageRule("sales.handoff_rejected", S.RECYCLED, frozenset({S.MQL, S.SAL}),
               _because("hand-off rejected")),
-    StageRule("sales.lead_qualified", S.SQL, BEFORE_SQL, _fixed("qualified (BANT)"), _bant),
+    StageRule("sales.lead_qualified", S.SQL, BEFORE_SQL, _qualified_reason, _bant),
     StageRule("sales.lead_disqualified", S.DISQUALIFIED, BEFORE_SALE, _because("disqualified")),
     StageRule("sales.demo_held", S.OPPORTUNITY, BEFORE_OPPORTUNITY, _fixed("demo held")),
     StageRule("sales.proposal_sent", S.OPPORTUNITY, BEFORE_OPPORTUNITY, _fixed("proposal sent")),

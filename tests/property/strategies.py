@@ -90,9 +90,11 @@ PROPERTIES: dict[str, Callable[[int], dict[str, Any]]] = {
         "signal_id": _pick(HANDOFF_NAMED, v, 3),
         "reason": _pick(REASONS, v, 1),
     },
+    # Version 1 (upcast on parsing): each answer yes, no, null or not given (unknown).
     "sales.lead_qualified": lambda v: {
-        k: bool((v >> i) & 1) or i < 2
+        k: answer
         for i, k in enumerate(("budget", "authority", "need", "timeline"))
+        if (answer := _pick([True, True, False, None, "absent"], v, i + 1)) != "absent"
     },
     "sales.lead_disqualified": lambda v: {"reason": _pick(REASONS, v, 1)},
     "sales.demo_held": lambda v: {},
@@ -127,6 +129,10 @@ def context_for(v: int) -> dict[str, str]:
         "campaign_id": _pick([None, "c1", "c2"], v, 6),
         "message_id": _pick([None, "m1", "m2"], v, 7),
         "channel": _pick([None, "email", "paid_search"], v, 8),
+        # UTM tags stand in for a missing campaign / channel (and change nothing otherwise).
+        "utm_campaign": _pick([None, None, "c1", "u3"], v, 9),
+        "utm_medium": _pick([None, None, "cpc", "Email", "podcast"], v, 10),
+        "utm_source": _pick([None, "linkedin"], v, 11),
     }
     return {k: value for k, value in found.items() if value is not None}
 
@@ -173,7 +179,7 @@ def touchpoint_documents(
                 st.integers(0, len(TYPES) - 1),
                 st.integers(0, 240),
                 st.integers(0, len(people) - 1),
-                st.integers(0, 7**9),
+                st.integers(0, 7**12),
             ),
             min_size=min_size,
             max_size=max_size,

@@ -122,10 +122,10 @@ def test_unknown_property() -> None:
 
 def test_unknown_context_and_identity_fields() -> None:
     document = example("marketing.page_viewed")
-    document["context"]["utm_source"] = "google"
+    document["context"]["utm_sauce"] = "google"
     document["identity"]["phone"] = "+49"
     errors = rejected(raw(document)).errors
-    assert "context.utm_source: Extra inputs are not permitted" in errors
+    assert "context.utm_sauce: Extra inputs are not permitted" in errors
     assert "identity.phone: Extra inputs are not permitted" in errors
 
 

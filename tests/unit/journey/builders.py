@@ -32,6 +32,7 @@ def tp(
     contact: str | None = None,
     props: dict[str, Any] | None = None,
     source: str = "test",
+    version: int | None = None,
     **context: str,
 ) -> Touchpoint:
     """A validated touchpoint; identity None when no identifier is given (ledger types)."""
@@ -49,6 +50,8 @@ def tp(
         document["identity"] = identity
     if context:
         document["context"] = context
+    if version is not None:
+        document["schema_version"] = version
     return parse_touchpoint(document)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from events.envelope import Context
 from events.vocabulary import Touchpoint
 from schemas.kpis import (
     ATTRIBUTION_MODELS,
@@ -748,6 +749,68 @@ def test_the_report_attributes_the_windows_won_revenue() -> None:
         "event": Decimal(3000),
         "paid_search": Decimal(24000),
     }
+
+
+# UTM tags as a web analytics tool sends them for each of won_journey's channels.
+_UTM = {
+    "paid_search": {"utm_source": "google", "utm_medium": "cpc"},
+    "event": {"utm_source": "zoom", "utm_medium": "webinar"},
+    "email": {"utm_source": "newsletter", "utm_medium": "Email"},
+}
+
+
+def utm_only(touchpoints: list[Touchpoint]) -> list[Touchpoint]:
+    """The journey with campaign_id / channel replaced by the UTM tags a tool would send."""
+    out = []
+    for t in touchpoints:
+        c = t.context
+        tags = dict(_UTM.get(c.channel or "", {}))
+        if c.campaign_id:
+            tags["utm_campaign"] = c.campaign_id
+        context = Context(content_id=c.content_id, message_id=c.message_id, **tags)
+        out.append(t.model_copy(update={"context": context}))
+    return out
+
+
+def test_attribution_falls_back_on_utm_tags_when_campaign_and_channel_are_absent() -> None:
+    explicit = report([journey_facts(won_journey())], by="channel")
+    tagged = report([journey_facts(utm_only(won_journey()))], by="channel")
+    assert tagged.attribution == explicit.attribution
+    assert tagged.groups == explicit.groups
+    f = journey_facts(utm_only(won_journey()))
+    assert (f.first_channel, f.first_campaign) == ("paid_search", "q1-ads")
+
+
+def test_explicit_campaign_and_channel_win_over_utm_tags() -> None:
+    e = "utm@x.example"
+    f = journey_facts(
+        [
+            tp("marketing.page_viewed", "u1", at(), email=e, props={"url": "u"},
+               channel="referral", campaign_id="partner-1", utm_medium="cpc",
+               utm_campaign="ads"),
+        ]
+    )  # fmt: skip
+    assert (f.first_channel, f.first_campaign) == ("referral", "partner-1")
+
+
+@pytest.mark.parametrize(
+    ("tags", "channel"),
+    [
+        ({"utm_medium": "cpc", "utm_source": "google"}, "paid_search"),
+        ({"utm_medium": "Paid-Social", "utm_source": "linkedin"}, "social"),
+        ({"utm_medium": "podcast"}, "other"),
+        ({"utm_source": "LinkedIn"}, "social"),
+        ({"utm_source": "some-blog"}, "other"),
+        ({"utm_campaign": "spring"}, None),
+    ],
+)
+def test_the_utm_medium_or_source_decides_the_channel(
+    tags: dict[str, str], channel: str | None
+) -> None:
+    f = journey_facts([tp("marketing.page_viewed", "u", at(), email="m@x.example",
+                          props={"url": "u"}, **tags)])  # fmt: skip
+    assert f.first_channel == channel
+    assert f.first_campaign == tags.get("utm_campaign")
 
 
 # --- the stored form ----------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_full_funnel_and_won_deal_answers_objections() -> None:
     assert str(view.revenue["EUR"]) == "45000"
 
 
-def test_lead_qualified_needs_every_required_bant_answer() -> None:
+def test_a_required_bant_answer_of_no_keeps_the_lead_out_of_sql() -> None:
     e = "q@x.example"
     base = [tp("marketing.form_submitted", "q0", at(), email=e, props=POOR_FORM)]
     partial = tp(
@@ -158,6 +158,41 @@ def test_lead_qualified_needs_every_required_bant_answer() -> None:
     lenient = PB.model_copy(update={"stages": PB.stages.model_copy(
         update={"sql_requires": ["authority", "need"]})})  # fmt: skip
     assert stages(apply_all([*base, partial], lenient)[0], lenient) == ["lead", "sql"]
+
+
+@pytest.mark.parametrize(
+    ("props", "reason"),
+    [
+        ({}, "qualified by sales (BANT unknown: budget, authority, need, timeline)"),
+        ({"budget": True, "authority": None, "need": True, "timeline": True},
+         "qualified by sales (BANT unknown: authority)"),
+        ({"budget": True, "authority": True, "need": True, "timeline": True}, "qualified (BANT)"),
+        ({"bant": {"budget": "yes", "timeline": "unknown"}},
+         "qualified by sales (BANT unknown: authority, need, timeline)"),
+    ],
+)  # fmt: skip
+def test_a_lead_qualified_without_bant_answers_still_makes_an_sql(
+    props: dict[str, Any], reason: str
+) -> None:
+    e = "u@x.example"
+    base = [tp("marketing.form_submitted", "u0", at(), email=e, props=POOR_FORM)]
+    version = 2 if "bant" in props else None
+    qualified = tp("sales.lead_qualified", "u1", at(hours=1), email=e, props=props, version=version)
+    record, _ = apply_all([*base, qualified], PB)
+    assert stages(record, PB) == ["lead", "sql"]
+    assert core.view(record, PB).stage_history[-1].reason == reason
+
+
+def test_bant_answers_earn_no_points_known_or_unknown() -> None:
+    e = "p@x.example"
+    base = [tp("marketing.form_submitted", "p0", at(), email=e, props=POOR_FORM)]
+    answered = {"budget": True, "authority": True, "need": True, "timeline": True}
+    scores = []
+    for props in ({}, answered):
+        qualified = tp("sales.lead_qualified", "p1", at(hours=1), email=e, props=props)
+        view = core.view(apply_all([*base, qualified], PB)[0], PB)
+        scores.append((view.engagement.score, view.fit.score))
+    assert scores[0] == scores[1]
 
 
 def test_churn_then_renewal_re_enters_customer() -> None:

@@ -29,7 +29,9 @@ def test_every_reason_code_is_explained(code: str) -> None:
 def test_topics_limits_and_versions_are_documented() -> None:
     assert f"{MAX_MESSAGE_BYTES:,}" in DOC and "256 KiB" in DOC
     assert f"`{MARKETING}`" in DOC and f"`{SALES}`" in DOC
-    assert "schema_version" in DOC and "Only `1` exists" in DOC
+    assert "schema_version" in DOC and "`sales.lead_qualified` version 2" in DOC
+    for tag in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"):
+        assert f"`{tag}`" in DOC
     assert "all-or-nothing" in DOC
     assert "python -m schemas.generate" in DOC
 
