@@ -41,7 +41,7 @@ class OwnKafka:
         self.service = KafkaService(settings)
         libs = KafkaService(Settings()).libs  # the jars `tandem infra up` fetched
         self.service.home.mkdir(parents=True, exist_ok=True)
-        if not self.service.libs.exists():
+        if libs.is_dir() and not self.service.libs.exists():  # else fetched like the shared
             self.service.libs.symlink_to(libs, target_is_directory=True)
 
     def start(self) -> float:
