@@ -21,7 +21,7 @@ from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams import workflow
 from streams.cli._common import PlainProgress, console, err_console, progress_for
-from streams.workflow.backtest import Backtest, Number, Shift, compare
+from streams.workflow.backtest import Backtest, HandoffChange, Number, Shift, compare
 
 SHOWN_CUSTOMERS = 10
 """Customers listed per gained / lost hand-offs on a terminal (`--json` lists all)."""
@@ -100,24 +100,34 @@ def _shift_table(title: str, label: str, shifts: tuple[Shift, ...]) -> Table:
     return table
 
 
+def _changes_table(title: str, changes: tuple[HandoffChange, ...]) -> Table:
+    shown = changes[:SHOWN_CUSTOMERS]
+    more = len(changes) - len(shown)
+    caption = f"… {more} more (--json lists all)" if more else None
+    table = Table(title=f"{title} ({len(changes)})", caption=caption)
+    for column in ("customer", "stage old → new", "hand-off reason"):
+        table.add_column(column)
+    for change in shown:
+        stages = f"{change.stage_old} → {change.stage_new}"
+        table.add_row(change.customer_id, stages, escape(change.reason))
+    return table
+
+
 def print_backtest(result: Backtest, source: str, touchpoints: int) -> None:
     """The comparison for people: hand-offs gained and lost, stages, KPIs, signals."""
     console.print(
-        f"[bold]{escape(source)}[/]: {touchpoints} touchpoints, {result.journeys} journeys, "
-        f"playbook [bold]{escape(result.old_version)}[/] → [bold]{escape(result.new_version)}[/]"
+        f"[bold]{escape(source)}[/]: {touchpoints} touchpoints, {result.journeys} journeys"
+    )
+    console.print(
+        f"  playbook [bold]{escape(result.old_version)}[/] → [bold]{escape(result.new_version)}[/]"
     )
     console.print(
         f"  hand-offs in force: {result.handoffs_old} → {result.handoffs_new} "
         f"([green]+{len(result.gained)} gained[/], [red]−{len(result.lost)} lost[/])"
     )
     for label, changes in (("gained", result.gained), ("lost", result.lost)):
-        for change in changes[:SHOWN_CUSTOMERS]:
-            console.print(
-                f"    {label} {change.customer_id}: stage {change.stage_old} → "
-                f"{change.stage_new} ({escape(change.reason)})"
-            )
-        if len(changes) > SHOWN_CUSTOMERS:
-            console.print(f"    … {len(changes) - SHOWN_CUSTOMERS} more {label} (--json lists all)")
+        if changes:
+            console.print(_changes_table(f"hand-offs {label}", changes))
     console.print(_shift_table("customers per stage", "stage", result.stages))
     console.print(_shift_table("KPIs", "KPI", result.kpis))
     console.print(_shift_table("signals emitted", "signal", result.signals))

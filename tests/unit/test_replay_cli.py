@@ -223,7 +223,8 @@ def test_compare_backtests_the_sample_under_two_playbooks() -> None:
         f"hand-offs in force: {handoffs['old']} → {handoffs['new']} "
         f"(+{len(gained)} gained, −{len(handoffs['lost'])} lost)"
     ) in text.stdout
-    assert f"gained {gained[0]['customer_id']}" in text.stdout
+    assert f"hand-offs gained ({len(gained)})" in text.stdout
+    assert gained[0]["customer_id"] in text.stdout
     assert "customers per stage" in text.stdout and "KPIs" in text.stdout
 
 
