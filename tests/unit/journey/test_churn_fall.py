@@ -114,6 +114,7 @@ def test_recovery_withdraws_the_risk_and_one_touchpoint_is_not_recovery() -> Non
     [withdrawn] = two
     assert isinstance(withdrawn, NurtureWithdrawnSignal) and withdrawn.rule == churn.RULE
     assert withdrawn.version == 2 and withdrawn.occurred_at == at(days=41)
+    assert withdrawn.reason.startswith("churn risk withdrawn: engagement recovered")
     entry = next(e for e in record.signal_ledger.values() if churn.KEY_MARK in e.key)
     assert entry.status == "withdrawn"
 
