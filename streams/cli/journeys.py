@@ -80,7 +80,7 @@ def journeys(
 
     Exit codes: 0 listed (even none), 2 a bad option, 69 Redis unreachable.
     """
-    known = {s.value for s in Stage}
+    known = [s.value for s in Stage]
     unknown = [s for s in stage if s not in known]
     if unknown:
         usage_error(f"--stage takes one of {', '.join(known)} (got {', '.join(unknown)})")
