@@ -341,7 +341,7 @@ def replay(
         None,
         "--as-of",
         help=f"also fire timers due by this time: SLA alerts, stalled, upsell and renewal "
-        f"nurture. Takes {TIME_FORMATS}",
+        f"nurture, churn risk from falling engagement. Takes {TIME_FORMATS}",
     ),
     tz: str | None = typer.Option(
         None, "--tz", help="time zone of an --as-of without an offset [default: UTC]"
