@@ -160,12 +160,30 @@ class NurtureTrack(_Model):
     content: list[Keyword] = Field(default_factory=list, description="content ids, in order")
 
 
+class EngagementFall(_Model):
+    """Churn risk from falling engagement: a customer's engagement touchpoints (those scoring
+    points) in the last `window_days` against the `window_days` before (event time)."""
+
+    window_days: Annotated[float, Field(gt=0)] = 30
+    min_touchpoints: Annotated[int, Field(ge=1)] = Field(
+        5, description="touchpoints in the earlier window for a fall to count"
+    )
+    max_share: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.25,
+        description="a fall: the later window has at most this share of the earlier one's "
+        "touchpoints; it lasts until the later window has more than this share again",
+    )
+
+
 class CustomerNurture(_Model):
-    """After the sale: onboarding, upsell and renewal timing."""
+    """After the sale: onboarding, upsell and renewal timing, and falling engagement."""
 
     upsell_after_days: Annotated[float, Field(gt=0)] | None = 90
     renewal_term_days: Annotated[float, Field(gt=0)] = 365
     renewal_reminder_days: Annotated[float, Field(gt=0)] | None = 60
+    engagement_fall: EngagementFall | None = Field(
+        None, description="churn risk when engagement falls (none: not watched)"
+    )
 
     @model_validator(mode="after")
     def _reminder_inside_term(self) -> CustomerNurture:

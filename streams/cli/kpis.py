@@ -7,12 +7,13 @@ Redis (one round trip) over the days of the event-time window asked for.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.table import Table
 
-from streams.cli import app
+from streams.cli import _csv, app
 from streams.cli._common import (
     check_unreachable,
     console,
@@ -131,6 +132,32 @@ async def _report(
         await projection.close()
 
 
+CSV_LEADING = ("group", "since", "until", "currency")
+"""The first columns of `kpis --csv`; then every scalar KPI of `schemas.kpis.Kpis`, in order."""
+
+
+def csv_columns() -> list[str]:
+    """The columns of `kpis --csv`: stable, the order of the fields of `schemas.kpis.Kpis`."""
+    from schemas.kpis import Kpis
+
+    nested = {"funnel", "days_in_stage"}
+    return [*CSV_LEADING, *(name for name in Kpis.model_fields if name not in nested)]
+
+
+def report_csv(report: KpiReport) -> str:
+    """The report as CSV: one row for everything (group `all`), then one per group of `--by`."""
+    from schemas.kpis import Kpis
+
+    window = {
+        "since": report.since.isoformat() if report.since else None,
+        "until": report.until.isoformat() if report.until else None,
+        "currency": report.currency,
+    }
+    slices: list[tuple[str, Kpis]] = [("all", report), *(report.groups or {}).items()]
+    rows = [{**dict(kpis), "group": name, **window} for name, kpis in slices]
+    return _csv.render(csv_columns(), rows)
+
+
 def render_report(report: KpiReport) -> None:
     """Print a KPI report for people: KPIs (per group), funnel, attribution, feedback."""
     # `until` is exclusive: show the last day included, the way it was asked for.
@@ -237,6 +264,12 @@ def render_report(report: KpiReport) -> None:
 @app.command()
 def kpis(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    as_csv: bool = typer.Option(
+        False, "--csv", help="print the KPIs as CSV: a header row, then `all` and each --by group"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="write the --csv or --json output to this file"
+    ),
     since: str | None = typer.Option(
         None, help="first day (or moment) of the event-time window, e.g. 2025-06-01"
     ),
@@ -264,6 +297,10 @@ def kpis(
     """
     from schemas.kpis import GroupBy
 
+    if as_json and as_csv:
+        usage_error("--json and --csv are two formats: choose one")
+    if out is not None and not (as_json or as_csv):
+        usage_error("--out writes --csv or --json output: add one of them")
     choices = get_args(GroupBy)
     if by is not None and by not in choices:
         usage_error(f"--by takes one of {', '.join(choices)} (got {by!r})")
@@ -282,7 +319,9 @@ def kpis(
     except Exception as exc:
         check_unreachable(exc, redis=settings.redis_url)
         fail(f"cannot read KPI aggregates from Redis at {settings.redis_url}: {exc}")
-    if as_json:
-        typer.echo(report.model_dump_json(indent=2))
+    if as_csv:
+        _csv.emit(report_csv(report), out)
+    elif as_json:
+        _csv.emit(report.model_dump_json(indent=2) + "\n", out)
     else:
         render_report(report)

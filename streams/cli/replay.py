@@ -32,6 +32,7 @@ from events.vocabulary import Touchpoint
 from streams import journey as core
 from streams import workflow
 from streams.cli import app
+from streams.cli._backtest import run_compare
 from streams.cli._common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -273,6 +274,45 @@ def _parse_as_of(value: str | None, tz: str | None) -> datetime | None:
     return None if value is None else parse_time(value, "--as-of", parse_tz(tz))
 
 
+def _load(path: Path | None) -> core.Playbook:
+    settings = get_settings()
+    if path is not None:
+        settings = settings.model_copy(update={"playbook": path})
+    try:
+        return load_configured_playbook(settings)
+    except Exception as exc:  # missing file or invalid rules: one line, says which
+        fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
+
+
+def _compare(
+    stream: IO[bytes],
+    summary: ReplaySummary,
+    total: int | None,
+    old: core.Playbook,
+    new: core.Playbook,
+    as_json: bool,
+    examples: int,
+) -> None:
+    """Read the input once, then backtest `new` against `old` on its touchpoints."""
+    try:
+        with progress_for(_progress(), "replay", "bytes") as progress:
+            task = progress.add_task("reading", total=total, lines=0)
+
+            def advance(n: int) -> None:
+                progress.update(task, advance=n, lines=summary.lines)
+
+            touchpoints = list(decoded_touchpoints(stream, summary, advance))
+    except InputError as exc:
+        fail(f"cannot read {summary.source}: {exc}", EXIT_ERROR)
+    kept = ("source", "lines", "touchpoints", "rejected", "rejections", "as_of")
+    read = {key: value for key, value in summary.as_dict(examples).items() if key in kept}
+    run_compare(touchpoints, old, new, as_of=summary.as_of, source=summary.source,
+                as_json=as_json, summary=read)  # fmt: skip
+    if summary.rejected and not as_json:
+        console.print(f"  [red]{summary.rejected} line(s) rejected[/] (run without --compare "
+                      "to see why)")  # fmt: skip
+
+
 @app.command()
 def replay(
     file: str = typer.Argument(
@@ -282,6 +322,12 @@ def replay(
     ),
     playbook_path: Path | None = typer.Option(
         None, "--playbook", "-p", help="playbook YAML (default: TANDEM_PLAYBOOK or the bundled)"
+    ),
+    compare_path: Path | None = typer.Option(
+        None,
+        "--compare",
+        help="backtest: also replay under this (old) playbook and print what --playbook "
+        "changes: hand-offs gained and lost, customers per stage, KPIs, signals",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     out: Path | None = typer.Option(
@@ -295,7 +341,7 @@ def replay(
         None,
         "--as-of",
         help=f"also fire timers due by this time: SLA alerts, stalled, upsell and renewal "
-        f"nurture. Takes {TIME_FORMATS}",
+        f"nurture, churn risk from falling engagement. Takes {TIME_FORMATS}",
     ),
     tz: str | None = typer.Option(
         None, "--tz", help="time zone of an --as-of without an offset [default: UTC]"
@@ -314,13 +360,8 @@ def replay(
     Exit codes: 0 replayed, 1 lines rejected with --strict, 2 unusable input, playbook,
     output or option.
     """
-    settings = get_settings()
-    if playbook_path is not None:
-        settings = settings.model_copy(update={"playbook": playbook_path})
-    try:
-        playbook = load_configured_playbook(settings)
-    except Exception as exc:  # missing file or invalid rules: one line, says which
-        fail(f"cannot load the playbook: {exc}", EXIT_ERROR)
+    playbook = _load(playbook_path)
+    old = _load(compare_path) if compare_path is not None else None
     moment = _parse_as_of(as_of, tz)
     stream, total, source = open_input(file)
     tune_gc()
@@ -330,6 +371,15 @@ def replay(
         as_of=moment,
         out=str(out) if out is not None else None,
     )
+    if old is not None:
+        if out is not None:
+            fail("--out writes one replay: leave it out with --compare", EXIT_ERROR)
+        try:
+            _compare(stream, summary, total, old, playbook, as_json, examples)
+        finally:
+            if file != "-":
+                stream.close()
+        return
     try:
         with progress_for(_progress(), "replay", "bytes") as progress:
             replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)

@@ -45,6 +45,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 from events.attribution import attributed_campaign, attributed_channel
 from events.envelope import Envelope
@@ -67,8 +68,8 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from schemas.signals import Signal
+from streams.journey import churn, memo
 from streams.journey import fold as folding
-from streams.journey import memo
 from streams.journey import signals as sig
 from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, strength
 
@@ -288,6 +289,13 @@ def _reconcile(
         return record, []
     # The journey's event time closes settle windows: its latest touchpoint, or a timer's now.
     stream = max(t for t in (state.last_at, when, now) if t is not None)
+    # A fall is judged at the journey's event time (its latest touchpoint or a timer's now),
+    # not at a merge's or split's: the same journey however its touchpoints came together.
+    moment = max(t for t in (state.last_at or when, now) if t is not None)
+    times = engagement_times(record, state, playbook)
+    fall = churn.desired_fall(state, times, record.customer_id, playbook, moment)
+    if fall is not None:
+        desired = sorted([*desired, fall], key=lambda d: (d.signal.occurred_at, d.signal.signal_id))
     ledger, out = sig.reconcile(
         record.signal_ledger, desired, record.customer_id, record.identifiers, playbook, when,
         stream,
@@ -295,6 +303,20 @@ def _reconcile(
     if ledger != record.signal_ledger:
         record = record.model_copy(update={"signal_ledger": ledger})
     return record, out
+
+
+def engagement_times(
+    record: JourneyRecord, state: folding.FoldState, playbook: Playbook
+) -> list[datetime]:
+    """The customer stay's engagement touchpoint times, compacted ones included (none unless
+    the journey is a customer and the playbook watches engagement falls)."""
+    since = churn.customer_since(state)
+    if since is None or playbook.nurture.customer.engagement_fall is None:
+        return []
+    compacted = record.compacted.touchpoints if record.compacted is not None else []
+    kept = ((tp.type, tp.occurred_at) for tp in record.touchpoints)
+    every = chain(((s.type, s.occurred_at) for s in compacted), kept)
+    return churn.engagement_times(every, playbook, since)
 
 
 def _bump(before: JourneyRecord, after: JourneyRecord) -> JourneyRecord:
@@ -670,16 +692,22 @@ def _identities(record: JourneyRecord) -> list[str]:
 
 
 def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) -> Outcome:
-    """Emit the timer signals due at `now` (SLA breach/escalation, stalled, upsell, renewal)
-    and the corrections held in a settle window that has closed by `now`.
+    """Emit the timer signals due at `now` (SLA breach/escalation, stalled, upsell, renewal),
+    the corrections held in a settle window that has closed by `now`, and a churn risk whose
+    engagement has fallen by `now` (`streams.journey.churn`).
 
     Idempotent: an emitted timer signal is remembered in the ledger under its deterministic
     id, and a sent correction is no longer owed, so evaluating again (after a restart, say)
     emits nothing new.
     """
     owed = sig.owed_due(record.signal_ledger, playbook)
+    state = derive(record, playbook)
+    fall = churn.fall_due(
+        state, engagement_times(record, state, playbook), record.signal_ledger, playbook
+    )
     flushed: list[Signal] = []
-    if owed is not None and owed <= now:
+    if any(due is not None and due <= now for due in (owed, fall)):
+        # A settle window closed, or engagement has fallen since: reconcile as of `now`.
         record, flushed = _reconcile(record, playbook, now, now)
     state = derive(record, playbook)
     candidates = sig.timer_candidates(
@@ -699,7 +727,9 @@ def evaluate_timers(record: JourneyRecord, now: datetime, playbook: Playbook) ->
 
 def next_timer_due(record: JourneyRecord, playbook: Playbook) -> datetime | None:
     """When `evaluate_timers` would next emit something for this journey (None: never)."""
-    timer = sig.next_timer(derive(record, playbook), record.signal_ledger, record.customer_id,
-                           playbook)  # fmt: skip
+    state = derive(record, playbook)
+    timer = sig.next_timer(state, record.signal_ledger, record.customer_id, playbook)
     owed = sig.owed_due(record.signal_ledger, playbook)
-    return min((t for t in (timer, owed) if t is not None), default=None)
+    times = engagement_times(record, state, playbook)
+    fall = churn.fall_due(state, times, record.signal_ledger, playbook)
+    return min((t for t in (timer, owed, fall) if t is not None), default=None)

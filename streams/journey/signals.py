@@ -418,11 +418,17 @@ def _take_back(
             playbook_version=playbook.version,
             rule=entry.rule,
             cycle=cycle,
-            reason=f"{entry.rule} is no longer called for (a late touchpoint changed the journey)",
+            reason=_withdrawal_reason(entry),
         )
 
     truth = entry.model_copy(update={"status": status})
     return _settle(truth, status, build, entry, stream, settle)
+
+
+def _withdrawal_reason(entry: LedgerEntry) -> str:
+    if ":fell:" in entry.key:  # streams.journey.churn: a fall in engagement ends with time too
+        return "churn risk withdrawn: engagement recovered (or the journey left the customer stage)"
+    return f"{entry.rule} is no longer called for (a late touchpoint changed the journey)"
 
 
 def owed_due(ledger: dict[str, LedgerEntry], playbook: Playbook) -> datetime | None:

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from events.vocabulary import Touchpoint, parse_touchpoint
-from schemas.playbook import Playbook
+from schemas.playbook import EngagementFall, Playbook
 from streams import journey as core
 from streams.journey.identity import customer_id_for, signal_id
 
@@ -22,13 +22,16 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def law_playbook() -> Playbook:
-    """The default playbook with thresholds low enough that small journeys qualify often."""
+    """The default playbook with thresholds low enough that small journeys qualify often (and
+    customers' engagement falls within the generated span: 5-day windows on a 12-hour grid)."""
     pb = core.default_playbook()
+    fall = EngagementFall(window_days=5, min_touchpoints=2, max_share=0.5)
+    customer = pb.nurture.customer.model_copy(update={"engagement_fall": fall})
     return pb.model_copy(
         update={
             "version": "laws",
             "mql_rule": pb.mql_rule.model_copy(update={"min_engagement": 30, "min_fit": 30}),
-            "nurture": pb.nurture.model_copy(update={"engagement_floor": 10}),
+            "nurture": pb.nurture.model_copy(update={"engagement_floor": 10, "customer": customer}),
         }
     )
 

@@ -71,6 +71,7 @@ NEEDS_REDIS = [
     ["kpis"],
     ["kpis", "--since", "2025-06-01", "--json"],
     ["journey", "ada@example.com"],
+    ["journeys", "--csv"],
     ["unmerge", "ada@example.com", "--split", "email:bob@example.com", "--yes"],
 ]
 

@@ -185,3 +185,52 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message
     assert result.exit_code == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+SAMPLE = PROJECT_ROOT / "docs" / "examples" / "sample-journeys.jsonl"
+VARIANT = PROJECT_ROOT / "docs" / "examples" / "playbook-mql-variant.yaml"
+BUNDLED = PROJECT_ROOT / "streams" / "defaults" / "playbook.yaml"
+
+
+def test_compare_backtests_the_sample_under_two_playbooks() -> None:
+    """`replay --compare` on the bundled sample: the comparator's result, as JSON and as text."""
+    from streams.workflow.backtest import compare
+
+    args = ["replay", str(SAMPLE), "-p", str(VARIANT), "--compare", str(BUNDLED)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    lines = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line]
+    touchpoints = [parse_touchpoint(json.loads(line)) for line in lines]
+    old, new = core.default_playbook(), core.load_playbook_file(VARIANT)
+    expected = compare(
+        workflow.replay(touchpoints, old), old, workflow.replay(touchpoints, new), new,
+        now=max(t.occurred_at for t in touchpoints),
+    ).as_dict()  # fmt: skip
+    assert document == {"input": document["input"], **expected}
+    assert document["input"]["touchpoints"] == len(lines) and document["input"]["rejected"] == 0
+    assert (document["old_playbook"], document["new_playbook"]) == (old.version, new.version)
+    gained = document["handoffs"]["gained"]
+    assert gained and document["handoffs"]["lost"]
+    assert document["kpis"]["mqls"]["delta"] == (
+        document["kpis"]["mqls"]["new"] - document["kpis"]["mqls"]["old"]
+    )
+
+    text = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    handoffs = document["handoffs"]
+    assert (
+        f"hand-offs in force: {handoffs['old']} → {handoffs['new']} "
+        f"(+{len(gained)} gained, −{len(handoffs['lost'])} lost)"
+    ) in text.stdout
+    assert f"hand-offs gained ({len(gained)})" in text.stdout
+    assert gained[0]["customer_id"] in text.stdout
+    assert "customers per stage" in text.stdout and "KPIs" in text.stdout
+
+
+def test_compare_refuses_out_and_a_broken_old_playbook(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", demo_journeys(NOW))
+    both = runner.invoke(app, ["replay", str(path), "--compare", str(BUNDLED), "-o", "x"])
+    assert both.exit_code == 2 and "--compare" in both.output
+    missing = runner.invoke(app, ["replay", str(path), "--compare", str(tmp_path / "no.yaml")])
+    assert missing.exit_code == 2 and "cannot load the playbook" in missing.output
