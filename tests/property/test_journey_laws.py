@@ -15,6 +15,7 @@ A journey is a set of touchpoints and everything else is a pure fold over it, so
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -218,19 +219,21 @@ AT_ONCE = PB.model_copy(update={"signals": PB.signals.model_copy(update={"settle
 
 
 def close_windows(record: JourneyRecord, playbook: core.Playbook) -> tuple[
-    JourneyRecord, list[core.Signal]
+    JourneyRecord, list[core.Signal], datetime | None
 ]:  # fmt: skip
     """Evaluate timers as each settle window closes, the earliest first, until none is open
-    (the windows of signals held at different event times close at different times)."""
+    (the windows of signals held at different event times close at different times); also
+    the time the last one closed (None: none was open)."""
     flushed: list[core.Signal] = []
+    closed: datetime | None = None
     for _ in range(len(record.signal_ledger)):
         due = sig.owed_due(record.signal_ledger, playbook)
         if due is None:
             break
         outcome = core.evaluate_timers(record, due, playbook)
-        record = outcome.record
+        record, closed = outcome.record, due
         flushed += [s for s in outcome.signals if s.signal_type in SENT_TYPES]
-    return record, flushed
+    return record, flushed, closed
 
 
 SENT_TYPES = {"handoff", "handoff_revoked", "nurture", "nurture_withdrawn"}
@@ -253,8 +256,7 @@ def test_coalescing_never_changes_the_final_active_set_nor_what_was_last_sent(
         at_once = core.apply_touchpoint(at_once, touchpoint, AT_ONCE).record
     held, emitted = apply_all(stream)
     assert active(held) == active(at_once) == active(whole.record)
-    due = sig.owed_due(held.signal_ledger, PB)
-    held, flushed = close_windows(held, PB)
+    held, flushed, due = close_windows(held, PB)
     assert not any(e.owed for e in held.signal_ledger.values())
     if due is not None:
         # A fall in engagement depends on time itself (`streams.journey.churn`): the timer that
