@@ -46,6 +46,7 @@ class ReasonCode(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     INVALID = "invalid"
     WRONG_TOPIC = "wrong_topic"
+    UNMAPPED_SEGMENT_EVENT = "unmapped_segment_event"
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,10 @@ class UnsubscribedProperties(Properties):
     reason: Text | None = None
 
 
+class IdentifiedProperties(Firmographics):
+    """What an identify call tells about a person (Segment ``traits``): firmographics only."""
+
+
 class SpendRecordedProperties(Properties):
     campaign_id: Slug
     channel: Channel
@@ -317,6 +321,13 @@ class Unsubscribed(Envelope):
     properties: UnsubscribedProperties = Field(default_factory=UnsubscribedProperties)
 
 
+class Identified(Envelope):
+    """A tool identified a person: links the identifiers it carries; no engagement points."""
+
+    type: Literal["marketing.identified"]
+    properties: IdentifiedProperties = Field(default_factory=IdentifiedProperties)
+
+
 class SpendRecorded(LedgerEnvelope):
     type: Literal["marketing.spend_recorded"]
     properties: SpendRecordedProperties
@@ -409,7 +420,8 @@ class CostRecorded(LedgerEnvelope):
 
 MARKETING_TYPES: tuple[type[Envelope], ...] = (
     PageViewed, FormViewed, FormSubmitted, EmailOpened, EmailClicked, ContentDownloaded,
-    WebinarAttended, AdClicked, SocialEngaged, EventAttended, Unsubscribed, SpendRecorded,
+    WebinarAttended, AdClicked, SocialEngaged, EventAttended, Unsubscribed, Identified,
+    SpendRecorded,
 )  # fmt: skip
 SALES_TYPES: tuple[type[Envelope], ...] = (
     ProspectAdded, OutreachSent, ReplyReceived, MeetingBooked, LeadQualified, LeadDisqualified,
@@ -436,6 +448,7 @@ Touchpoint = Annotated[
     | SocialEngaged
     | EventAttended
     | Unsubscribed
+    | Identified
     | SpendRecorded
     | ProspectAdded
     | OutreachSent

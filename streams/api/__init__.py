@@ -80,7 +80,7 @@ needs is `403`. The aggregate KPIs (`GET /v1/kpis`, `/v1/kpis/snapshot`) need a 
 too, unless the deployment makes them public (`TANDEM_PUBLIC_KPIS=true`). The dashboard at `/`
 is a static page: it asks for a `read` key and sends it with its requests.
 
-**The contract.** The envelope, the 29 touchpoint types, the rejection reason codes and the
+**The contract.** The envelope, the 30 touchpoint types, the rejection reason codes and the
 evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v1/schemas`.
 """
 
