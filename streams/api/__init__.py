@@ -50,6 +50,7 @@ from streams.api.kpis import router as kpis_router
 from streams.api.operations import count_requests
 from streams.api.operations import router as operations_router
 from streams.api.people import router as people_router
+from streams.api.segment import router as segment_router
 from streams.metrics import ApiMetrics
 from streams.settings import Settings, get_settings
 
@@ -57,7 +58,7 @@ log = logging.getLogger("tandem.api")
 
 ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
-ROUTERS += [journeys_router, people_router, dashboard_router]
+ROUTERS += [journeys_router, people_router, dashboard_router, segment_router]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -88,6 +89,7 @@ TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
     {"name": "journeys", "description": "Read journeys (an API key with the `read` scope)."},
     {"name": "people", "description": "Forget a person (an API key with the `admin` scope)."},
+    {"name": "segment", "description": "Segment-compatible ingest (docs/segment.md)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
