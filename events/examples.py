@@ -161,8 +161,11 @@ VALID_EXAMPLES: dict[str, Document] = {
     "marketing.identified": _doc(
         "marketing.identified",
         {"job_title": "VP Marketing", "company": "Lovelace Analytics", "company_size": 250},
-        identity={"anonymous_id": "anon-7f3a9c", "contact_id": "user-0042",
-                  "email": "ada@lovelace-analytics.example"},
+        identity={
+            "anonymous_id": "anon-7f3a9c",
+            "contact_id": "user-0042",
+            "email": "ada@lovelace-analytics.example",
+        },
         source="website",
     ),
     "marketing.spend_recorded": _doc(
