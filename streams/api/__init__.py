@@ -71,6 +71,11 @@ It is **all-or-nothing**: if any event is invalid the answer is `422` with a res
 and nothing is published; otherwise every event is published to Kafka before the `202`.
 Resending a request is always safe: Tandem keeps each `event_id` once.
 
+**Segment-compatible ingest.** `POST /v1/segment/track`, `/identify`, `/page` and `/batch` take
+Segment spec calls (the key as the HTTP Basic user name, as Segment libraries send it), map them
+onto touchpoints and answer `200` (`success: true`) with a result per call; calls that cannot be
+mapped or are invalid are dead-lettered with the reason (`docs/segment.md`).
+
 **Authentication.** Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
 (`tandem keys create` makes one; Tandem stores only its SHA-256 digest). A key has scopes:
 `publish` (`POST /v1/events`, for the `marketing` and/or `sales` domains of its tool),
