@@ -190,6 +190,8 @@ def _forbidden(client: ApiClient, outcomes: list[SegmentOutcome]) -> JSONRespons
 
 async def ingest(request: Request, kind: str | None) -> Any:
     """One Segment request: a call of `kind`, or a batch (``kind=None``)."""
+    # A key in the headers is checked before the body is read; analytics.js sends it in the body.
+    client = _client(request, None) if _presented_keys(request, None) else None
     _require_segment_media(request)
     body = await _read_body(request)
     try:
@@ -199,7 +201,7 @@ async def ingest(request: Request, kind: str | None) -> Any:
     document = load_json(text)
     if isinstance(document, Rejection):
         return _bad_body(document.code, document.message)
-    client = _client(request, document)
+    client = client or _client(request, document)
     calls = calls_of(document, kind)
     if isinstance(calls, str):
         return _bad_body(ReasonCode.NOT_AN_OBJECT, calls)
