@@ -51,6 +51,7 @@ class ReasonCode(StrEnum):
     WRONG_TOPIC = "wrong_topic"
     PROCESSING_FAILED = "processing_failed"
     """A valid input the worker could not apply (a defect); the reason names the step."""
+    UNMAPPED_SEGMENT_EVENT = "unmapped_segment_event"
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,16 @@ VALID_EXAMPLES: dict[str, Document] = {
         source="hubspot",
         context={"campaign_id": "newsletter", "channel": "email"},
     ),
+    "marketing.identified": _doc(
+        "marketing.identified",
+        {"job_title": "VP Marketing", "company": "Lovelace Analytics", "company_size": 250},
+        identity={
+            "anonymous_id": "anon-7f3a9c",
+            "contact_id": "user-0042",
+            "email": "ada@lovelace-analytics.example",
+        },
+        source="website",
+    ),
     "marketing.spend_recorded": _doc(
         "marketing.spend_recorded",
         {
@@ -409,6 +419,8 @@ INVALID_EXAMPLES: tuple[InvalidExample, ...] = (
             "identity: Field required", drop=("identity",)),
     _broken("marketing.unsubscribed", "an identity needs a person identifier", _I,
             "identity needs at least one of", change={"identity": {"account_id": "acct-hopper"}}),
+    _broken("marketing.identified", "identify traits are firmographics only", _I,
+            "properties.plan: Extra inputs are not permitted", change={"properties.plan": "pro"}),
     _broken("marketing.spend_recorded", "currencies are ISO 4217 codes", _I,
             "properties.currency", change={"properties.currency": "eur"}),
     _broken("marketing.spend_recorded", "periods are real months", _I, "properties.period",

@@ -169,6 +169,10 @@ class UnsubscribedProperties(Properties):
     reason: Text | None = None
 
 
+class IdentifiedProperties(Firmographics):
+    """What an identify call tells about a person (Segment ``traits``): firmographics only."""
+
+
 class SpendRecordedProperties(Properties):
     campaign_id: Slug
     channel: Channel
@@ -349,6 +353,13 @@ class Unsubscribed(Envelope):
     properties: UnsubscribedProperties = Field(default_factory=UnsubscribedProperties)
 
 
+class Identified(Envelope):
+    """A tool identified a person: links the identifiers it carries; no engagement points."""
+
+    type: Literal["marketing.identified"]
+    properties: IdentifiedProperties = Field(default_factory=IdentifiedProperties)
+
+
 class SpendRecorded(LedgerEnvelope):
     type: Literal["marketing.spend_recorded"]
     properties: SpendRecordedProperties
@@ -451,7 +462,8 @@ class CostRecorded(LedgerEnvelope):
 
 MARKETING_TYPES: tuple[type[Envelope], ...] = (
     PageViewed, FormViewed, FormSubmitted, EmailOpened, EmailClicked, ContentDownloaded,
-    WebinarAttended, AdClicked, SocialEngaged, EventAttended, Unsubscribed, SpendRecorded,
+    WebinarAttended, AdClicked, SocialEngaged, EventAttended, Unsubscribed, Identified,
+    SpendRecorded,
 )  # fmt: skip
 SALES_TYPES: tuple[type[Envelope], ...] = (
     ProspectAdded, OutreachSent, ReplyReceived, MeetingBooked, LeadQualified, LeadDisqualified,
@@ -492,6 +504,7 @@ Touchpoint = Annotated[
     | SocialEngaged
     | EventAttended
     | Unsubscribed
+    | Identified
     | SpendRecorded
     | ProspectAdded
     | OutreachSent

@@ -113,6 +113,8 @@ TOUCHPOINT_DESCRIPTIONS: dict[str, str] = {
     "marketing.social_engaged": "A person engaged with a social post (like, comment, share).",
     "marketing.event_attended": "A person attended an event (fair, conference, meetup).",
     "marketing.unsubscribed": "A person unsubscribed from marketing email.",
+    "marketing.identified": "A tool identified a person (e.g. a Segment identify call): it "
+    "links the identifiers it carries and may carry firmographics; no engagement points.",
     "marketing.spend_recorded": "Campaign spend for a period (a ledger record, no person).",
     "sales.prospect_added": "Sales added a prospect (outbound); may carry firmographics.",
     "sales.outreach_sent": "A sales rep reached out by email, call or social.",

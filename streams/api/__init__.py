@@ -52,6 +52,7 @@ from streams.api.kpis import router as kpis_router
 from streams.api.operations import count_requests
 from streams.api.operations import router as operations_router
 from streams.api.people import router as people_router
+from streams.api.segment import router as segment_router
 from streams.metrics import ApiMetrics
 from streams.settings import Settings, get_settings
 
@@ -59,7 +60,7 @@ log = logging.getLogger("tandem.api")
 
 ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
-ROUTERS += [journeys_router, people_router, dashboard_router]
+ROUTERS += [journeys_router, people_router, dashboard_router, segment_router]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -72,6 +73,11 @@ It is **all-or-nothing**: if any event is invalid the answer is `422` with a res
 and nothing is published; otherwise every event is published to Kafka before the `202`.
 Resending a request is always safe: Tandem keeps each `event_id` once.
 
+**Segment-compatible ingest.** `POST /v1/segment/track`, `/identify`, `/page` and `/batch` take
+Segment spec calls (the key as the HTTP Basic user name, as Segment libraries send it), map them
+onto touchpoints and answer `200` (`success: true`) with a result per call; calls that cannot be
+mapped or are invalid are dead-lettered with the reason (`docs/segment.md`).
+
 **Authentication.** Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
 (`tandem keys create` makes one; Tandem stores only its SHA-256 digest). A key has scopes:
 `publish` (`POST /v1/events`, for the `marketing` and/or `sales` domains of its tool),
@@ -82,7 +88,7 @@ needs is `403`. The aggregate KPIs (`GET /v1/kpis`, `/v1/kpis/snapshot`) need a 
 too, unless the deployment makes them public (`TANDEM_PUBLIC_KPIS=true`). The dashboard at `/`
 is a static page: it asks for a `read` key and sends it with its requests.
 
-**The contract.** The envelope, the 29 touchpoint types, the rejection reason codes and the
+**The contract.** The envelope, the 30 touchpoint types, the rejection reason codes and the
 evolution rules are in `docs/contract.md`; the JSON Schemas are served under `/v1/schemas`.
 """
 
@@ -90,6 +96,7 @@ TAGS = [
     {"name": "ingest", "description": "Publish touchpoints into Tandem."},
     {"name": "journeys", "description": "Read journeys (an API key with the `read` scope)."},
     {"name": "people", "description": "Forget a person (an API key with the `admin` scope)."},
+    {"name": "segment", "description": "Segment-compatible ingest (docs/segment.md)."},
     {"name": "contract", "description": "The JSON Schema documents of Tandem's contract."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]

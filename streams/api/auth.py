@@ -5,7 +5,9 @@ stores: configuration holds its SHA-256 digest (``sha256:<64 hex>``) and what th
 
 Scopes:
 
-- ``publish`` — ``POST /v1/events`` for the entry's ``domains``, on behalf of its ``tool``;
+- ``publish`` — ``POST /v1/events`` (and ``/v1/segment/…``, which also takes the key as the
+  HTTP Basic user name, see `streams.api.segment`) for the entry's ``domains``, on behalf of its
+  ``tool``;
 - ``read`` — person-level reads: ``GET /v1/journeys`` and ``GET /v1/journeys/{reference}``
   (and the KPIs unless they are public, ``TANDEM_PUBLIC_KPIS``);
 - ``admin`` — operations on people (e.g. forgetting one).

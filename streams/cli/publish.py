@@ -221,17 +221,63 @@ def decode_lines(
         yield decoded
 
 
+def decode_segment_lines(
+    stream: IO[bytes],
+    summary: LineSummary,
+    advance: Callable[[int], None],
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> Iterator[Touchpoint]:
+    """The touchpoints of a JSON Lines stream of Segment calls (one call or one
+    ``{"batch": [...]}`` a line), mapped by `events.segment`; rejections go to `summary`."""
+    from events import Rejection
+    from events.segment import decode_segment
+
+    received = now if now is not None else datetime.now(UTC)
+    for number, content, consumed in iter_lines(stream):
+        advance(consumed)
+        if not content:
+            continue
+        decoded = decode_segment(content, source=source, now=received)
+        outcomes = [decoded] if isinstance(decoded, Rejection) else [o.outcome for o in decoded]
+        for outcome in outcomes:
+            summary.lines += 1
+            if isinstance(outcome, Rejection):
+                summary.reject(
+                    RejectedLine(
+                        number,
+                        outcome.code.value,
+                        outcome.message,
+                        list(outcome.errors),
+                        outcome.event_id,
+                        outcome.type,
+                    )
+                )
+                continue
+            yield outcome
+
+
 async def publish_stream(
     stream: IO[bytes],
     summary: PublishSummary,
     publisher: _Publisher | None,
     topic_prefix: str,
     advance: Callable[[int], None] = lambda _n: None,
+    *,
+    segment_source: str | None = None,
 ) -> PublishSummary:
-    """Validate every line of `stream`; publish the valid ones (unless `publisher` is None)."""
+    """Validate every line of `stream`; publish the valid ones (unless `publisher` is None).
+
+    With `segment_source`, lines are Segment calls published as from that source."""
     from events.topics import topic_for
 
-    for decoded in decode_lines(stream, summary, advance):
+    touchpoints = (
+        decode_lines(stream, summary, advance)
+        if segment_source is None
+        else decode_segment_lines(stream, summary, advance, source=segment_source)
+    )
+    for decoded in touchpoints:
         summary.accept(decoded.event_id, topic_for(decoded.type, topic_prefix))
         if publisher is not None:
             await publisher.publish(decoded)
@@ -255,7 +301,12 @@ def _progress(dry_run: bool) -> Progress:
 
 
 async def _run(
-    source: str, stream: IO[bytes], total: int | None, dry_run: bool, settings: Settings
+    source: str,
+    stream: IO[bytes],
+    total: int | None,
+    dry_run: bool,
+    settings: Settings,
+    segment_source: str | None = None,
 ) -> PublishSummary:
     summary = PublishSummary(source=source, dry_run=dry_run)
     with progress_for(_progress(dry_run), "publish", "bytes") as progress:
@@ -265,9 +316,18 @@ async def _run(
             progress.update(task, advance=n, lines=summary.lines)
 
         if dry_run:
-            return await publish_stream(stream, summary, None, settings.topic_prefix, advance)
+            return await publish_stream(
+                stream, summary, None, settings.topic_prefix, advance, segment_source=segment_source
+            )
         async with publisher_factory(settings) as publisher:
-            await publish_stream(stream, summary, publisher, settings.topic_prefix, advance)
+            await publish_stream(
+                stream,
+                summary,
+                publisher,
+                settings.topic_prefix,
+                advance,
+                segment_source=segment_source,
+            )
     return summary
 
 
@@ -312,6 +372,15 @@ def publish(
     examples: int = typer.Option(
         3, "--examples", min=0, help="rejected lines to show per reason code"
     ),
+    input_format: str = typer.Option(
+        "tandem",
+        "--format",
+        help="tandem: touchpoints; segment: Segment track/identify/page calls or batches, "
+        "mapped as docs/segment.md says",
+    ),
+    segment_source: str = typer.Option(
+        "segment", "--source", help="with --format segment: the touchpoints' source"
+    ),
 ) -> None:
     """Validate touchpoints from a JSON Lines file and publish the valid ones to Kafka.
 
@@ -320,14 +389,18 @@ def publish(
     keyed by the person's strongest identifier.
     Rejected lines are summarised by reason code (see docs/contract.md).
     Publishing a file twice is harmless: Tandem deduplicates on event_id.
+    With --format segment each line is a Segment call or batch (docs/segment.md).
 
     Exit codes: 0 all accepted, 1 some lines rejected or refused by the broker,
     2 unreadable input, 69 Kafka unreachable.
     """
+    if input_format not in ("tandem", "segment"):
+        fail(f"--format is tandem or segment, not {input_format!r}", EXIT_ERROR)
     settings = get_settings()
     stream, total, source = open_input(file)
+    from_segment = segment_source if input_format == "segment" else None
     try:
-        summary = run(_run(source, stream, total, dry_run, settings))
+        summary = run(_run(source, stream, total, dry_run, settings, from_segment))
     except typer.Exit:
         raise
     except InputError as exc:

@@ -38,6 +38,7 @@ from events.vocabulary import (
     FormSubmitted,
     HandoffAccepted,
     HandoffRejected,
+    Identified,
     ObjectionRaised,
     ProspectAdded,
 )
@@ -399,7 +400,7 @@ class FoldState:
     def _facts(self, tp: Envelope) -> bool:
         """Firmographics, objections, unsubscribe, contract term; True if fit may change."""
         fit_changed = False
-        if isinstance(tp, FormSubmitted | ProspectAdded):
+        if isinstance(tp, FormSubmitted | ProspectAdded | Identified):
             p = tp.properties
             for name in ("job_title", "company", "company_size", "industry"):
                 value = getattr(p, name)

@@ -35,7 +35,7 @@ SALESFORCE = {"tool": "salesforce", "domains": ["sales", "marketing"]}
 K1, K2 = new_key(), new_key()
 
 OPEN = {"/healthz", "/readyz", "/metrics", "/v1/schemas", "/v1/schemas/{name}"}
-PUBLISH = {"/v1/events"}
+PUBLISH = {"/v1/events"} | {f"/v1/segment/{c}" for c in ("track", "identify", "page", "batch")}
 KPIS = {"/v1/kpis", "/v1/kpis/snapshot"}
 
 

@@ -81,7 +81,7 @@ def test_all_valid_publishes_everything_and_exits_0(tmp_path: Path) -> None:
     assert publisher.flushed
     assert f"{len(VALID_EXAMPLES)} accepted" in result.output
     assert "0 rejected" in result.output
-    assert "t9.touchpoints.marketing (12)" in result.output
+    assert "t9.touchpoints.marketing (13)" in result.output
 
 
 def test_rejections_are_grouped_by_reason_and_exit_1(mixed_file: Path) -> None:
@@ -97,7 +97,7 @@ def test_rejections_are_grouped_by_reason_and_exit_1(mixed_file: Path) -> None:
     first_invalid = summary["rejections"]["invalid"]["examples"][0]
     assert first_invalid["line"] == len(VALID_EXAMPLES) + 2  # after the blank line
     assert first_invalid["errors"] == ["properties.url: Field required"]
-    assert summary["topics"] == {"t9.touchpoints.marketing": 12, "t9.touchpoints.sales": 17}
+    assert summary["topics"] == {"t9.touchpoints.marketing": 13, "t9.touchpoints.sales": 17}
     assert sum(len(p.published) for p in RecordingPublisher.instances) == len(VALID_EXAMPLES)
 
 
@@ -181,3 +181,36 @@ def test_help_explains_the_command() -> None:
     assert result.exit_code == 0
     for word in ("--dry-run", "--json", "--allow-rejects", "stdin", "Exit codes"):
         assert word in result.output
+
+
+def test_format_segment_maps_calls_and_batches_and_reports_the_unmapped(tmp_path: Path) -> None:
+    at = "2025-03-04T09:15:00Z"
+    page = {"type": "page", "messageId": "p1", "anonymousId": "a1", "timestamp": at,
+            "properties": {"url": "https://t.example/"}}  # fmt: skip
+    batch = {
+        "batch": [
+            {"type": "identify", "messageId": "i1", "anonymousId": "a1", "userId": "u1",
+             "timestamp": at, "traits": {"email": "ada@x.example"}},
+            {"type": "track", "messageId": "t1", "userId": "u1", "timestamp": at,
+             "event": "Cart Viewed"},
+        ]
+    }  # fmt: skip
+    path = write_lines(tmp_path / "segment.jsonl", [json.dumps(page), json.dumps(batch)])
+    args = ["publish", str(path), "--format", "segment", "--source", "website", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.output)
+    assert (summary["lines"], summary["accepted"], summary["rejected"]) == (3, 2, 1)
+    [example] = summary["rejections"]["unmapped_segment_event"]["examples"]
+    assert (example["line"], example["event_id"]) == (2, "segment-t1")
+    [publisher] = RecordingPublisher.instances
+    assert [(t.event_id, t.type, t.source) for t in publisher.published] == [
+        ("segment-p1", "marketing.page_viewed", "website"),
+        ("segment-i1", "marketing.identified", "website"),
+    ]
+
+
+def test_an_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "x.jsonl", [])
+    result = runner.invoke(app, ["publish", str(path), "--format", "csv"])
+    assert result.exit_code == 2
