@@ -45,7 +45,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from events.decode import MAX_MESSAGE_BYTES, ReasonCode, Rejection, load_json, validate_document
-from events.envelope import Context
 from events.vocabulary import TYPE_NAMES, Touchpoint
 
 Document = dict[str, Any]
@@ -220,13 +219,8 @@ def campaign_utm(context: Mapping[str, Any]) -> Document:
 
 
 def envelope_context(context: Mapping[str, Any]) -> Document:
-    """The touchpoint's ``context`` from Segment's: the UTM fields once the envelope has them.
-
-    Until the envelope's `Context` declares ``utm_source`` … ``utm_content`` (issue 12, item 3),
-    they are left out (the closed model would reject them); this is the one switch.
-    """
-    if "utm_source" not in Context.model_fields:
-        return {}
+    """The touchpoint's ``context`` from Segment's: its campaign as the envelope's UTM fields
+    (attribution reads them when `campaign_id` and `channel` are absent: docs/contract.md)."""
     return campaign_utm(context)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from events import ReasonCode, Rejection, Touchpoint
+from events.attribution import attributed_campaign, attributed_channel
 from events.segment import (
     TRACK_EVENTS,
     campaign_utm,
@@ -232,11 +233,11 @@ def test_campaign_context_maps_onto_the_utm_fields() -> None:
         "utm_content": "banner-a",
     }
     assert campaign_utm({"campaign": {"source": 3}}) == {}
-    # Off until the envelope's Context has the UTM fields (issue 12 item 3), then on.
-    from events.envelope import Context
-
-    expected = campaign_utm(context) if "utm_source" in Context.model_fields else {}
+    expected = campaign_utm(context)
     assert envelope_context(context) == expected
+    page = mapped("page", properties={"url": "u"}, context=context)
+    assert attributed_campaign(page.context) == "q2-launch"
+    assert attributed_channel(page.context) == "paid_search"  # utm_medium cpc
     assert (
         mapped("page", properties={"url": "u"}, context=context).context.model_dump(
             exclude_none=True
