@@ -16,6 +16,7 @@ from schemas.signals import (
     NurtureSignal,
     Signal,
 )
+from streams.journey.account import account_of, account_signal_id, account_view
 from streams.journey.identity import (
     LEDGER_CUSTOMER,
     IdentityDecision,
@@ -80,6 +81,9 @@ __all__ = [
     "UnmergeDecision",
     "UnmergeError",
     "absorb",
+    "account_of",
+    "account_signal_id",
+    "account_view",
     "apply_touchpoint",
     "customer_id_for",
     "default_playbook",
