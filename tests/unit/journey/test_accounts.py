@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from events.vocabulary import Touchpoint, parse_touchpoint
 from schemas.journey import JourneySnapshot, Stage
+from schemas.kpis import NONE_GROUP
 from schemas.playbook import Playbook
 from streams import journey as core
+from streams.journey import kpis
 from streams.journey.account import account_of, account_stage, account_view
 from tests.unit.journey.builders import FIT_FORM, apply_all, at
 
@@ -144,3 +146,27 @@ def test_account_view_does_not_depend_on_member_order(
     expected = account_view("acct-acme", _PEOPLE, pb)
     # Order and repeated reads of the same member change nothing.
     assert account_view("acct-acme", [*members, *members[:repeat]], pb) == expected
+
+
+def test_kpis_by_account_from_the_aggregates_and_recomputed() -> None:
+    pb = core.default_playbook()
+    people = [("a1@acme.example", "acct-acme"), ("a2@acme.example", "acct-acme"),
+              ("g1@globex.example", "acct-globex"), ("x@nowhere.example", None)]  # fmt: skip
+    store = kpis.MemoryKpiStore()
+    facts = []
+    for email, account in people:
+        tps = [touch("marketing.form_submitted", f"{email}-f", at(0, 1), email, account, FIT_FORM)]
+        one = kpis.journey_facts(apply_all(tps, pb, f"cus_{email}")[0], pb)
+        assert one.account == account
+        facts.append(one)
+        store.write(one.customer_id, 1, one)
+    now = at(90)
+    recomputed = kpis.compute_kpis(facts, now=now, by="account")
+    aggregated = store.report(now=now, by="account")
+    assert recomputed.groups is not None and aggregated.groups is not None
+    assert set(recomputed.groups) == {"acct-acme", "acct-globex", NONE_GROUP}
+    assert recomputed.groups["acct-acme"].leads == 2
+    assert recomputed.groups["acct-globex"].leads == 1
+    assert {k: g.leads for k, g in aggregated.groups.items()} == {
+        k: g.leads for k, g in recomputed.groups.items()
+    }
