@@ -3,7 +3,9 @@
 The worker keeps only the index (`JourneyProjection`: account → member customer ids, written
 with each snapshot); the view itself is the pure `streams.journey.account.account_view` over
 the members' stored snapshots — cheap for buying groups of tens of people, and always as of
-what the read model holds. Used by ``tandem account`` and ``GET /v1/accounts/{id}``.
+what the read model holds. Used by ``tandem account``, ``GET /v1/accounts/{id}`` and by the
+worker after each batch's Redis write, to send an account hand-off the first time its rule
+holds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from schemas.account import AccountView
 from schemas.journey import JourneySnapshot
 from schemas.playbook import Playbook
+from schemas.signals import AccountHandoffSignal
 from streams import journey as core
 from streams.projection import JourneyProjection
 
@@ -26,6 +29,25 @@ async def find_account(projection: JourneyProjection, reference: str) -> str | N
     snapshot = await projection.snapshot(customer_id)
     account = None if snapshot is None else snapshot.get("account_id")
     return str(account) if account else None
+
+
+async def due_account_handoffs(
+    projection: JourneyProjection, account_ids: list[str], playbook: Playbook
+) -> list[AccountHandoffSignal]:
+    """The account hand-offs to send now: accounts whose rule holds in the read model and whose
+    hand-off was not sent yet (the worker sends them, then marks them sent)."""
+    if playbook.accounts.handoff is None:
+        return []
+    sent = await projection.account_handoffs_sent(account_ids)
+    due: list[AccountHandoffSignal] = []
+    for account_id in account_ids:
+        if account_id in sent:
+            continue
+        view = await read_account(projection, account_id, playbook)
+        signal = None if view is None else core.account_handoff_signal(view)
+        if signal is not None:
+            due.append(signal)
+    return due
 
 
 async def read_account(

@@ -293,6 +293,22 @@ class JourneyProjection:
         found = [json.loads(raw) for raw in raws if raw]
         return [s for s in found if s.get("account_id") == account_id]
 
+    async def account_handoffs_sent(self, account_ids: list[str]) -> dict[str, str]:
+        """The accounts among `account_ids` whose hand-off was sent: account → signal id."""
+        if not account_ids:
+            return {}
+        found = await self.redis.hmget(f"{self.prefix}account_handoffs", account_ids)
+        return {a: str(s) for a, s in zip(account_ids, found, strict=True) if s}
+
+    async def mark_account_handoffs_sent(self, sent: dict[str, str]) -> None:
+        """Record account hand-offs as sent (after the broker has them): account → signal id."""
+        if not sent:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for account_id, signal_id in sent.items():
+            pipe.hset(f"{self.prefix}account_handoffs", account_id, signal_id)
+        await pipe.execute()
+
     # --- KPI facts and aggregates (see streams.kpi_store, docs/kpis.md) --------------------
 
     @property

@@ -16,7 +16,12 @@ from schemas.signals import (
     NurtureSignal,
     Signal,
 )
-from streams.journey.account import account_of, account_signal_id, account_view
+from streams.journey.account import (
+    account_handoff_signal,
+    account_of,
+    account_signal_id,
+    account_view,
+)
 from streams.journey.identity import (
     LEDGER_CUSTOMER,
     IdentityDecision,
@@ -81,6 +86,7 @@ __all__ = [
     "UnmergeDecision",
     "UnmergeError",
     "absorb",
+    "account_handoff_signal",
     "account_of",
     "account_signal_id",
     "account_view",

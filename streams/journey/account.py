@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from schemas.account import AccountEngagement, AccountHandoff, AccountView, BuyingGroupMember
 from schemas.journey import JourneyRecord, JourneySnapshot, Stage, TouchpointSummary
 from schemas.playbook import AccountHandoffRule, AccountRules, Playbook
+from schemas.signals import AccountHandoffSignal
 from streams.journey.identity import signal_id
 
 DOMAIN_PREFIX = "domain:"
@@ -146,7 +147,7 @@ def _handoff(
 
 def account_signal_id(account_id: str) -> str:
     """The account hand-off's id: one per account, the same however often it is computed."""
-    return signal_id(f"account:{account_id}", ACCOUNT_HANDOFF_RULE, "1")
+    return signal_id(account_customer_id(account_id), ACCOUNT_HANDOFF_RULE, "1")
 
 
 def account_view(
@@ -174,4 +175,29 @@ def account_view(
         buying_group=group,
         handoff=None if rule is None else _handoff(account_id, stage, group, rule),
         playbook_version=playbook.version,
+    )
+
+
+def account_customer_id(account_id: str) -> str:
+    """The `customer_id` an account's signals carry (they are about no single person)."""
+    return f"account:{account_id}"
+
+
+def account_handoff_signal(view: AccountView) -> AccountHandoffSignal | None:
+    """The account hand-off when the view says the rule holds (else None), as of the
+    account's latest touch."""
+    if view.handoff is None or not view.handoff.ready or view.as_of is None:
+        return None
+    return AccountHandoffSignal(
+        signal_id=view.handoff.signal_id,
+        customer_id=account_customer_id(view.account_id),
+        identities=[],
+        occurred_at=view.as_of,
+        playbook_version=view.playbook_version,
+        account_id=view.account_id,
+        stage=view.stage,
+        reason=view.handoff.reason,
+        engaged_people=view.engagement.engaged_people,
+        engagement_total=view.engagement.total,
+        buying_group=list(view.buying_group),
     )

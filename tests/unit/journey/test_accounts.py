@@ -12,6 +12,7 @@ from events.vocabulary import Touchpoint, parse_touchpoint
 from schemas.journey import JourneySnapshot, Stage
 from schemas.kpis import NONE_GROUP
 from schemas.playbook import Playbook
+from schemas.signals import SIGNAL
 from streams import journey as core
 from streams.journey import kpis
 from streams.journey.account import account_of, account_stage, account_view
@@ -170,3 +171,15 @@ def test_kpis_by_account_from_the_aggregates_and_recomputed() -> None:
     assert {k: g.leads for k, g in aggregated.groups.items()} == {
         k: g.leads for k, g in recomputed.groups.items()
     }
+
+
+def test_the_account_handoff_signal_is_built_only_when_the_rule_holds() -> None:
+    pb = core.default_playbook()
+    three = [person(f"s{i}@acme.example", "acct-acme", True) for i in range(3)]
+    assert core.account_handoff_signal(account_view("acct-acme", three[:2], pb)) is None
+    signal = core.account_handoff_signal(account_view("acct-acme", three, pb))
+    assert signal is not None and signal.topic == "signals.handoff"
+    assert signal.signal_id == core.account_signal_id("acct-acme") and signal.version == 1
+    assert signal.customer_id == "account:acct-acme" and signal.engaged_people == 3
+    assert signal.occurred_at == max(m.last_touch_at for m in three if m.last_touch_at)
+    assert SIGNAL.validate_json(signal.model_dump_json()) == signal
