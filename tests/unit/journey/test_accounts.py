@@ -183,3 +183,20 @@ def test_the_account_handoff_signal_is_built_only_when_the_rule_holds() -> None:
     assert signal.customer_id == "account:acct-acme" and signal.engaged_people == 3
     assert signal.occurred_at == max(m.last_touch_at for m in three if m.last_touch_at)
     assert SIGNAL.validate_json(signal.model_dump_json()) == signal
+
+
+def test_tandem_subscribe_shows_the_account_handoff() -> None:
+    from rich.console import Console
+
+    from streams.cli.subscribe import render_signal
+    from streams.delivery.subscriber import Received, Status, decode_signal
+
+    pb = core.default_playbook()
+    three = [person(f"r{i}@acme.example", "acct-acme", True) for i in range(3)]
+    signal = core.account_handoff_signal(account_view("acct-acme", three, pb))
+    assert signal is not None
+    assert decode_signal(signal.model_dump_json().encode()) == signal
+    console = Console(record=True, width=200, color_system=None)
+    console.print(render_signal(Received(signal, Status.NEW, "signals.handoff", 0, 1)))
+    text = console.export_text()
+    assert "account hand-off · acct-acme" in text and "r0@acme.example" in text
