@@ -225,6 +225,7 @@ class CompactedTouchpoint(_Model):
     campaign_id: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
+    account_id: str | None = Field(None, description="identity.account_id, if it named one")
 
 
 class PinnedTrigger(_Model):
@@ -360,6 +361,11 @@ class JourneySnapshot(_Model):
     customer_id: str
     version: int
     identities: list[str]
+    account_id: str | None = Field(
+        None,
+        description="the account the person belongs to: the latest identity.account_id by "
+        "event time, else (playbook accounts.domain_fallback) domain:<company email domain>",
+    )
     stage: Stage
     cycle: int
     stage_history: list[StageChange]

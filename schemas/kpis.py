@@ -35,9 +35,9 @@ Micros = Annotated[
 RFC 3339 strings — the facts of every journey are read on each KPI query."""
 Rate = Annotated[float, Field(description="a ratio (0.25 = 25 %), null when undefined")]
 
-GroupBy = Literal["channel", "campaign", "persona", "source"]
+GroupBy = Literal["channel", "campaign", "persona", "source", "account"]
 """How a report can be sliced: the journey's first-touch channel or campaign, its best-fit
-persona, or its source (inbound / outbound)."""
+persona, its source (inbound / outbound), or its account (docs/accounts.md)."""
 
 NONE_GROUP = "(none)"
 """The group of journeys (or ledger records) without a value for the slicing dimension."""
@@ -153,6 +153,7 @@ class JourneyFacts(_Model):
     source: Source | None = Field(
         None, description="outbound when the earliest person touchpoint is a sales.* event"
     )
+    account: str | None = Field(None, description="the journey's account (null: none)")
     first_touch_at: Micros | None = None
     first_channel: str | None = Field(
         None, description="context.channel of the earliest touchpoint that has one"

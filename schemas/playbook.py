@@ -271,6 +271,48 @@ class IdentityRules(_Model):
         return blocklist
 
 
+FREE_EMAIL_DOMAINS: tuple[str, ...] = (
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "ymail.com", "hotmail.com",
+    "hotmail.co.uk", "outlook.com", "live.com", "msn.com", "icloud.com", "me.com", "mac.com",
+    "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "gmx.net", "web.de",
+    "mail.com", "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com",
+    "zoho.com", "fastmail.com", "hey.com", "tutanota.com", "example.com",
+)  # fmt: skip
+"""Mailbox providers: an address there says nothing about the person's company."""
+
+
+class AccountHandoffRule(_Model):
+    """When several engaged people of one account make the account itself ready for sales."""
+
+    min_engaged_people: Annotated[int, Field(ge=1, le=1000)] = Field(
+        3, description="people of the account engaged enough, recently enough"
+    )
+    min_score: Annotated[float, Field(ge=0)] = Field(
+        40, description="a person's engagement, decayed to the account's latest touch"
+    )
+    within_days: Annotated[float, Field(gt=0)] = Field(
+        30, description="a person counts when their last touch is this close to the account's"
+    )
+
+
+class AccountRules(_Model):
+    """How journeys roll up to accounts (docs/accounts.md)."""
+
+    domain_fallback: bool = Field(
+        False,
+        description="a journey with no identity.account_id joins the account of its email's "
+        "company domain (domain:acme.example); free-mail and blocklisted addresses never do",
+    )
+    free_email_domains: list[Keyword] = Field(
+        default_factory=lambda: list(FREE_EMAIL_DOMAINS),
+        description="domains that never form an account (fnmatch patterns allowed)",
+    )
+    handoff: AccountHandoffRule | None = Field(
+        default_factory=AccountHandoffRule,
+        description="the account-level hand-off rule (null: no account hand-off)",
+    )
+
+
 class Playbook(_Model):
     """Everything that turns touchpoints into stages, scores and signals for one team."""
 
@@ -284,6 +326,7 @@ class Playbook(_Model):
     nurture: Nurture
     content: ContentCatalogue = Field(default_factory=ContentCatalogue)
     identity: IdentityRules = Field(default_factory=IdentityRules)
+    accounts: AccountRules = Field(default_factory=AccountRules)
 
     @model_validator(mode="after")
     def _references(self) -> Playbook:

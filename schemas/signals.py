@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.account import BuyingGroupMember
 from schemas.journey import (
     EngagementScore,
     Firmographics,
@@ -198,6 +199,26 @@ class PersonForgottenSignal(SignalBase):
     known: bool = Field(description="false: no journey had any of the identifiers yet")
 
 
+class AccountHandoffSignal(SignalBase):
+    """An account ready for sales: the playbook's rule for several engaged people of one
+    account holds (docs/accounts.md). Sent once per account, by the worker, when the read
+    model first shows the rule holding.
+
+    `customer_id` is ``account:<account id>`` and `identities` is empty: the people are in
+    `buying_group` (each with their own identifiers and customer id).
+    """
+
+    TOPIC: ClassVar[str] = HANDOFF_TOPIC
+
+    signal_type: Literal["account_handoff"] = "account_handoff"
+    account_id: str
+    stage: Stage = Field(description="the account's stage: the furthest any member reached")
+    reason: str
+    engaged_people: int = Field(ge=0)
+    engagement_total: float = Field(description="sum of the people's engagement (decayed)")
+    buying_group: list[BuyingGroupMember] = Field(description="every member, by customer id")
+
+
 Signal = Annotated[
     HandoffSignal
     | HandoffRevokedSignal
@@ -206,7 +227,8 @@ Signal = Annotated[
     | HandoffSlaBreachedSignal
     | HandoffSlaEscalatedSignal
     | IdentityQuarantinedSignal
-    | PersonForgottenSignal,
+    | PersonForgottenSignal
+    | AccountHandoffSignal,
     Field(discriminator="signal_type"),
 ]
 """Any signal; pydantic picks the model by ``signal_type``."""
@@ -222,4 +244,5 @@ SIGNAL_MODELS: tuple[type[SignalBase], ...] = (
     HandoffSlaEscalatedSignal,
     IdentityQuarantinedSignal,
     PersonForgottenSignal,
+    AccountHandoffSignal,
 )

@@ -22,29 +22,65 @@ from redis.asyncio import Redis
 
 from streams.kpi_store import KpiStore
 
-# KEYS[1] journey hash, KEYS[2] set of live customer ids; ARGV: version, snapshot, stage, id
-_WRITE_IF_NEWER = """
+# The account index: ``account:<id>`` is the set of its members' customer ids, ``accounts`` the
+# set of account ids with members; a journey's hash keeps its account in the ``account`` field,
+# so a change of account, a move or an erasure takes it out of the former account's set in the
+# same script. (Account keys are built in the script from ARGV: one Redis, not a cluster.)
+_LEAVE_ACCOUNT = """
+local function leave_account(hash, id, prefix)
+  local old = redis.call('HGET', hash, 'account')
+  if old then
+    redis.call('SREM', prefix .. 'account:' .. old, id)
+    if redis.call('SCARD', prefix .. 'account:' .. old) == 0 then
+      redis.call('SREM', prefix .. 'accounts', old)
+    end
+  end
+  return old
+end
+"""
+
+# KEYS[1] journey hash, KEYS[2] set of live customer ids; ARGV: version, snapshot, stage, id,
+# account ('' for none), key prefix
+_WRITE_IF_NEWER = (
+    _LEAVE_ACCOUNT
+    + """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) >= tonumber(ARGV[1]) then
   return 0
 end
+local old = redis.call('HGET', KEYS[1], 'account')
+if old and old ~= ARGV[5] then
+  leave_account(KEYS[1], ARGV[4], ARGV[6])
+end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'snapshot', ARGV[2], 'stage', ARGV[3])
 redis.call('HDEL', KEYS[1], 'moved_to')
 redis.call('SADD', KEYS[2], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'account', ARGV[5])
+  redis.call('SADD', ARGV[6] .. 'account:' .. ARGV[5], ARGV[4])
+  redis.call('SADD', ARGV[6] .. 'accounts', ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], 'account')
+end
 return 1
 """
+)
 
-# KEYS[1] journey hash, KEYS[2] set of live ids; ARGV: version, moved_to, id
-_MARK_MOVED = """
+# KEYS[1] journey hash, KEYS[2] set of live ids; ARGV: version, moved_to, id, key prefix
+_MARK_MOVED = (
+    _LEAVE_ACCOUNT
+    + """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) > tonumber(ARGV[1]) then
   return 0
 end
+leave_account(KEYS[1], ARGV[3], ARGV[4])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'moved_to', ARGV[2])
 redis.call('SREM', KEYS[2], ARGV[3])
 return 1
 """
+)
 
 # KEYS: (identifier key, identifier version key) pairs; ARGV: customer id, journey version
 _POINT_IF_NEWER = """
@@ -62,14 +98,18 @@ return written
 
 
 # KEYS[1] journey hash, KEYS[2] set of live ids, KEYS[3..] (pointer, pointer version) pairs of
-# the person's identifiers; ARGV: version, id, forget request id. The snapshot goes; a bare
+# the person's identifiers; ARGV: version, id, forget request id, key prefix. The snapshot goes
+# (and its account membership); a bare
 # version stays where there was one (a stale write must not bring the journey back); pointers
 # and their versions go if they point here (or nowhere): no identifier of the person is kept.
-_ERASE = """
+_ERASE = (
+    _LEAVE_ACCOUNT
+    + """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) > tonumber(ARGV[1]) then
   return 0
 end
+leave_account(KEYS[1], ARGV[2], ARGV[4])
 redis.call('DEL', KEYS[1])
 if current then
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'forgotten', ARGV[3])
@@ -83,6 +123,7 @@ for i = 3, #KEYS, 2 do
 end
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +146,7 @@ class LiveJourney:
     stage: str
     identities: tuple[str, ...]
     facts_json: str | None = None
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,18 +200,21 @@ class JourneyProjection:
     async def write_snapshot(
         self, customer_id: str, version: int, snapshot: dict[str, Any], stage: str
     ) -> bool:
-        """Store the snapshot if it is newer than the stored one; True when written."""
+        """Store the snapshot if it is newer than the stored one (and index it under its
+        `account_id`); True when written."""
+        account = snapshot.get("account_id") or ""
         written = await self._write(
             keys=[self._journey_key(customer_id), self._live_key],
-            args=[version, json.dumps(snapshot, separators=(",", ":")), stage, customer_id],
-        )
+            args=[version, json.dumps(snapshot, separators=(",", ":")), stage, customer_id,
+                  account, self.prefix],
+        )  # fmt: skip
         return bool(written)
 
     async def mark_moved(self, customer_id: str, moved_to: str, version: int) -> bool:
         """Replace an absorbed journey by a pointer to the journey that absorbed it."""
         done = await self._moved(
             keys=[self._journey_key(customer_id), self._live_key],
-            args=[version, moved_to, customer_id],
+            args=[version, moved_to, customer_id, self.prefix],
         )
         return bool(done)
 
@@ -232,6 +277,46 @@ class JourneyProjection:
         raws = await pipe.execute()
         return {cid: json.loads(raw) for cid, raw in zip(ids, raws, strict=True) if raw}
 
+    # --- accounts (docs/accounts.md) ------------------------------------------------------
+
+    async def account_ids(self) -> set[str]:
+        """Every account with at least one live member."""
+        return {str(a) for a in await self.redis.smembers(f"{self.prefix}accounts")}
+
+    async def account_members(self, account_id: str) -> set[str]:
+        """The customer ids of the account's live journeys (the index, as written)."""
+        found = await self.redis.smembers(f"{self.prefix}account:{account_id}")
+        return {str(member) for member in found}
+
+    async def account_snapshots(self, account_id: str) -> list[dict[str, Any]]:
+        """The snapshots of the account's members, by customer id; a member whose stored
+        snapshot names another account (a write racing this read) is left out."""
+        ids = sorted(await self.account_members(account_id))
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for customer_id in ids:
+            pipe.hget(self._journey_key(customer_id), "snapshot")
+        raws = await pipe.execute()
+        found = [json.loads(raw) for raw in raws if raw]
+        return [s for s in found if s.get("account_id") == account_id]
+
+    async def account_handoffs_sent(self, account_ids: list[str]) -> dict[str, str]:
+        """The accounts among `account_ids` whose hand-off was sent: account → signal id."""
+        if not account_ids:
+            return {}
+        found = await self.redis.hmget(f"{self.prefix}account_handoffs", account_ids)
+        return {a: str(s) for a, s in zip(account_ids, found, strict=True) if s}
+
+    async def mark_account_handoffs_sent(self, sent: dict[str, str]) -> None:
+        """Record account hand-offs as sent (after the broker has them): account → signal id."""
+        if not sent:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for account_id, signal_id in sent.items():
+            pipe.hset(f"{self.prefix}account_handoffs", account_id, signal_id)
+        await pipe.execute()
+
     # --- KPI facts and aggregates (see streams.kpi_store, docs/kpis.md) --------------------
 
     @property
@@ -268,9 +353,10 @@ class JourneyProjection:
             customer_id, version = journey.customer_id, journey.version
             await self._write(
                 keys=[self._journey_key(customer_id), self._live_key],
-                args=[version, journey.snapshot_json, journey.stage, customer_id],
+                args=[version, journey.snapshot_json, journey.stage, customer_id,
+                      journey.account or "", self.prefix],
                 client=pipe,
-            )
+            )  # fmt: skip
             if journey.facts_json is not None:
                 await kpis.queue_facts(pipe, customer_id, version, journey.facts_json)
             if journey.identities:
@@ -284,7 +370,7 @@ class JourneyProjection:
         ):
             await self._moved(
                 keys=[self._journey_key(customer_id), self._live_key],
-                args=[version, moved_to, customer_id],
+                args=[version, moved_to, customer_id, self.prefix],
                 client=pipe,
             )
             await kpis.queue_facts(pipe, customer_id, version, None)
@@ -292,7 +378,7 @@ class JourneyProjection:
             await self._erase(
                 keys=[self._journey_key(gone.customer_id), self._live_key,
                       *self._pointer_keys(gone.identifiers)],
-                args=[gone.version, gone.customer_id, gone.request_id],
+                args=[gone.version, gone.customer_id, gone.request_id, self.prefix],
                 client=pipe,
             )  # fmt: skip
             await kpis.queue_facts(pipe, gone.customer_id, gone.version, None)

@@ -27,6 +27,7 @@ from events.decode import ReasonCode, Rejection
 from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
+from streams.account_service import due_account_handoffs
 from streams.adapters.journeys import (
     PreparedBatch,
     check_writable,
@@ -302,6 +303,7 @@ class Agents:
         await _retrying(
             "journeys: writing Redis", lambda: self.projection.publish_many(live, moved, erased)
         )
+        await self._account_handoffs(out, sorted({j.account for j in live if j.account}))
         if unit.counters.suppressed or unit.counters.forgotten:
             log.info("journeys: erased %d forgotten journey(s), dropped %d touchpoint(s)",
                      unit.counters.forgotten, unit.counters.suppressed)  # fmt: skip
@@ -311,6 +313,28 @@ class Agents:
         for customer_id, when in batch.due:
             in_partition_of(last_event[customer_id])
             self._set_deadline(customer_id.encode(), when)
+
+    async def _account_handoffs(self, out: KafkaSender, accounts: list[str]) -> None:
+        """Send the hand-off of each account of the batch whose rule now holds in the read
+        model (docs/accounts.md): sent, then marked sent; a crash in between sends it again
+        under the same id and version, which consumers deduplicate."""
+        if not accounts:
+            return
+        projection, playbook = self.projection, self.playbook
+        due = await _retrying(
+            "journeys: account hand-offs",
+            lambda: due_account_handoffs(projection, accounts, playbook),
+        )
+        if not due:
+            return
+        for signal in due:
+            WORKER.signals.labels(type=signal.signal_type).inc()
+            await out.send(signal.topic, signal.customer_id.encode(),
+                           signal.model_dump_json().encode())  # fmt: skip
+        await out.delivered()
+        sent = {s.account_id: s.signal_id for s in due}
+        await _retrying("journeys: account hand-offs sent",
+                        lambda: self.projection.mark_account_handoffs_sent(sent))  # fmt: skip
 
     def _set_deadline(self, key: bytes, due: datetime | None) -> None:
         stored = self.deadlines.get(key)

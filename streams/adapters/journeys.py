@@ -28,6 +28,7 @@ class JourneyWrite:
     stage: str | None = None
     identities: tuple[str, ...] = ()
     facts_json: str | None = None
+    account: str | None = None
 
     @property
     def state_value(self) -> bytes | None:
@@ -49,6 +50,7 @@ def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> Jour
         snapshot.stage.value,
         tuple(snapshot.identities),
         facts,
+        snapshot.account_id,
     )
 
 
@@ -113,7 +115,7 @@ def read_model_batch(writes: list[JourneyWrite]) -> tuple[list[LiveJourney], lis
             live.append(
                 LiveJourney(
                     write.customer_id, stored.version, write.snapshot_json, write.stage,
-                    write.identities, write.facts_json,
+                    write.identities, write.facts_json, write.account,
                 )
             )  # fmt: skip
     return live, moved

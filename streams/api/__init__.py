@@ -27,6 +27,7 @@ from fastapi.openapi.utils import get_openapi
 
 from events.vocabulary import TOUCHPOINT
 from streams.api.access_log import redacted_access_log
+from streams.api.accounts import router as accounts_router
 from streams.api.auth import (
     DEFAULT_KEYS_FILE,
     ENV_KEYS,
@@ -60,7 +61,7 @@ log = logging.getLogger("tandem.api")
 
 ROUTERS: list[APIRouter] = [ingest_router, schemas_router, kpis_router]
 """The routers every app includes (append yours)."""
-ROUTERS += [journeys_router, people_router, dashboard_router, segment_router]
+ROUTERS += [journeys_router, accounts_router, people_router, dashboard_router, segment_router]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 

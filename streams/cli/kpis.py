@@ -279,7 +279,9 @@ def kpis(
     tz: str | None = typer.Option(
         None, "--tz", help="time zone of dates and times without an offset [default: UTC]"
     ),
-    by: str | None = typer.Option(None, help="slice by channel, campaign, persona or source"),
+    by: str | None = typer.Option(
+        None, help="slice by channel, campaign, persona, source or account"
+    ),
     daily: bool = typer.Option(False, "--daily", help="add the counts per event-time day"),
     currency: str | None = typer.Option(
         None, help="money KPIs in this currency (default: the most used one)"

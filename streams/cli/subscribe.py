@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from schemas.signals import (
+    AccountHandoffSignal,
     HandoffRevokedSignal,
     HandoffSignal,
     HandoffSlaBreachedSignal,
@@ -170,6 +171,20 @@ def render_signal(item: Received) -> Panel:
             ("why", escape(signal.reason)),
             ("linked", escape(", ".join(signal.linked))),
             ("action", f"tandem unmerge {signal.customer_id} --split IDENTIFIER (strangers)"),
+        ]
+    elif isinstance(signal, AccountHandoffSignal):
+        what = f"account hand-off · {signal.account_id}"
+        people = ", ".join(
+            f"{m.identities[0] if m.identities else m.customer_id} ({m.stage}"
+            f"{', ' + m.persona if m.persona else ''})"
+            for m in signal.buying_group
+            if m.engaged
+        )
+        rows += [
+            ("stage", str(signal.stage)),
+            ("why", escape(signal.reason)),
+            ("engaged", escape(people)),
+            ("action", f"tandem account {signal.account_id}"),
         ]
     else:  # pragma: no cover - the Signal union is exhaustive
         what = signal.signal_type

@@ -16,6 +16,12 @@ from schemas.signals import (
     NurtureSignal,
     Signal,
 )
+from streams.journey.account import (
+    account_handoff_signal,
+    account_of,
+    account_signal_id,
+    account_view,
+)
 from streams.journey.identity import (
     LEDGER_CUSTOMER,
     IdentityDecision,
@@ -80,6 +86,10 @@ __all__ = [
     "UnmergeDecision",
     "UnmergeError",
     "absorb",
+    "account_handoff_signal",
+    "account_of",
+    "account_signal_id",
+    "account_view",
     "apply_touchpoint",
     "customer_id_for",
     "default_playbook",

@@ -125,6 +125,7 @@ def compact_summary(tp: Envelope) -> CompactedTouchpoint:
         campaign_id=campaign,
         amount=amount,
         currency=currency,
+        account_id=None if tp.identity is None else tp.identity.account_id,
     )
 
 

@@ -29,6 +29,7 @@ from schemas.journey import (
     UnmatchedResponse,
 )
 from schemas.playbook import Playbook
+from streams.journey.account import account_of
 from streams.journey.fold import summarize
 from streams.journey.memo import NO_CURRENCY
 from streams.journey.record import derive, totals
@@ -124,6 +125,7 @@ def snapshot(
         customer_id=record.customer_id,
         version=record.version,
         identities=list(record.identifiers),
+        account_id=account_of(record, playbook),
         stage=v.stage,
         cycle=v.cycle,
         stage_history=v.stage_history,

@@ -165,3 +165,22 @@ def test_screenshot(
 def _rows(table: Node) -> list[Node]:
     body = [c for c in table.children or [] if c.tag == "tbody"]
     return [r for r in (body[0].children or []) if r.tag == "tr"] if body else []
+
+
+def test_account_view_shows_its_buying_group(
+    api_url: str, api_key: str, demo: Demo, chromium: Chromium
+) -> None:
+    """The accounts list holds the demo's account (Chen's CRM contact names it); opening it
+    through the hash shows its buying group as ``GET /v1/accounts/{id}`` has it."""
+    members = {c: s for c, s in demo.snapshots.items() if s.get("account_id") == "acme"}
+    assert members, "the demo names an account"
+    page = loaded(chromium.dom(view(api_url, api_key, "account=acme")))
+    rows = _rows(page.find("accounts-table"))
+    assert "acme" in {row.attrs["data-account-id"] for row in rows}
+    group = page.find("account-detail").find("buying-group")
+    shown = group.words()
+    for snapshot in members.values():
+        name = snapshot["identities"][0].split(":", 1)[1]
+        assert name in shown and snapshot["stage"] in shown
+    assert len(_rows(group)) == len(members)
+    assert "account hand-off" in page.find("account-handoff").words()

@@ -53,7 +53,7 @@ from streams.journey.kpis.units import CHURNED, CUSTOMER, FUNNEL_VALUES, US_PER_
 SEP = "\x1f"
 """Separates the parts of a field (ASCII unit separator: not expected in names)."""
 
-DIMS: tuple[str, ...] = ("persona", "channel", "campaign", "source")
+DIMS: tuple[str, ...] = ("persona", "channel", "campaign", "source", "account")
 """The slicing dimensions a person journey's counts are kept under."""
 
 BLOCK_DAYS = 32
@@ -139,6 +139,7 @@ def contributions(facts: JourneyFacts | Mapping[str, Any] | None) -> Contributio
         "channel": j.channel or NONE_GROUP,
         "campaign": j.campaign or NONE_GROUP,
         "source": j.source or NONE_GROUP,
+        "account": j.account or NONE_GROUP,
     }
     durations: list[_Duration] = []
     items = [*_stages(j, durations), *_money(j, out), *_activity(j), *_handoffs(j, durations)]

@@ -26,6 +26,7 @@ from schemas.kpis import (
 )
 from schemas.playbook import Playbook
 from streams.journey import memo
+from streams.journey.account import account_of
 from streams.journey.kpis.units import micros
 from streams.journey.kpis.walk import FactsWalk, Win
 from streams.journey.memo import NO_CURRENCY
@@ -140,6 +141,7 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         playbook_version=playbook.version,
         persona=state.fit().persona,
         source=source,
+        account=account_of(record, playbook),
         first_touch_at=None if first is None else micros(first.occurred_at),
         first_channel=walk.first_channel,
         first_campaign=walk.first_campaign,

@@ -25,6 +25,7 @@ class LoadedJourney:
     customer_id: str
     persona: str | None
     source: str | None
+    account: str | None
     channel: str | None
     campaign: str | None
     first: int | None
@@ -60,6 +61,7 @@ def load(facts: JourneyFacts | Mapping[str, Any]) -> LoadedJourney:
         customer_id=d["customer_id"],
         persona=d.get("persona"),
         source=d.get("source"),
+        account=d.get("account"),
         channel=d.get("first_channel"),
         campaign=d.get("first_campaign"),
         first=d.get("first_touch_at"),

@@ -248,6 +248,7 @@ GROUP_KEYS: dict[GroupBy, Callable[[LoadedJourney], str | None]] = {
     "campaign": lambda j: j.campaign,
     "persona": lambda j: j.persona,
     "source": lambda j: j.source,
+    "account": lambda j: j.account,
 }
 """The value a journey is grouped under, per slicing dimension (None → `NONE_GROUP`)."""
 
