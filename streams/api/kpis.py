@@ -15,7 +15,6 @@ Definitions: docs/kpis.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,8 +58,9 @@ async def catch_up_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded: redis-py can swallow a cancel that lands mid-command (redis/redis-py#2028,
+        # #2665), and a shutdown must never hang on the background catch-up.
+        await asyncio.wait({task}, timeout=5.0)
 
 
 router = APIRouter(
