@@ -459,8 +459,10 @@ class FoldState:
         if tp.type == "sales.prospect_added" and previous in stages.BEFORE_LEAD:
             self.outbound = True
         self.stage = stage
+        # Built unvalidated: every field is already of its type (an aware event time, a Stage,
+        # a cycle ≥ 0), and refolds make thousands of these.
         self.history.append(
-            StageChange(
+            StageChange.model_construct(
                 stage=stage,
                 entered_at=tp.occurred_at,
                 cause_event_id=tp.event_id,
