@@ -93,6 +93,26 @@ def summarize(tp: Envelope | TouchpointSummary) -> TouchpointSummary:
     return summary
 
 
+_FITS: OrderedDict[tuple[Any, ...], tuple[Playbook, FitScore]] = OrderedDict()
+_FITS_KEPT = 4096
+
+
+def _fit_of(firmographics: Firmographics, playbook: Playbook) -> FitScore:
+    # A pure function of a few values, asked again on every refold that passes a form: most
+    # people share a handful of titles and sizes. Kept by value and by the very playbook
+    # object (held, so its id cannot be reused); the FitScore is immutable, so shared.
+    key = (id(playbook), *(tuple(v) if isinstance(v, list) else v
+                           for v in firmographics.__dict__.values()))  # fmt: skip
+    kept = _FITS.get(key)
+    if kept is not None and kept[0] is playbook:
+        return kept[1]
+    fit = scoring.fit(firmographics, playbook)
+    _FITS[key] = (playbook, fit)
+    if len(_FITS) > _FITS_KEPT:
+        _FITS.popitem(last=False)
+    return fit
+
+
 def _summarize(tp: Envelope) -> TouchpointSummary:
     content_id = tp.context.content_id
     if content_id is None and isinstance(tp, ContentDownloaded):
@@ -255,7 +275,7 @@ class FoldState:
     def fit(self) -> FitScore:
         """Fit as of the current touchpoint (cached until firmographics change)."""
         if self._fit is None:
-            self._fit = scoring.fit(self.firmographics(), self.playbook)
+            self._fit = _fit_of(self.firmographics(), self.playbook)
         return self._fit
 
     def open_objections(self) -> list[Objection]:
@@ -442,8 +462,10 @@ class FoldState:
         if tp.type == "sales.prospect_added" and previous in stages.BEFORE_LEAD:
             self.outbound = True
         self.stage = stage
+        # Built unvalidated: every field is already of its type (an aware event time, a Stage,
+        # a cycle ≥ 0), and refolds make thousands of these.
         self.history.append(
-            StageChange(
+            StageChange.model_construct(
                 stage=stage,
                 entered_at=tp.occurred_at,
                 cause_event_id=tp.event_id,
@@ -502,27 +524,58 @@ class FoldState:
             # Same inputs since the horizon: the facts computed before compaction still hold.
             self.triggers.append(pin.trigger)
             return
-        self.triggers.append(
-            SignalTrigger(
-                rule=rule,
-                key=key,
-                cycle=self.cycle,
-                event_id=tp.event_id,
-                at=tp.occurred_at,
-                stage=self.stage,
-                reason=reason,
-                identities=by_strength(self.identities),
-                engagement=self.engagement_score(tp.occurred_at),
-                fit=self.fit(),
-                firmographics=self.firmographics(),
-                last_marketing=[summarize(t) for t in self.last_marketing],
-                last_sales=[summarize(t) for t in self.last_sales],
-                campaigns=list(self.campaigns),
-                messages=list(self.messages),
-                open_objections=self.open_objections(),
-                unsubscribed=self.unsubscribed,
-            )
+        inputs = self._capture_inputs(tp, reason)
+        kept = _TRIGGERS.get((rule, key, tp.event_id))
+        if kept is not None and kept[0] is self.playbook and kept[1] is tp and kept[2] == inputs:
+            self.triggers.append(kept[3])
+            return
+        trigger = SignalTrigger(
+            rule=rule,
+            key=key,
+            cycle=self.cycle,
+            event_id=tp.event_id,
+            at=tp.occurred_at,
+            stage=self.stage,
+            reason=reason,
+            identities=by_strength(self.identities),
+            engagement=self.engagement_score(tp.occurred_at),
+            fit=self.fit(),
+            firmographics=self.firmographics(),
+            last_marketing=[summarize(t) for t in self.last_marketing],
+            last_sales=[summarize(t) for t in self.last_sales],
+            campaigns=list(self.campaigns),
+            messages=list(self.messages),
+            open_objections=self.open_objections(),
+            unsubscribed=self.unsubscribed,
         )
+        self.triggers.append(trigger)
+        _TRIGGERS[(rule, key, tp.event_id)] = (self.playbook, tp, inputs, trigger)
+        if len(_TRIGGERS) > _TRIGGERS_KEPT:
+            _TRIGGERS.popitem(last=False)
+
+    def _capture_inputs(self, tp: Envelope, reason: str) -> tuple[Any, ...]:
+        """Everything a trigger's facts are made of besides the playbook and the touchpoint:
+        equal inputs make an equal trigger. Touchpoints by the very object (their ids, kept
+        alive by the entry's touchpoint lists); objections by value, offsets included."""
+        return (
+            self.cycle, self.stage, reason, frozenset(self.identities),
+            self.carry_at, self.carry, self.score_at, self.score_total, self.score_cycle,
+            tuple(self.items), self.job_title, self.company, self.company_size, self.industry,
+            frozenset(self.pain_points), tuple(map(id, self.last_marketing)),
+            tuple(map(id, self.last_sales)), tuple(self.last_marketing), tuple(self.last_sales),
+            tuple(self.campaigns), tuple(self.messages), self.unsubscribed,
+            tuple((o.category, o.event_id, o.raised_at, o.raised_at.utcoffset(), o.note)
+                  for o in self.objections.values()),
+        )  # fmt: skip
+
+
+_TRIGGERS: OrderedDict[
+    tuple[str, str, str], tuple[Playbook, Envelope, tuple[Any, ...], SignalTrigger]
+] = OrderedDict()
+_TRIGGERS_KEPT = 16384
+"""Triggers captured lately, by rule, key and event: a refold from a checkpoint (a late
+touchpoint) captures the same facts again at the same touchpoints, and reusing the very
+trigger object also keeps the signal built from it (`signals._desired`)."""
 
 
 def _pin_key(trigger: SignalTrigger) -> tuple[str, str, str]:

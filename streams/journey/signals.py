@@ -77,7 +77,7 @@ def recommend(
     track_content: Iterable[str] = (),
 ) -> list[ContentItem]:
     """Content to send: the track's, then the stage's, then one set per open objection."""
-    catalogue = playbook.content.items()
+    catalogue = _catalogue(playbook)
     chosen: dict[str, ContentItem] = {}
     for content_id in track_content:
         if content_id in catalogue:
@@ -88,6 +88,20 @@ def recommend(
         for item in group:
             chosen.setdefault(item.id, item)
     return list(chosen.values())
+
+
+_CATALOGUES: dict[int, tuple[Playbook, dict[str, ContentItem]]] = {}
+
+
+def _catalogue(playbook: Playbook) -> dict[str, ContentItem]:
+    # Asked for every signal built: kept by the very (immutable) playbook, held so its id
+    # cannot be reused; a process sees one or two playbooks.
+    kept = _CATALOGUES.get(id(playbook))
+    if kept is None or kept[0] is not playbook:
+        if len(_CATALOGUES) > 16:
+            _CATALOGUES.clear()
+        kept = _CATALOGUES[id(playbook)] = (playbook, playbook.content.items())
+    return kept[1]
 
 
 @dataclass(frozen=True)
