@@ -13,7 +13,9 @@ or a replayed batch, can no longer re-point it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from streams.kpi_store import KpiStore
+
+log = logging.getLogger("tandem.projection")
 
 # The account index: ``account:<id>`` is the set of its members' customer ids, ``accounts`` the
 # set of account ids with members; a journey's hash keeps its account in the ``account`` field,
@@ -384,5 +388,11 @@ class JourneyProjection:
             await kpis.queue_facts(pipe, gone.customer_id, gone.version, None)
         await pipe.execute()
 
-    async def close(self) -> None:
-        await self.redis.aclose()
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Close the client's connections, waiting at most `timeout_s`: redis-py's close can
+        wait forever on a connection whose command was cancelled (redis/redis-py#3941), and a
+        shutdown must not hang on it."""
+        closing = asyncio.ensure_future(self.redis.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=timeout_s)
+        if not done:
+            log.warning("closing the Redis client took over %.0f s; left behind", timeout_s)
