@@ -42,8 +42,15 @@ def kafka_version(pom: Path = POM) -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID as 22 characters of URL-safe base64, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a random UUID as 22 characters of URL-safe base64, no padding.
+
+    Never one starting with ``-`` (1 in 32 would): the storage tool's argument parser takes it
+    for an option and formatting fails. Kafka's own `Uuid.randomUuid` avoids it the same way.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def render_server_properties(host: str, port: int, log_dir: Path) -> str:

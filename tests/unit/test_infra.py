@@ -144,6 +144,12 @@ def test_cluster_id_is_22_chars_of_urlsafe_base64() -> None:
         assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    # One in 32 would, and the storage tool's parser then reads it as an option (seen: a
+    # crash-loop test's own broker failed to format).
+    assert not any(new_cluster_id().startswith("-") for _ in range(2_000))
+
+
 @pytest.mark.parametrize(
     ("output", "major"),
     [
