@@ -429,17 +429,17 @@ def test_up_then_up_then_down_with_stand_ins(
     _stand_in(monkeypatch, RedisService, ["sleep", "65"], ready=True)
 
     first = infra.up(settings, timeout=5)
-    assert all(s.started and s.state is ServiceState.RUNNING for s in first.services)
+    assert all(s.started and s.state is ServiceState.RUNNING for s in first.services), first
     pids = [s.pid for s in first.services]
-    assert all(pid and pid_alive(pid) for pid in pids)
+    assert all(pid and pid_alive(pid) for pid in pids), (first, [pid_alive(p) for p in pids])
 
     second = infra.up(settings, timeout=5)
     assert [s.pid for s in second.services] == pids
     assert all(not s.started and "already running" in s.detail for s in second.services)
 
     stopped = infra.down(settings, grace=5)
-    assert all(s.state is ServiceState.DOWN for s in stopped.services)
-    assert all(pid is not None and not pid_alive(pid) for pid in pids)
+    assert all(s.state is ServiceState.DOWN for s in stopped.services), stopped
+    assert all(pid is not None and not pid_alive(pid) for pid in pids), (stopped, pids)
     assert infra.down(settings).kafka.detail == "was not running"  # safe to call twice
 
 
