@@ -134,8 +134,11 @@ async def test_a_forgotten_person_leaves_no_trace_and_never_comes_back(
     assert all(latest[c] is None for c in ada_ids if c in latest) and ada_id in latest
     assert latest[bob_id] is not None
     # The audit alert: who, when, which request, a digest, and no identifier.
+    # (Other tests of the session forget people on the same topics: hers is the one naming
+    # her journeys.)
     audits = [v for _k, v in await read_topic(settings, ALERTS)
-              if v and v.get("signal_type") == "person_forgotten"]  # fmt: skip
+              if v and v.get("signal_type") == "person_forgotten"
+              and set(v["erased_customer_ids"]) & ada_ids]  # fmt: skip
     assert len(audits) == 1 and audits[0]["requested_by"] == "dpo"
     assert set(audits[0]["erased_customer_ids"]) == ada_ids and audits[0]["identities"] == []
     assert not any(t in str(audits[0]).lower() for t in ADA_TRACES)
