@@ -57,9 +57,9 @@ def conflicting_signals(messages: list[tuple[str | None, object]]) -> list[str]:
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "open defect (issue 10), cause not yet found: in 2 of 4 runs one journey ended at a "
-        "customer id the replay does not have; in one of them two journeys pointed to each "
-        "other as moved (a cycle: their later messages dead-lettered after 32 hops)"
+        "open defect (issue 10), cause not yet found: 2 of 9 runs on 2026-12-01 did not end at "
+        "the replay (two journeys each missing a touchpoint, no dead letter); earlier runs "
+        "showed a journey at a customer id the replay does not have, or a moved-pointer cycle"
     ),
 )
 async def test_ten_kills_a_redis_and_a_broker_restart_end_at_the_replay(
