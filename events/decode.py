@@ -171,6 +171,15 @@ def load_json(text: str) -> object | Rejection:
     return document
 
 
+def load_json_bytes(raw: bytes) -> object | Rejection:
+    """`load_json` of UTF-8 bytes, or why they are not a document (`bad_utf8` first)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
+    return load_json(text)
+
+
 def decode_touchpoint(
     raw: bytes, domain: Domain | None = None, *, now: datetime
 ) -> Touchpoint | Rejection:
@@ -180,11 +189,7 @@ def decode_touchpoint(
         return Rejection(
             ReasonCode.TOO_LARGE, f"{len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit"
         )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    document = load_json(text)
+    document = load_json_bytes(raw)
     if isinstance(document, Rejection):
         return document
     return validate_document(document, domain, now=now)

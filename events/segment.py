@@ -44,7 +44,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from events.decode import MAX_MESSAGE_BYTES, ReasonCode, Rejection, load_json, validate_document
+from events.decode import (
+    MAX_MESSAGE_BYTES,
+    ReasonCode,
+    Rejection,
+    load_json_bytes,
+    validate_document,
+)
 from events.vocabulary import TYPE_NAMES, Touchpoint
 
 Document = dict[str, Any]
@@ -357,11 +363,7 @@ def decode_segment(
 ) -> list[SegmentOutcome] | Rejection:
     """Decode a Segment request body (one call of `kind`, or a batch for ``None``) received at
     `now`; a `Rejection` when the body itself is not a Segment request. Never raises."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    document = load_json(text)
+    document = load_json_bytes(raw)
     if isinstance(document, Rejection):
         return document
     calls = calls_of(document, kind)

@@ -20,7 +20,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from events.decode import MAX_MESSAGE_BYTES, ReasonCode, Rejection, load_json, validate_document
+from events.decode import (
+    MAX_MESSAGE_BYTES,
+    ReasonCode,
+    Rejection,
+    load_json_bytes,
+    validate_document,
+)
 from events.envelope import Envelope
 from events.topics import domain_of
 from events.vocabulary import Touchpoint
@@ -255,11 +261,7 @@ async def post_events(request: Request, client: Client) -> Any:
     """
     _require_json(request)
     body = await _read_body(request)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _bad_body(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    parsed = load_json(text)
+    parsed = load_json_bytes(body)
     if isinstance(parsed, Rejection):
         return _bad_body(parsed.code, parsed.message)
     documents: list[object] = parsed if isinstance(parsed, list) else [parsed]

@@ -30,7 +30,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from events.decode import ReasonCode, Rejection, load_json
+from events.decode import ReasonCode, Rejection, load_json_bytes
 from events.envelope import Envelope
 from events.segment import SegmentOutcome, calls_of, map_call
 from events.topics import domain_of
@@ -194,11 +194,7 @@ async def ingest(request: Request, kind: str | None) -> Any:
     client = _client(request, None) if _presented_keys(request, None) else None
     _require_segment_media(request)
     body = await _read_body(request)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _bad_body(ReasonCode.BAD_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    document = load_json(text)
+    document = load_json_bytes(body)
     if isinstance(document, Rejection):
         return _bad_body(document.code, document.message)
     client = client or _client(request, document)
