@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from events.vocabulary import ObjectionCategory, Touchpoint
 
@@ -36,6 +36,14 @@ class Stage(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _without_delivery_count(data: object) -> object:
+    """Drop the `duplicates` delivery count that records and snapshots written before
+    2026-12-01 carry (stored in tables and Redis): it is no longer part of a journey."""
+    if isinstance(data, dict) and "duplicates" in data:
+        return {k: v for k, v in data.items() if k != "duplicates"}
+    return data
 
 
 # --- the parts of a derived journey ------------------------------------------------------
@@ -312,7 +320,8 @@ class JourneyRecord(_Model):
     unmerges: list[UnmergeEntry] = Field(default_factory=list)
     signal_ledger: dict[str, LedgerEntry] = Field(default_factory=dict)
     playbook_version: str | None = None
-    duplicates: int = Field(0, ge=0, description="deliveries of an already-seen event id")
+
+    _legacy = model_validator(mode="before")(_without_delivery_count)
 
     def seen_event_ids(self) -> set[str]:
         """Every event id this journey holds, retained or compacted (for deduplication)."""
@@ -337,11 +346,13 @@ class SignalRef(_Model):
 
 
 class Counts(_Model):
-    """How many touchpoints the journey holds, and how many deliveries were duplicates."""
+    """How many touchpoints the journey holds (duplicates are counted by the worker's metrics,
+    not here: how often an event was delivered is not part of the journey)."""
 
     touchpoints: int
     retained: int
-    duplicates: int
+
+    _legacy = model_validator(mode="before")(_without_delivery_count)
     by_type: dict[str, int] = Field(default_factory=dict)
 
 

@@ -5,16 +5,18 @@ operation here is a set operation followed by re-deriving the view and reconcili
 That is what makes the laws hold (checked by the property tests in `tests/property/`):
 
 * any permutation or duplication of the same touchpoints gives the same journey and view;
+* a delivery of a touchpoint the journey already holds changes nothing, not even `version`:
+  after a crash the worker handles messages again, and a repeat must leave no trace, or the
+  versions it would bump collide with those the read model already holds;
 * `merge` is commutative, associative and idempotent, and
-  ``fold(A + B) == merge(fold(A), fold(B))`` (up to the delivery counters `version` and
-  `duplicates`, which count deliveries, not content);
+  ``fold(A + B) == merge(fold(A), fold(B))`` (up to `version`, which counts changes);
 * evaluated event by event in any order, the final set of active signals — ids, content — is
   the one the full set of touchpoints calls for (the emitted history may contain corrections).
 
 Conflicting duplicates: two messages with the same `event_id` but different content are the
 same event delivered twice with a difference; deterministically the one with the smaller
-canonical JSON (`events.touchpoint_to_json`, bytewise) is kept and the other is counted as a
-duplicate — so the choice does not depend on which arrived first.
+canonical JSON (`events.touchpoint_to_json`, bytewise) is kept — so the choice does not depend
+on which arrived first.
 
 Bounded state: at most `max_retained` (default `MAX_RETAINED_TOUCHPOINTS`) touchpoints are kept
 in full. When one more arrives, the oldest are compacted in whole chunks of
@@ -173,13 +175,12 @@ def _add(
             position = bisect.bisect(retained, _key(tp), key=_key)
             retained.insert(position, tp)
             ids[tp.event_id], changed_from, totals = tp, min(index, position), None
-        update = {"touchpoints": retained, "identifiers": identifiers,
-                  "duplicates": record.duplicates + 1}  # fmt: skip
+        update = {"touchpoints": retained, "identifiers": identifiers}
         return _Added(record.model_copy(update=update), replace, True, changed_from,
                       (ids, compacted_ids), totals, None if replace else walk)  # fmt: skip
     prefix = record.compacted
     if tp.event_id in compacted_ids:
-        update = {"identifiers": identifiers, "duplicates": record.duplicates + 1}
+        update = {"identifiers": identifiers}
         return _Added(record.model_copy(update=update), False, True, None,
                       (ids, compacted_ids), totals, walk)  # fmt: skip
     horizon = _horizon(record)
@@ -369,19 +370,16 @@ def fold(
     guards = IdentityGuards.from_playbook(playbook)
     chosen: dict[str, Touchpoint] = {}
     identifiers: set[str] = set()
-    duplicates = 0
     for tp in touchpoints:
         if tp.identity is not None:
             identifiers.update(guards.linkable(tp.identity.identifiers()))
         known = chosen.get(tp.event_id)
-        duplicates += known is not None
         if known is None or canonical(tp) < canonical(known):
             chosen[tp.event_id] = tp
     record = JourneyRecord(
         customer_id=customer_id,
         identifiers=by_strength(identifiers),
         touchpoints=sorted(chosen.values(), key=_key),
-        duplicates=duplicates,
     )
     record = compact(record, playbook, max_retained)
     return record.model_copy(update={"playbook_version": playbook.version})
@@ -424,7 +422,7 @@ def merge(a: JourneyRecord, b: JourneyRecord) -> JourneyRecord:
     Touchpoints, identifiers, merge history and signal ledger are unions (conflicting
     duplicates: the smaller canonical JSON wins; ledger: the furthest-along entry wins). The
     customer id is that of the journey with the strongest identifier (the resolver's rule);
-    `version` and `duplicates` are the maxima. With compacted prefixes, the later horizon's
+    `version` is the maximum. With compacted prefixes, the later horizon's
     state is kept and touchpoints behind it are reduced to summaries (see the module doc).
     """
     customer_id = min(a, b, key=_customer_rank).customer_id
@@ -460,7 +458,6 @@ def merge(a: JourneyRecord, b: JourneyRecord) -> JourneyRecord:
         unmerges=unmerges,
         signal_ledger=sig.merge_ledgers(a.signal_ledger, b.signal_ledger),
         playbook_version=max(versions) if versions else None,
-        duplicates=max(a.duplicates, b.duplicates),
     )
 
 
@@ -499,7 +496,6 @@ def absorb(
                 [*merged.merges, entry],
                 key=lambda m: (m.at, m.absorbed_customer_id, m.cause_event_id),
             ),
-            "duplicates": record.duplicates + other.duplicates,
             "version": max(record.version, other.version),
             "playbook_version": playbook.version,
         }
@@ -616,7 +612,6 @@ def split(
             unmerges=history if entry in history else [*history, entry],
             signal_ledger=kept_ledger if kept else moved_ledger,
             playbook_version=playbook.version,
-            duplicates=record.duplicates if kept else 0,
         )
     kept_record = compact(sides[kept_id], playbook, max_retained)
     kept_record, signals = _reconcile(kept_record, playbook, at)
@@ -667,7 +662,6 @@ def receive_split(
         update={
             "customer_id": record.customer_id,
             "version": record.version,
-            "duplicates": max(record.duplicates, moved.duplicates),
             "playbook_version": playbook.version,
         }
     )

@@ -156,7 +156,6 @@ def snapshot(
         counts=Counts(
             touchpoints=v.touchpoint_count,
             retained=len(record.touchpoints),
-            duplicates=record.duplicates,
             by_type=v.counts_by_type,
         ),
         playbook_version=playbook.version,

@@ -178,7 +178,10 @@ def touchpoint_arrived(customer_id: str, message: TouchpointArrived, unit: Journ
         return
     journey = found or unit.new_journey(customer_id)
     outcome = records.apply_touchpoint(journey, message.touchpoint, unit.playbook)
-    unit.save(customer_id, outcome.record)
+    # A repeat (redelivery after a crash) leaves no trace: no write, no new version. Any
+    # change bumps the version, so an unchanged version means nothing changed.
+    if found is None or outcome.record.version != journey.version:
+        unit.save(customer_id, outcome.record)
     unit.emit(customer_id, outcome.signals)
     unit.counters.applied += outcome.applied
     unit.counters.duplicates += outcome.duplicate

@@ -81,11 +81,10 @@ async def eventually(
 def comparable(snapshot: dict[str, Any]) -> dict[str, Any]:
     """A snapshot without what legitimately depends on delivery history.
 
-    `version` counts the writes (duplicates and merges included), `as_of`/`merges` record when
-    and through which event journeys met, and signal versions count corrections.
+    `version` counts the changes (merges included), `as_of`/`merges` record when and through
+    which event journeys met, and signal versions count corrections.
     """
     kept = {k: v for k, v in snapshot.items() if k not in ("version", "merges", "signals")}
-    kept["counts"] = {k: v for k, v in snapshot["counts"].items() if k != "duplicates"}
     # Timer signals (SLA, stalled, upsell, renewal) depend on the wall clock, not on events.
     kept["active_signal_ids"] = sorted(
         s["signal_id"]

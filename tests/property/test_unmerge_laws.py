@@ -85,7 +85,6 @@ def active(record: core.JourneyRecord) -> dict[str, str]:
 
 def content(record: core.JourneyRecord) -> dict[str, Any]:
     snap = core.snapshot(record, PB).model_dump(exclude={"version", "merges", "signals"})
-    del snap["counts"]["duplicates"]
     return {**snap, "active": active(record)}
 
 

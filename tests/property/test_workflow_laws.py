@@ -24,6 +24,7 @@ from streams import workflow
 from streams.journey.identity import IdentityGuards
 from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
 from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
+from streams.workflow.ports import StoredJourney
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
 from tests.property.strategies import (
     PROPERTIES,
@@ -136,3 +137,102 @@ def test_a_quarantined_mailbox_ends_at_the_replay_too(docs: Docs, rng: Random) -
     test_any_interleaving_of_partitions_ends_at_the_replay.hypothesis.inner_test(docs, rng)  # type: ignore[attr-defined]
     signals = workflow.replay(parse(docs), PB).signals
     assert [s.signal_type for s in signals].count("identity_quarantined") == 1
+
+
+class CrashingWorker(Worker):
+    """The workflow as the worker runs it across crashes (`streams.adapters.agents`).
+
+    Partitions are logs read from a position; a handled message's outgoing commands are
+    appended first, then its journeys go to the read model (Redis: it keeps the highest
+    version it is sent), then to the table. Only a commit makes the table's writes durable
+    (Faust flushes the changelog before committing offsets); a crash (`kill -9`) loses the
+    table's writes since and rewinds every partition to its committed position, while the
+    logs and the read model keep all they got. A partition may also be fetched again from an
+    earlier position (a rebalance's seek, a refetch over a hole): those messages are handled
+    again on a table that already holds them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logs: list[list[Command]] = [[] for _ in range(PARTITIONS)]
+        self.position = [0] * PARTITIONS
+        self.committed = [0] * PARTITIONS
+        self.durable: dict[str, StoredJourney] = {}
+        self.read_model: dict[str, StoredJourney] = {}
+
+    def route(self, outgoing: list[Any]) -> None:
+        for item in outgoing:
+            if isinstance(item, Command):
+                self.logs[partition_of(item.customer_id)].append(item)
+
+    def behind(self) -> list[int]:
+        return [p for p in range(PARTITIONS) if self.position[p] < len(self.logs[p])]
+
+    def consume(self, partition: int, redeliver: bool = False) -> None:
+        command = self.logs[partition][self.position[partition]]
+        unit = JourneyUnit(self.store, PB)
+        handle_journey_message(command.customer_id, command.message, unit)
+        changes, outgoing = unit.flush()
+        self.route(outgoing)
+        for customer_id, journey in changes:
+            self.publish(customer_id, journey)
+        for customer_id, journey in changes:
+            self.store.put(customer_id, journey)
+        self.position[partition] += 1
+
+    def publish(self, customer_id: str, journey: StoredJourney) -> None:
+        held = self.read_model.get(customer_id)
+        if held is None or journey.version > held.version:
+            self.read_model[customer_id] = journey
+        else:
+            # The read model refuses a version it holds: had this version other content, the
+            # journey would be stuck at the old one (the crash loop's lost touchpoints).
+            assert journey.version < held.version or journey == held, (
+                f"{customer_id}: version {journey.version} written with two contents"
+            )
+
+    def commit(self) -> None:
+        self.durable = dict(self.store.journeys)
+        self.committed = [max(c, p) for c, p in zip(self.committed, self.position, strict=True)]
+
+    def refetch(self, partition: int, rng: Random) -> None:
+        self.position[partition] = rng.randint(0, self.position[partition])
+
+    def crash(self) -> None:
+        self.store.journeys = dict(self.durable)
+        self.position = list(self.committed)
+
+
+@LAW
+@given(deliveries(), st.randoms(use_true_random=False))
+def test_crashes_never_write_one_version_with_two_contents(docs: Docs, rng: Random) -> None:
+    """Handled again after a crash, a message gives what it gave before, and one already in
+    the journey leaves no trace; so the read model, which keeps the highest version, ends
+    holding each journey exactly as the table does, and both equal the replay."""
+    worker = CrashingWorker()
+    pending = deque(docs)
+    crashes = 0
+    while pending or worker.behind():
+        behind = worker.behind()
+        options = behind + ([-1] if pending else [])
+        choice = rng.choice(options)
+        if choice == -1:
+            worker.resolve(pending.popleft())
+        else:
+            worker.consume(choice)
+        if rng.random() < 0.2:
+            worker.commit()
+        elif crashes < 6 and rng.random() < 0.04:
+            worker.crash()
+            crashes += 1
+        elif crashes < 6 and rng.random() < 0.04:
+            worker.refetch(rng.randrange(PARTITIONS), rng)
+            crashes += 1
+    expected = workflow.replay(parse(docs), PB).records
+    live = worker.records()
+    assert set(live) == set(expected)
+    for customer, record in expected.items():
+        got = live[customer]
+        assert {t.event_id for t in got.touchpoints} == {t.event_id for t in record.touchpoints}
+        assert active(got) == active(record)
+        assert worker.read_model[customer] == got, f"the read model is stuck at {customer}"

@@ -32,11 +32,13 @@ def test_touchpoints_are_kept_sorted_by_event_time_then_id() -> None:
     assert [t.event_id for t in record.touchpoints] == ["c", "a", "b"]
 
 
-def test_every_change_bumps_the_version() -> None:
+def test_every_change_bumps_the_version_and_a_repeat_changes_nothing() -> None:
     record, _ = apply_all(hot_lead(), PB)
     assert record.version == 3
+    # A redelivery (after a crash) must leave no trace: a version it bumped would collide with
+    # the one the read model already holds from before the crash.
     duplicate = core.apply_touchpoint(record, hot_lead()[0], PB)
-    assert duplicate.record.version == 4 and duplicate.record.duplicates == 1
+    assert duplicate.duplicate and duplicate.record == record
 
 
 def test_conflicting_duplicates_keep_the_smaller_canonical_json_in_any_order() -> None:
@@ -45,7 +47,7 @@ def test_conflicting_duplicates_keep_the_smaller_canonical_json_in_any_order() -
     assert touchpoint_to_json(small) < touchpoint_to_json(large)
     for order in ([small, large], [large, small]):
         record, _ = apply_all(order, PB)
-        assert record.touchpoints == [small] and record.duplicates == 1
+        assert record.touchpoints == [small]
     replaced = core.apply_touchpoint(apply_all([large], PB)[0], small, PB)
     assert replaced.applied and replaced.duplicate
     kept = core.apply_touchpoint(apply_all([small], PB)[0], large, PB)
@@ -79,7 +81,7 @@ def test_snapshot_has_everything_the_read_model_needs() -> None:
     assert snap.last_marketing is not None and snap.last_marketing.event_id == "h3"
     assert snap.last_sales is None
     assert {s.signal_type for s in snap.signals} == {"handoff", "nurture"}
-    assert snap.counts.touchpoints == 3 and snap.counts.duplicates == 0
+    assert snap.counts.touchpoints == 3 and snap.counts.retained == 3
     assert snap.first_touch is not None and snap.first_touch.channel == "paid_search"
     assert (snap.last_touch_at, snap.as_of) == (at(hours=2), at(days=1))
     assert snap.playbook_version == PB.version
