@@ -24,7 +24,7 @@ from streams import workflow
 from streams.journey.identity import IdentityGuards
 from streams.workflow.handlers import handle_journey_message, touchpoint_accepted
 from streams.workflow.memory import InMemoryIdentityStore, InMemoryJourneyStore
-from streams.workflow.ports import StoredJourney
+from streams.workflow.ports import MovedJourney, StoredJourney
 from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
 from tests.property.strategies import (
     PROPERTIES,
@@ -181,6 +181,8 @@ class CrashingWorker(Worker):
         self.position[partition] += 1
 
     def publish(self, customer_id: str, journey: StoredJourney) -> None:
+        if isinstance(journey, MovedJourney) and journey.reclaimed:
+            return  # not published (`adapters.journeys.read_model_batch`)
         held = self.read_model.get(customer_id)
         if held is None or journey.version > held.version:
             self.read_model[customer_id] = journey
@@ -236,3 +238,7 @@ def test_crashes_never_write_one_version_with_two_contents(docs: Docs, rng: Rand
         assert {t.event_id for t in got.touchpoints} == {t.event_id for t in record.touchpoints}
         assert active(got) == active(record)
         assert worker.read_model[customer] == got, f"the read model is stuck at {customer}"
+    for customer, held in worker.read_model.items():  # no stale journey or pointer either
+        stored = worker.store.get(customer)
+        if not (isinstance(stored, MovedJourney) and stored.reclaimed):
+            assert held == stored, f"the read model is stuck at {customer}"
