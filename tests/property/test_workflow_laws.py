@@ -11,6 +11,7 @@ ids (no phantom journey), touchpoints, identifiers and active signals.
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections import deque
 from random import Random
@@ -147,9 +148,10 @@ class CrashingWorker(Worker):
     version it is sent), then to the table. Only a commit makes the table's writes durable
     (Faust flushes the changelog before committing offsets); a crash (`kill -9`) loses the
     table's writes since and rewinds every partition to its committed position, while the
-    logs and the read model keep all they got. A partition may also be fetched again from an
-    earlier position (a rebalance's seek, a refetch over a hole): those messages are handled
-    again on a table that already holds them.
+    logs and the read model keep all they got. The identity sequencer crashes with it: its
+    table goes back to its last commit and it resolves again from its committed position. A
+    partition may also be fetched again from an earlier position (a rebalance's seek, a
+    refetch over a hole): those messages are handled again on a table that already holds them.
     """
 
     def __init__(self) -> None:
@@ -159,6 +161,15 @@ class CrashingWorker(Worker):
         self.committed = [0] * PARTITIONS
         self.durable: dict[str, StoredJourney] = {}
         self.read_model: dict[str, StoredJourney] = {}
+        # The sequencer: its input log, read and committed positions, and its durable table.
+        self.accepted: list[dict[str, Any]] = []
+        self.resolved = 0
+        self.resolved_committed = 0
+        self.identity_durable = copy.deepcopy(self.identity.identities)
+
+    def resolve_next(self) -> None:
+        self.resolve(self.accepted[self.resolved])
+        self.resolved += 1
 
     def route(self, outgoing: list[Any]) -> None:
         for item in outgoing:
@@ -196,13 +207,22 @@ class CrashingWorker(Worker):
     def commit(self) -> None:
         self.durable = dict(self.store.journeys)
         self.committed = [max(c, p) for c, p in zip(self.committed, self.position, strict=True)]
+        self.identity_durable = copy.deepcopy(self.identity.identities)
+        self.resolved_committed = max(self.resolved_committed, self.resolved)
 
     def refetch(self, partition: int, rng: Random) -> None:
-        self.position[partition] = rng.randint(0, self.position[partition])
+        """Fetch a journeys partition (or, as partition -1, the sequencer's) again from an
+        earlier position."""
+        if partition == -1:
+            self.resolved = rng.randint(0, self.resolved)
+        else:
+            self.position[partition] = rng.randint(0, self.position[partition])
 
     def crash(self) -> None:
         self.store.journeys = dict(self.durable)
         self.position = list(self.committed)
+        self.identity.identities = copy.deepcopy(self.identity_durable)
+        self.resolved = self.resolved_committed
 
 
 @LAW
@@ -214,12 +234,15 @@ def test_crashes_never_write_one_version_with_two_contents(docs: Docs, rng: Rand
     worker = CrashingWorker()
     pending = deque(docs)
     crashes = 0
-    while pending or worker.behind():
+    while pending or worker.behind() or worker.resolved < len(worker.accepted):
         behind = worker.behind()
-        options = behind + ([-1] if pending else [])
+        unresolved = worker.resolved < len(worker.accepted)
+        options = behind + ([-1] if unresolved else []) + ([-2] if pending else [])
         choice = rng.choice(options)
-        if choice == -1:
-            worker.resolve(pending.popleft())
+        if choice == -2:
+            worker.accepted.append(pending.popleft())  # ingest: on to the sequencer
+        elif choice == -1:
+            worker.resolve_next()
         else:
             worker.consume(choice)
         if rng.random() < 0.2:
@@ -228,7 +251,7 @@ def test_crashes_never_write_one_version_with_two_contents(docs: Docs, rng: Rand
             worker.crash()
             crashes += 1
         elif crashes < 6 and rng.random() < 0.04:
-            worker.refetch(rng.randrange(PARTITIONS), rng)
+            worker.refetch(rng.randrange(-1, PARTITIONS), rng)
             crashes += 1
     expected = workflow.replay(parse(docs), PB).records
     live = worker.records()
