@@ -396,6 +396,110 @@ def _default_currency(journeys: Iterable[LoadedJourney]) -> str | None:
     return min(tally, key=lambda c: (-tally[c], c))
 
 
+_Voices = dict[str, dict[str, set[tuple[str, str]]]]
+"""Per group (persona or stage), per kind of voice: the distinct (value, journey) pairs heard."""
+
+
+def _voices() -> _Voices:
+    return defaultdict(lambda: defaultdict(set))
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one pass over the journeys collects: the slices' sums and everything beside them."""
+
+    series: Series | None
+    personas: dict[str, _Acc] = field(default_factory=lambda: defaultdict(_Acc))
+    groups: dict[str, _Acc] = field(default_factory=lambda: defaultdict(_Acc))
+    attribution: AttributionSums = field(default_factory=AttributionSums)
+    attribution_total: Decimal = _ZERO
+    by_persona: _Voices = field(default_factory=_voices)
+    by_stage: _Voices = field(default_factory=_voices)
+    other: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+
+def _context(window: Window, now: datetime, currency: str | None) -> _Context:
+    lo, hi = window.bounds
+    previous = window.previous()
+    plo, phi = previous.bounds if previous is not None else (None, None)
+    return _Context(lo, hi, plo, phi, currency, min(micros(now), hi))
+
+
+def _walk(
+    loaded: Sequence[LoadedJourney],
+    x: _Context,
+    key: Callable[[LoadedJourney], str | None] | None,
+    daily: bool,
+) -> _Pass:
+    """The one pass over the journeys: every slice's sums, credit, voices and the day series."""
+    p = _Pass(series=Series(x.lo, x.hi, x.currency) if daily else None)
+    for j in loaded:
+        if j.first is None:
+            continue  # no person touchpoint: the spend and cost ledger
+        persona = p.personas[j.persona or NONE_GROUP]
+        if key is None:
+            _accumulate(j, x, (persona,))
+        else:
+            _accumulate(j, x, (persona, p.groups[key(j) or NONE_GROUP]))
+        _credit_amounts(j, x, p)
+        _hear_voices(j, x, p)
+        if p.series is not None:
+            p.series.add(j)
+    return p
+
+
+def _credit_amounts(j: LoadedJourney, x: _Context, p: _Pass) -> None:
+    """Won deals in the report's currency are attributed; other currencies are set aside."""
+    lo, hi, cur = x.lo, x.hi, x.currency
+    for at, amount, currency, _, channels, campaigns in j.won:
+        if lo <= at < hi:
+            if currency == cur:
+                p.attribution.add(amount, channels, campaigns)
+                p.attribution_total += amount
+            else:
+                p.other[currency] += amount
+    for at, amount, currency in j.renewals:
+        if lo <= at < hi and currency != cur:
+            p.other[currency] += amount
+
+
+def _hear_voices(j: LoadedJourney, x: _Context, p: _Pass) -> None:
+    for at, kind, value, stage in j.voices:
+        if x.lo <= at < x.hi:
+            p.by_persona[j.persona or NONE_GROUP][kind].add((value, j.customer_id))
+            p.by_stage[stage or NONE_GROUP][kind].add((value, j.customer_id))
+
+
+def _group_kpis(
+    by: GroupBy,
+    groups: Mapping[str, _Acc],
+    ledger: Sequence[LedgerTuple],
+    x: _Context,
+    has_previous: bool,
+) -> dict[str, Kpis]:
+    """The KPIs per group: every group a journey or (by channel or campaign) a ledger names."""
+    ledger_key = _LEDGER_KEYS.get(by)
+    names = set(groups)
+    if ledger_key is not None:
+        names |= {ledger_key(item) or NONE_GROUP for item in ledger}
+    report_groups: dict[str, Kpis] = {}
+    for name in sorted(names):
+        sums = None
+        if ledger_key is not None and name != NONE_GROUP:
+            # A group sees only the ledger records that name it; the rest stays in the total.
+            sums = _ledger_sums([i for i in ledger if ledger_key(i) == name], x)
+        report_groups[name] = kpis_of(groups.get(name, _Acc()).sums(), sums, has_previous)
+    return report_groups
+
+
+def _feedback(p: _Pass) -> FeedbackInsight:
+    return FeedbackInsight(
+        by_persona=voice_counts(_tally(p.by_persona)),
+        by_stage=voice_counts(_tally(p.by_stage)),
+        personas={name: persona_engagement(a.sums()) for name, a in sorted(p.personas.items())},
+    )
+
+
 def compute_kpis(
     facts: Iterable[JourneyFacts | Mapping[str, Any]],
     *,
@@ -416,67 +520,17 @@ def compute_kpis(
     window = Window(since, until)
     loaded = [load(f) for f in facts]
     cur = currency or _default_currency(loaded)
-    lo, hi = window.bounds
-    previous = window.previous()
-    plo, phi = previous.bounds if previous is not None else (None, None)
-    x = _Context(lo, hi, plo, phi, cur, min(micros(now), hi))
+    x = _context(window, now, cur)
+    has_previous = window.previous() is not None
     ledger = [item for j in loaded for item in j.ledger]
-
-    personas: dict[str, _Acc] = defaultdict(_Acc)
-    groups: dict[str, _Acc] = defaultdict(_Acc)
-    key = GROUP_KEYS[by] if by is not None else None
-    attribution = AttributionSums()
-    attribution_total = Decimal(0)
-    by_persona: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
-    by_stage: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
-    other: dict[str, Decimal] = defaultdict(Decimal)
-    series = Series(x.lo, x.hi, x.currency) if daily else None
-    for j in loaded:
-        if j.first is None:
-            continue  # no person touchpoint: the spend and cost ledger
-        persona = personas[j.persona or NONE_GROUP]
-        if key is None:
-            _accumulate(j, x, (persona,))
-        else:
-            _accumulate(j, x, (persona, groups[key(j) or NONE_GROUP]))
-        for at, amount, currency_, _, channels, campaigns in j.won:
-            if lo <= at < hi:
-                if currency_ == cur:
-                    attribution.add(amount, channels, campaigns)
-                    attribution_total += amount
-                else:
-                    other[currency_] += amount
-        for at, amount, currency_ in j.renewals:
-            if lo <= at < hi and currency_ != cur:
-                other[currency_] += amount
-        for at, kind, value, stage in j.voices:
-            if lo <= at < hi:
-                by_persona[j.persona or NONE_GROUP][kind].add((value, j.customer_id))
-                by_stage[stage or NONE_GROUP][kind].add((value, j.customer_id))
-        if series is not None:
-            series.add(j)
-    if series is not None:
+    p = _walk(loaded, x, GROUP_KEYS[by] if by is not None else None, daily)
+    if p.series is not None:
         for item in ledger:
-            series.add_ledger(item)
+            p.series.add_ledger(item)
 
     total = _Acc()
-    for slice_ in personas.values():
+    for slice_ in p.personas.values():
         total.merge(slice_)  # every journey is in exactly one persona slice
-    has_previous = previous is not None
-    report_groups: dict[str, Kpis] | None = None
-    if by is not None:
-        ledger_key = _LEDGER_KEYS.get(by)
-        names = set(groups)
-        if ledger_key is not None:
-            names |= {ledger_key(item) or NONE_GROUP for item in ledger}
-        report_groups = {}
-        for name in sorted(names):
-            sums = None
-            if ledger_key is not None and name != NONE_GROUP:
-                # A group sees only the ledger records that name it; the rest stays in the total.
-                sums = _ledger_sums([i for i in ledger if ledger_key(i) == name], x)
-            report_groups[name] = kpis_of(groups.get(name, _Acc()).sums(), sums, has_previous)
-
     kpis = kpis_of(total.sums(), _ledger_sums(ledger, x), has_previous)
     return KpiReport(
         **{name: getattr(kpis, name) for name in Kpis.model_fields},
@@ -484,16 +538,12 @@ def compute_kpis(
         until=until,
         as_of=now,
         currency=cur,
-        other_currencies=dict(sorted(other.items())),
+        other_currencies=dict(sorted(p.other.items())),
         by=by,
-        groups=report_groups,
-        attribution=attribution.report(attribution_total),
-        feedback=FeedbackInsight(
-            by_persona=voice_counts(_tally(by_persona)),
-            by_stage=voice_counts(_tally(by_stage)),
-            personas={name: persona_engagement(a.sums()) for name, a in sorted(personas.items())},
-        ),
-        series=series.days() if series is not None else None,
+        groups=_group_kpis(by, p.groups, ledger, x, has_previous) if by is not None else None,
+        attribution=p.attribution.report(p.attribution_total),
+        feedback=_feedback(p),
+        series=p.series.days() if p.series is not None else None,
     )
 
 
