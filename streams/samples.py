@@ -57,7 +57,23 @@ def handoff_id(person: dict[str, str], cycle: int = 0) -> str:
 def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     """A handful of recognisable journeys: inbound and outbound, hot and cold, merged and not."""
     w = _Writer(prefix, now)
-    # Ada: an inbound lead who becomes sales-ready (hand-off).
+    _demo_ada(w, prefix)
+    _demo_ben(w, prefix)
+    _demo_chen(w, prefix)
+    _demo_dana(w, prefix)
+    # Eve: an anonymous visitor.
+    w.add("marketing.page_viewed", 20, {"anonymous_id": f"{prefix}-anon-eve"},
+          {"url": "https://tandem.example/"}, channel="referral")  # fmt: skip
+    # What the campaigns cost.
+    w.add("marketing.spend_recorded", 10, None, {
+        "campaign_id": "q4-analytics-webinar", "channel": "paid_search", "amount": "3000",
+        "currency": "EUR", "period": now.strftime("%Y-%m"),
+    }, source="ads")  # fmt: skip
+    return w.documents
+
+
+def _demo_ada(w: _Writer, prefix: str) -> None:
+    """Ada: an inbound lead who becomes sales-ready (hand-off)."""
     ada_anon = {"anonymous_id": f"{prefix}-anon-ada"}
     ada = {"anonymous_id": f"{prefix}-anon-ada", "email": f"ada@{prefix}-lovelace.example"}
     paid = {"campaign_id": "q4-analytics-webinar", "channel": "paid_search",
@@ -77,7 +93,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
           campaign_id="q4-nurture", channel="email", message_id="book-a-demo")  # fmt: skip
     w.add("marketing.page_viewed", 59, ada, {"url": "https://tandem.example/demo"})
 
-    # Ben: engaged, but not a fit yet (nurture).
+
+def _demo_ben(w: _Writer, prefix: str) -> None:
+    """Ben: engaged, but not a fit yet (nurture)."""
     ben = {"email": f"ben@{prefix}-shop.example"}
     w.add("marketing.page_viewed", 300, ben, {"url": "https://tandem.example/blog/funnels"},
           channel="organic_search")  # fmt: skip
@@ -87,7 +105,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     w.add("marketing.email_opened", 100, ben, {"email_id": "newsletter-42"}, source="hubspot",
           channel="email")  # fmt: skip
 
-    # Chen: outbound prospect; a later webinar sign-up links the CRM contact to the email.
+
+def _demo_chen(w: _Writer, prefix: str) -> None:
+    """Chen: outbound prospect; a later webinar sign-up links the CRM contact to the email."""
     chen_crm = {"contact_id": f"{prefix}-crm-chen", "account_id": "acme"}
     chen_web = {"email": f"chen@{prefix}-acme.example"}
     sales = {"channel": "outbound", "campaign_id": "enterprise-outbound-q4"}
@@ -107,7 +127,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     }, channel="direct_traffic")  # fmt: skip
     w.add("sales.meeting_booked", 30, chen_crm, {}, source="salesforce", **sales)
 
-    # Dana: the whole funnel, from hand-off to a won deal.
+
+def _demo_dana(w: _Writer, prefix: str) -> None:
+    """Dana: the whole funnel, from hand-off to a won deal."""
     dana = {"email": f"dana@{prefix}-globex.example", "contact_id": f"{prefix}-crm-dana"}
     social = {"campaign_id": "linkedin-thought-leadership", "channel": "social"}
     w.add("marketing.social_engaged", 2000, dana, {"network": "linkedin", "action": "comment"},
@@ -134,17 +156,6 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
           "gross_margin": 0.8, "owner_id": "rep-2"}, source="salesforce")  # fmt: skip
     w.add("sales.feedback_recorded", 100, dana, {"nps": 9, "motivations": ["attribution"]},
           source="delighted")  # fmt: skip
-
-    # Eve: an anonymous visitor.
-    w.add("marketing.page_viewed", 20, {"anonymous_id": f"{prefix}-anon-eve"},
-          {"url": "https://tandem.example/"}, channel="referral")  # fmt: skip
-
-    # What the campaigns cost.
-    w.add("marketing.spend_recorded", 10, None, {
-        "campaign_id": "q4-analytics-webinar", "channel": "paid_search", "amount": "3000",
-        "currency": "EUR", "period": now.strftime("%Y-%m"),
-    }, source="ads")  # fmt: skip
-    return w.documents
 
 
 def funnel(count: int, now: datetime, seed: int = 7, prefix: str = "lead") -> list[Document]:
