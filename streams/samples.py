@@ -6,6 +6,7 @@ Deterministic for a given seed and reference time, so a run can be reproduced ex
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +58,23 @@ def handoff_id(person: dict[str, str], cycle: int = 0) -> str:
 def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     """A handful of recognisable journeys: inbound and outbound, hot and cold, merged and not."""
     w = _Writer(prefix, now)
-    # Ada: an inbound lead who becomes sales-ready (hand-off).
+    _demo_ada(w, prefix)
+    _demo_ben(w, prefix)
+    _demo_chen(w, prefix)
+    _demo_dana(w, prefix)
+    # Eve: an anonymous visitor.
+    w.add("marketing.page_viewed", 20, {"anonymous_id": f"{prefix}-anon-eve"},
+          {"url": "https://tandem.example/"}, channel="referral")  # fmt: skip
+    # What the campaigns cost.
+    w.add("marketing.spend_recorded", 10, None, {
+        "campaign_id": "q4-analytics-webinar", "channel": "paid_search", "amount": "3000",
+        "currency": "EUR", "period": now.strftime("%Y-%m"),
+    }, source="ads")  # fmt: skip
+    return w.documents
+
+
+def _demo_ada(w: _Writer, prefix: str) -> None:
+    """Ada: an inbound lead who becomes sales-ready (hand-off)."""
     ada_anon = {"anonymous_id": f"{prefix}-anon-ada"}
     ada = {"anonymous_id": f"{prefix}-anon-ada", "email": f"ada@{prefix}-lovelace.example"}
     paid = {"campaign_id": "q4-analytics-webinar", "channel": "paid_search",
@@ -77,7 +94,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
           campaign_id="q4-nurture", channel="email", message_id="book-a-demo")  # fmt: skip
     w.add("marketing.page_viewed", 59, ada, {"url": "https://tandem.example/demo"})
 
-    # Ben: engaged, but not a fit yet (nurture).
+
+def _demo_ben(w: _Writer, prefix: str) -> None:
+    """Ben: engaged, but not a fit yet (nurture)."""
     ben = {"email": f"ben@{prefix}-shop.example"}
     w.add("marketing.page_viewed", 300, ben, {"url": "https://tandem.example/blog/funnels"},
           channel="organic_search")  # fmt: skip
@@ -87,7 +106,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     w.add("marketing.email_opened", 100, ben, {"email_id": "newsletter-42"}, source="hubspot",
           channel="email")  # fmt: skip
 
-    # Chen: outbound prospect; a later webinar sign-up links the CRM contact to the email.
+
+def _demo_chen(w: _Writer, prefix: str) -> None:
+    """Chen: outbound prospect; a later webinar sign-up links the CRM contact to the email."""
     chen_crm = {"contact_id": f"{prefix}-crm-chen", "account_id": "acme"}
     chen_web = {"email": f"chen@{prefix}-acme.example"}
     sales = {"channel": "outbound", "campaign_id": "enterprise-outbound-q4"}
@@ -107,7 +128,9 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
     }, channel="direct_traffic")  # fmt: skip
     w.add("sales.meeting_booked", 30, chen_crm, {}, source="salesforce", **sales)
 
-    # Dana: the whole funnel, from hand-off to a won deal.
+
+def _demo_dana(w: _Writer, prefix: str) -> None:
+    """Dana: the whole funnel, from hand-off to a won deal."""
     dana = {"email": f"dana@{prefix}-globex.example", "contact_id": f"{prefix}-crm-dana"}
     social = {"campaign_id": "linkedin-thought-leadership", "channel": "social"}
     w.add("marketing.social_engaged", 2000, dana, {"network": "linkedin", "action": "comment"},
@@ -134,17 +157,6 @@ def demo_journeys(now: datetime, prefix: str = "demo") -> list[Document]:
           "gross_margin": 0.8, "owner_id": "rep-2"}, source="salesforce")  # fmt: skip
     w.add("sales.feedback_recorded", 100, dana, {"nps": 9, "motivations": ["attribution"]},
           source="delighted")  # fmt: skip
-
-    # Eve: an anonymous visitor.
-    w.add("marketing.page_viewed", 20, {"anonymous_id": f"{prefix}-anon-eve"},
-          {"url": "https://tandem.example/"}, channel="referral")  # fmt: skip
-
-    # What the campaigns cost.
-    w.add("marketing.spend_recorded", 10, None, {
-        "campaign_id": "q4-analytics-webinar", "channel": "paid_search", "amount": "3000",
-        "currency": "EUR", "period": now.strftime("%Y-%m"),
-    }, source="ads")  # fmt: skip
-    return w.documents
 
 
 def funnel(count: int, now: datetime, seed: int = 7, prefix: str = "lead") -> list[Document]:
@@ -200,6 +212,12 @@ KPI_MOTIVATIONS = ("save time", "one funnel", "better forecasts", "roi proof")
 KPI_OBJECTIONS = ("price", "timing", "competitor", "authority", "need", "other")
 
 
+_Add = Callable[..., Document]
+"""`_Writer.add` by offset from the reference time (a `timedelta`, later being positive)."""
+
+_MINUTE, _HOUR, _DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+
 def kpi_funnel(
     count: int, start: datetime, seed: int = 11, prefix: str = "kpi", days: int = 40
 ) -> list[Document]:
@@ -214,89 +232,157 @@ def kpi_funnel(
     """
     rng = random.Random(seed)
     w = _Writer(prefix, start)
+    add = _after_start(w)
+    for n in range(count):
+        _kpi_person(rng, add, n, prefix, days)
+    _kpi_ledger(rng, add, start, days)
+    return w.documents
 
+
+def _after_start(w: _Writer) -> _Add:
     def add(type_: str, at: timedelta, identity: dict[str, str] | None,
             properties: dict[str, Any] | None = None, source: str = "website",
             **context: str) -> Document:  # fmt: skip
         return w.add(type_, -at.total_seconds() / 60, identity, properties, source, **context)
 
-    minute, hour, day = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
-    for n in range(count):
-        t0 = timedelta(seconds=rng.uniform(0, days * 86_400))
-        firm = dict(rng.choice(KPI_PERSONAS))
-        pains = rng.sample(KPI_PAINS, rng.randrange(3))
-        email = {"email": f"{prefix}{n}@co{n % 211}.example"}
-        outbound = rng.random() < 0.2
-        if outbound:
-            person = {"contact_id": f"{prefix}-crm-{n}"}
-            sales = {"channel": "outbound", "campaign_id": f"outbound-{rng.randrange(3)}"}
-            add("sales.prospect_added", t0, person, {**firm, "pain_points": pains,
-                "owner_id": "rep-1"}, source="salesforce", **sales)  # fmt: skip
-            add("sales.outreach_sent", t0 + hour, person, {"channel": "email"},
-                source="outreach", **sales)  # fmt: skip
-            if rng.random() < 0.6:
-                add("sales.reply_received", t0 + day, person,
-                    {"sentiment": rng.choice(["positive", "neutral"])}, source="outreach",
-                    **sales)  # fmt: skip
-                if rng.random() < 0.8:
-                    add("sales.meeting_booked", t0 + 2 * day, person, source="salesforce")
-                    _kpi_pipeline(rng, add, person, t0 + 2 * day)
-            continue
-        channel = rng.choice(KPI_CHANNELS)
-        campaign = f"{channel}-{rng.randrange(3)}"
-        first = email
-        if rng.random() < 0.15:
-            # An anonymous visitor first; the form identifies them (the journey is renamed).
-            anon = {"anonymous_id": f"{prefix}-anon-{n}"}
-            add("marketing.ad_clicked" if channel == "paid_search" else "marketing.page_viewed",
-                t0 - 10 * minute, anon, {} if channel == "paid_search" else {
-                    "url": "https://tandem.example/"}, channel=channel,
-                campaign_id=campaign)  # fmt: skip
-            first = {**anon, **email}
-        person = email
-        add("marketing.page_viewed", t0, first, {"url": "https://tandem.example/pricing"},
-            channel=channel, campaign_id=campaign)  # fmt: skip
-        add("marketing.form_viewed", t0 + 2 * minute, first, {"form_id": "demo"}, channel=channel)
-        if rng.random() < 0.15:
-            continue  # viewed the form, never submitted it: a subscriber, not a lead
-        add("marketing.form_submitted", t0 + 3 * minute, first,
-            {"form_id": "demo", **firm, "pain_points": pains}, channel=channel,
-            campaign_id=campaign)  # fmt: skip
-        if rng.random() < 0.3:
-            add("marketing.email_clicked", t0 + 30 * minute, person, {"email_id": "n1"},
-                source="hubspot", channel="email", campaign_id="nurture")  # fmt: skip
-        if rng.random() < 0.55:
-            add("marketing.webinar_attended", t0 + hour, person, {"minutes": 40}, source="zoom",
-                channel="event", campaign_id=f"event-{rng.randrange(3)}")  # fmt: skip
-            add("marketing.content_downloaded", t0 + 2 * hour, person,
-                {"content_id": "buyers-guide"}, channel="email",
-                campaign_id="nurture")  # fmt: skip
-        if rng.random() < 0.06:
-            # Sales knew this person under a CRM id before marketing did: two journeys (two
-            # leads) until a touchpoint names both identifiers — then one person, one lead.
-            crm = {"contact_id": f"{prefix}-crm-{n}"}
-            add("sales.prospect_added", t0 - day, crm, {**firm, "owner_id": "rep-2"},
-                source="salesforce", channel="outbound", campaign_id="outbound-0")  # fmt: skip
-            add("sales.outreach_sent", t0 + 3 * hour, {**crm, **email}, {"channel": "call"},
-                source="outreach")  # fmt: skip
-        handoff_at = t0 + 2 * hour
-        fate = rng.random()
-        if fate < 0.15:
-            continue  # nobody answers
-        if fate < 0.3:
-            add("sales.handoff_rejected", handoff_at + hour, person,
-                {"signal_id": handoff_id(person), "reason": "no budget"},
-                source="salesforce")  # fmt: skip
-            continue
-        if rng.random() < 0.3:
-            add("sales.outreach_sent", handoff_at + 20 * minute, person, {"channel": "email"},
-                source="outreach")  # fmt: skip
-        delay = rng.choice([timedelta(seconds=5), 2 * hour, 30 * hour])
-        add("sales.handoff_accepted", handoff_at + delay, person, {"signal_id": handoff_id(person)},
-            source="salesforce")  # fmt: skip
-        _kpi_pipeline(rng, add, person, handoff_at + delay)
+    return add
 
-    # The ledger: weekly spend per channel and campaign, weekly sales cost.
+
+def _kpi_person(rng: random.Random, add: _Add, n: int, prefix: str, days: int) -> None:
+    """One person, first seen at a random moment of the `days`: a prospect or a visitor."""
+    t0 = timedelta(seconds=rng.uniform(0, days * 86_400))
+    firm = dict(rng.choice(KPI_PERSONAS))
+    pains = rng.sample(KPI_PAINS, rng.randrange(3))
+    email = {"email": f"{prefix}{n}@co{n % 211}.example"}
+    if rng.random() < 0.2:
+        _kpi_outbound(rng, add, {"contact_id": f"{prefix}-crm-{n}"}, firm, pains, t0)
+    else:
+        _kpi_inbound(rng, add, n, prefix, email, firm, pains, t0)
+
+
+def _kpi_outbound(
+    rng: random.Random,
+    add: _Add,
+    person: dict[str, str],
+    firm: dict[str, Any],
+    pains: list[str],
+    t0: timedelta,
+) -> None:
+    """A prospect sales reaches out to: some reply, most of those book a meeting."""
+    sales = {"channel": "outbound", "campaign_id": f"outbound-{rng.randrange(3)}"}
+    add("sales.prospect_added", t0, person, {**firm, "pain_points": pains,
+        "owner_id": "rep-1"}, source="salesforce", **sales)  # fmt: skip
+    add("sales.outreach_sent", t0 + _HOUR, person, {"channel": "email"},
+        source="outreach", **sales)  # fmt: skip
+    if rng.random() < 0.6:
+        add("sales.reply_received", t0 + _DAY, person,
+            {"sentiment": rng.choice(["positive", "neutral"])}, source="outreach",
+            **sales)  # fmt: skip
+        if rng.random() < 0.8:
+            add("sales.meeting_booked", t0 + 2 * _DAY, person, source="salesforce")
+            _kpi_pipeline(rng, add, person, t0 + 2 * _DAY)
+
+
+def _kpi_inbound(
+    rng: random.Random,
+    add: _Add,
+    n: int,
+    prefix: str,
+    person: dict[str, str],
+    firm: dict[str, Any],
+    pains: list[str],
+    t0: timedelta,
+) -> None:
+    """A visitor who may become a lead (the form), engage, and be handed off to sales."""
+    channel = rng.choice(KPI_CHANNELS)
+    campaign = f"{channel}-{rng.randrange(3)}"
+    first = _kpi_visit(rng, add, n, prefix, person, t0, channel, campaign)
+    if rng.random() < 0.15:
+        return  # viewed the form, never submitted it: a subscriber, not a lead
+    add("marketing.form_submitted", t0 + 3 * _MINUTE, first,
+        {"form_id": "demo", **firm, "pain_points": pains}, channel=channel,
+        campaign_id=campaign)  # fmt: skip
+    _kpi_engagement(rng, add, person, t0)
+    if rng.random() < 0.06:
+        _kpi_known_to_sales(add, {"contact_id": f"{prefix}-crm-{n}"}, person, firm, t0)
+    _kpi_handoff_answer(rng, add, person, t0 + 2 * _HOUR)
+
+
+def _kpi_visit(
+    rng: random.Random,
+    add: _Add,
+    n: int,
+    prefix: str,
+    person: dict[str, str],
+    t0: timedelta,
+    channel: str,
+    campaign: str,
+) -> dict[str, str]:
+    """The pricing page and the form, sometimes after an anonymous first touch: the identity
+    the form carries (with the anonymous id, which renames that journey)."""
+    first = person
+    if rng.random() < 0.15:
+        # An anonymous visitor first; the form identifies them (the journey is renamed).
+        anon = {"anonymous_id": f"{prefix}-anon-{n}"}
+        add("marketing.ad_clicked" if channel == "paid_search" else "marketing.page_viewed",
+            t0 - 10 * _MINUTE, anon, {} if channel == "paid_search" else {
+                "url": "https://tandem.example/"}, channel=channel,
+            campaign_id=campaign)  # fmt: skip
+        first = {**anon, **person}
+    add("marketing.page_viewed", t0, first, {"url": "https://tandem.example/pricing"},
+        channel=channel, campaign_id=campaign)  # fmt: skip
+    add("marketing.form_viewed", t0 + 2 * _MINUTE, first, {"form_id": "demo"}, channel=channel)
+    return first
+
+
+def _kpi_engagement(rng: random.Random, add: _Add, person: dict[str, str], t0: timedelta) -> None:
+    """Marketing touches after the form: a nurture click, a webinar and a download."""
+    if rng.random() < 0.3:
+        add("marketing.email_clicked", t0 + 30 * _MINUTE, person, {"email_id": "n1"},
+            source="hubspot", channel="email", campaign_id="nurture")  # fmt: skip
+    if rng.random() < 0.55:
+        add("marketing.webinar_attended", t0 + _HOUR, person, {"minutes": 40}, source="zoom",
+            channel="event", campaign_id=f"event-{rng.randrange(3)}")  # fmt: skip
+        add("marketing.content_downloaded", t0 + 2 * _HOUR, person,
+            {"content_id": "buyers-guide"}, channel="email",
+            campaign_id="nurture")  # fmt: skip
+
+
+def _kpi_known_to_sales(
+    add: _Add, crm: dict[str, str], person: dict[str, str], firm: dict[str, Any], t0: timedelta
+) -> None:
+    # Sales knew this person under a CRM id before marketing did: two journeys (two
+    # leads) until a touchpoint names both identifiers — then one person, one lead.
+    add("sales.prospect_added", t0 - _DAY, crm, {**firm, "owner_id": "rep-2"},
+        source="salesforce", channel="outbound", campaign_id="outbound-0")  # fmt: skip
+    add("sales.outreach_sent", t0 + 3 * _HOUR, {**crm, **person}, {"channel": "call"},
+        source="outreach")  # fmt: skip
+
+
+def _kpi_handoff_answer(
+    rng: random.Random, add: _Add, person: dict[str, str], handoff_at: timedelta
+) -> None:
+    """Sales answers the hand-off (or never does): rejected, or accepted after seconds, hours
+    or a day, and then the pipeline."""
+    fate = rng.random()
+    if fate < 0.15:
+        return  # nobody answers
+    if fate < 0.3:
+        add("sales.handoff_rejected", handoff_at + _HOUR, person,
+            {"signal_id": handoff_id(person), "reason": "no budget"},
+            source="salesforce")  # fmt: skip
+        return
+    if rng.random() < 0.3:
+        add("sales.outreach_sent", handoff_at + 20 * _MINUTE, person, {"channel": "email"},
+            source="outreach")  # fmt: skip
+    delay = rng.choice([timedelta(seconds=5), 2 * _HOUR, 30 * _HOUR])
+    add("sales.handoff_accepted", handoff_at + delay, person, {"signal_id": handoff_id(person)},
+        source="salesforce")  # fmt: skip
+    _kpi_pipeline(rng, add, person, handoff_at + delay)
+
+
+def _kpi_ledger(rng: random.Random, add: _Add, start: datetime, days: int) -> None:
+    """The ledger: weekly spend per channel and campaign, weekly sales cost."""
     for week in range(days // 7 + 5):
         at = timedelta(days=7 * week, hours=12)
         for channel in KPI_CHANNELS:
@@ -310,10 +396,9 @@ def kpi_funnel(
             "period": (start + at).strftime("%Y-%m"),
             **({"campaign_id": "outbound-0"} if week % 2 else {}),
         }, source="finance", **({"channel": "outbound"} if week % 3 == 0 else {}))  # fmt: skip
-    return w.documents
 
 
-def _kpi_pipeline(rng: random.Random, add: Any, person: dict[str, str], t: timedelta) -> None:
+def _kpi_pipeline(rng: random.Random, add: _Add, person: dict[str, str], t: timedelta) -> None:
     """From an accepted lead on: qualification, opportunity, the deal, the customer's life."""
     hour, day = timedelta(hours=1), timedelta(days=1)
     roll = rng.random()

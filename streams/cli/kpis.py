@@ -158,12 +158,15 @@ def report_csv(report: KpiReport) -> str:
     return _csv.render(csv_columns(), rows)
 
 
-def render_report(report: KpiReport) -> None:
-    """Print a KPI report for people: KPIs (per group), funnel, attribution, feedback."""
+def _window_title(report: KpiReport) -> str:
     # `until` is exclusive: show the last day included, the way it was asked for.
     last = (report.until - timedelta(microseconds=1)).date() if report.until else "now"
     window = f"{report.since.date() if report.since else 'the beginning'} … {last} (event time)"
-    console.rule(f"[bold]Tandem KPIs[/]  {window}")
+    return f"[bold]Tandem KPIs[/]  {window}"
+
+
+def _kpi_table(report: KpiReport) -> Table:
+    """Every KPI, for all journeys and per group."""
     groups = report.groups or {}
     table = Table(title=f"KPIs{f' by {report.by}' if report.by else ''}", show_lines=False)
     table.add_column("KPI")
@@ -173,16 +176,22 @@ def render_report(report: KpiReport) -> None:
     for field, label, kind in ROWS:
         values = [getattr(report, field)] + [getattr(g, field) for g in groups.values()]
         table.add_row(label, *(_fmt(v, kind, report.currency) for v in values))
-    console.print(table)
+    return table
 
+
+def _funnel_table(report: KpiReport) -> Table:
     funnel = Table(title="funnel of the window's leads")
     for column in ("stage", "journeys", "conversion from the previous stage"):
         funnel.add_column(column, justify="left" if column == "stage" else "right")
     for step in report.funnel:
         funnel.add_row(step.stage.value, f"{step.journeys:,}", _fmt(step.conversion, "pct", None))
-    console.print(funnel)
+    return funnel
 
+
+def _attribution_tables(report: KpiReport) -> list[Table]:
+    """Won revenue credited by channel and by campaign (skipped when nothing is credited)."""
     attribution = report.attribution
+    tables = []
     for dim in ("channel", "campaign"):
         models = getattr(attribution, dim)
         names = sorted(set().union(*(getattr(models, m) for m in models.model_fields)))
@@ -198,62 +207,85 @@ def render_report(report: KpiReport) -> None:
                 name,
                 *(_fmt(getattr(models, m).get(name), "money", None) for m in models.model_fields),
             )
-        console.print(credit)
+        tables.append(credit)
+    return tables
 
+
+def _persona_table(report: KpiReport) -> Table | None:
     personas = report.feedback.personas
-    if personas:
-        table = Table(title="personas: who converts, who only engages")
-        for column in (
-            "persona",
-            "engaged",
-            "touches/journey",
-            "leads",
-            "customers",
-            "lead → customer",
-            "verdict",
-        ):
-            table.add_column(
-                column, justify="left" if column in ("persona", "verdict") else "right"
-            )
-        for name, p in personas.items():
-            table.add_row(
-                name,
-                f"{p.engaged:,}",
-                _fmt(p.touches_per_journey, "num", None),
-                f"{p.leads:,}",
-                f"{p.customers_won:,}",
-                _fmt(p.lead_to_customer_rate, "pct", None),
-                p.verdict,
-            )
-        console.print(table)
+    if not personas:
+        return None
+    table = Table(title="personas: who converts, who only engages")
+    for column in (
+        "persona",
+        "engaged",
+        "touches/journey",
+        "leads",
+        "customers",
+        "lead → customer",
+        "verdict",
+    ):
+        table.add_column(column, justify="left" if column in ("persona", "verdict") else "right")
+    for name, p in personas.items():
+        table.add_row(
+            name,
+            f"{p.engaged:,}",
+            _fmt(p.touches_per_journey, "num", None),
+            f"{p.leads:,}",
+            f"{p.customers_won:,}",
+            _fmt(p.lead_to_customer_rate, "pct", None),
+            p.verdict,
+        )
+    return table
+
+
+def _top(counts: dict[str, int]) -> str:
+    """The four most heard values with their journey counts."""
+    return ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:4]) or "—"
+
+
+def _voice_table(report: KpiReport) -> Table | None:
     voices = report.feedback.by_persona
-    if voices:
-        table = Table(title="what customers tell, by persona (journeys)")
-        for column in ("persona", "pain points", "motivations", "objections"):
-            table.add_column(column)
+    if not voices:
+        return None
+    table = Table(title="what customers tell, by persona (journeys)")
+    for column in ("persona", "pain points", "motivations", "objections"):
+        table.add_column(column)
+    for name, v in voices.items():
+        table.add_row(name, _top(v.pain_points), _top(v.motivations), _top(v.objections))
+    return table
 
-        def top(counts: dict[str, int]) -> str:
-            return ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:4]) or "—"
 
-        for name, v in voices.items():
-            table.add_row(name, top(v.pain_points), top(v.motivations), top(v.objections))
+def _series_table(report: KpiReport) -> Table | None:
+    if not report.series:
+        return None
+    table = Table(title="by event-time day (UTC)")
+    for column in ("day", "leads", "MQLs", "SQLs", "won", "lost", "revenue", "spend"):
+        table.add_column(column, justify="right")
+    for d in report.series:
+        table.add_row(
+            str(d.day),
+            str(d.leads),
+            str(d.mqls),
+            str(d.sqls),
+            str(d.deals_won),
+            str(d.deals_lost),
+            _fmt(d.revenue, "money", None),
+            _fmt(d.marketing_spend, "money", None),
+        )
+    return table
+
+
+def render_report(report: KpiReport) -> None:
+    """Print a KPI report for people: KPIs (per group), funnel, attribution, feedback."""
+    console.rule(_window_title(report))
+    console.print(_kpi_table(report))
+    console.print(_funnel_table(report))
+    for table in _attribution_tables(report):
         console.print(table)
-    if report.series:
-        table = Table(title="by event-time day (UTC)")
-        for column in ("day", "leads", "MQLs", "SQLs", "won", "lost", "revenue", "spend"):
-            table.add_column(column, justify="right")
-        for d in report.series:
-            table.add_row(
-                str(d.day),
-                str(d.leads),
-                str(d.mqls),
-                str(d.sqls),
-                str(d.deals_won),
-                str(d.deals_lost),
-                _fmt(d.revenue, "money", None),
-                _fmt(d.marketing_spend, "money", None),
-            )
-        console.print(table)
+    for optional in (_persona_table(report), _voice_table(report), _series_table(report)):
+        if optional is not None:
+            console.print(optional)
     if report.other_currencies:
         console.print(
             "left out (other currencies, no conversion): "

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import typer
-from rich.console import Group, RenderableType
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -98,111 +98,144 @@ def _customer(signal: Any) -> str:
     return f"{escape(signal.customer_id)}  [dim]{ids}{more}[/]"
 
 
-def render_signal(item: Received) -> Panel:
-    """One signal as a rich panel: what sales (or marketing) needs to act on it."""
-    signal = item.signal
-    rows: list[tuple[str, str]] = [("customer", _customer(signal))]
-    body: list[RenderableType] = []
+_Rows = list[tuple[str, str]]
+
+
+def _handoff(signal: HandoffSignal) -> tuple[str, _Rows]:
+    f, e = signal.firmographics, signal.engagement
+    company = " · ".join(
+        escape(str(v)) for v in (f.job_title, f.company, f.company_size, f.industry) if v
+    )
+    rows = [
+        ("stage", f"{signal.stage} (cycle {signal.cycle}) — {escape(signal.reason)}"),
+        (
+            "scores",
+            f"engagement {e.score:g} (this cycle {e.cycle_score:g}) · fit "
+            f"{signal.fit.score:g} ({escape(signal.persona or 'no persona')})",
+        ),
+        ("who", company or "-"),
+        ("pain points", escape(", ".join(f.pain_points)) or "-"),
+        ("messages seen", escape(", ".join(signal.messages)) or "-"),
+        ("campaigns", escape(", ".join(signal.campaigns)) or "-"),
+        ("recommended", _content(signal.recommended_content)),
+        ("open objections", _objections(signal.open_objections)),
+    ]
+    last = (signal.last_marketing + signal.last_sales)[-3:]
+    if last:
+        rows.append(
+            ("last touches", "\n".join(f"{t.occurred_at:%Y-%m-%d %H:%M} {t.type}" for t in last))
+        )
+    if signal.supersedes:
+        rows.append(("supersedes", escape(", ".join(signal.supersedes))))
+    return "hand-off", rows
+
+
+def _handoff_revoked(signal: HandoffRevokedSignal) -> tuple[str, _Rows]:
+    return "hand-off", [
+        ("cycle", str(signal.cycle)),
+        ("why", escape(signal.reason)),
+        ("action", "[bold red]stop working this lead as an MQL[/]"),
+    ]
+
+
+def _nurture(signal: NurtureSignal) -> tuple[str, _Rows]:
+    return f"nurture · {signal.track} ({signal.channel})", [
+        ("stage", f"{signal.stage} (cycle {signal.cycle})"),
+        ("why", escape(signal.reason)),
+        ("recommended", _content(signal.recommended_content)),
+        ("open objections", _objections(signal.open_objections)),
+    ]
+
+
+def _nurture_withdrawn(signal: NurtureWithdrawnSignal) -> tuple[str, _Rows]:
+    return f"nurture withdrawn · {signal.rule}", [
+        ("why", escape(signal.reason)),
+        ("action", "[bold red]stop this nurture track[/]"),
+    ]
+
+
+def _sla(signal: HandoffSlaBreachedSignal | HandoffSlaEscalatedSignal) -> tuple[str, _Rows]:
+    what = "SLA breached" if isinstance(signal, HandoffSlaBreachedSignal) else "SLA escalated"
+    return what, [
+        (
+            "hand-off",
+            f"{signal.handoff_signal_id} v{signal.handoff_version} "
+            f"at {signal.handoff_occurred_at:%Y-%m-%d %H:%M:%S}",
+        ),
+        ("deadline", f"{signal.deadline:%Y-%m-%d %H:%M:%S} ({signal.hours:g} h)"),
+        ("stage", f"{signal.stage} (cycle {signal.cycle}) — nobody accepted or rejected"),
+    ]
+
+
+def _quarantined(signal: IdentityQuarantinedSignal) -> tuple[str, _Rows]:
+    return f"identifier quarantined · {signal.identifier}", [
+        ("why", escape(signal.reason)),
+        ("linked", escape(", ".join(signal.linked))),
+        ("action", f"tandem unmerge {signal.customer_id} --split IDENTIFIER (strangers)"),
+    ]
+
+
+def _account_handoff(signal: AccountHandoffSignal) -> tuple[str, _Rows]:
+    people = ", ".join(
+        f"{m.identities[0] if m.identities else m.customer_id} ({m.stage}"
+        f"{', ' + m.persona if m.persona else ''})"
+        for m in signal.buying_group
+        if m.engaged
+    )
+    return f"account hand-off · {signal.account_id}", [
+        ("stage", str(signal.stage)),
+        ("why", escape(signal.reason)),
+        ("engaged", escape(people)),
+        ("action", f"tandem account {signal.account_id}"),
+    ]
+
+
+def _describe(signal: Any) -> tuple[str, _Rows]:
+    """What the signal is (the panel's title) and the rows sales needs to act on it."""
     if isinstance(signal, HandoffSignal):
-        what = "hand-off"
-        f, e = signal.firmographics, signal.engagement
-        company = " · ".join(
-            escape(str(v)) for v in (f.job_title, f.company, f.company_size, f.industry) if v
-        )
-        rows += [
-            ("stage", f"{signal.stage} (cycle {signal.cycle}) — {escape(signal.reason)}"),
-            (
-                "scores",
-                f"engagement {e.score:g} (this cycle {e.cycle_score:g}) · fit "
-                f"{signal.fit.score:g} ({escape(signal.persona or 'no persona')})",
-            ),
-            ("who", company or "-"),
-            ("pain points", escape(", ".join(f.pain_points)) or "-"),
-            ("messages seen", escape(", ".join(signal.messages)) or "-"),
-            ("campaigns", escape(", ".join(signal.campaigns)) or "-"),
-            ("recommended", _content(signal.recommended_content)),
-            ("open objections", _objections(signal.open_objections)),
-        ]
-        last = (signal.last_marketing + signal.last_sales)[-3:]
-        if last:
-            rows.append(
-                (
-                    "last touches",
-                    "\n".join(f"{t.occurred_at:%Y-%m-%d %H:%M} {t.type}" for t in last),
-                )
-            )
-        if signal.supersedes:
-            rows.append(("supersedes", escape(", ".join(signal.supersedes))))
-    elif isinstance(signal, HandoffRevokedSignal):
-        what = "hand-off"
-        rows += [
-            ("cycle", str(signal.cycle)),
-            ("why", escape(signal.reason)),
-            ("action", "[bold red]stop working this lead as an MQL[/]"),
-        ]
-    elif isinstance(signal, NurtureSignal):
-        what = f"nurture · {signal.track} ({signal.channel})"
-        rows += [
-            ("stage", f"{signal.stage} (cycle {signal.cycle})"),
-            ("why", escape(signal.reason)),
-            ("recommended", _content(signal.recommended_content)),
-            ("open objections", _objections(signal.open_objections)),
-        ]
-    elif isinstance(signal, NurtureWithdrawnSignal):
-        what = f"nurture withdrawn · {signal.rule}"
-        rows += [
-            ("why", escape(signal.reason)),
-            ("action", "[bold red]stop this nurture track[/]"),
-        ]
-    elif isinstance(signal, HandoffSlaBreachedSignal | HandoffSlaEscalatedSignal):
-        what = "SLA breached" if isinstance(signal, HandoffSlaBreachedSignal) else "SLA escalated"
-        rows += [
-            (
-                "hand-off",
-                f"{signal.handoff_signal_id} v{signal.handoff_version} "
-                f"at {signal.handoff_occurred_at:%Y-%m-%d %H:%M:%S}",
-            ),
-            ("deadline", f"{signal.deadline:%Y-%m-%d %H:%M:%S} ({signal.hours:g} h)"),
-            ("stage", f"{signal.stage} (cycle {signal.cycle}) — nobody accepted or rejected"),
-        ]
-    elif isinstance(signal, IdentityQuarantinedSignal):
-        what = f"identifier quarantined · {signal.identifier}"
-        rows += [
-            ("why", escape(signal.reason)),
-            ("linked", escape(", ".join(signal.linked))),
-            ("action", f"tandem unmerge {signal.customer_id} --split IDENTIFIER (strangers)"),
-        ]
-    elif isinstance(signal, AccountHandoffSignal):
-        what = f"account hand-off · {signal.account_id}"
-        people = ", ".join(
-            f"{m.identities[0] if m.identities else m.customer_id} ({m.stage}"
-            f"{', ' + m.persona if m.persona else ''})"
-            for m in signal.buying_group
-            if m.engaged
-        )
-        rows += [
-            ("stage", str(signal.stage)),
-            ("why", escape(signal.reason)),
-            ("engaged", escape(people)),
-            ("action", f"tandem account {signal.account_id}"),
-        ]
-    else:  # pragma: no cover - the Signal union is exhaustive
-        what = signal.signal_type
-    badge = _STATUS_BADGE[item.status]
+        return _handoff(signal)
+    if isinstance(signal, HandoffRevokedSignal):
+        return _handoff_revoked(signal)
+    if isinstance(signal, NurtureSignal):
+        return _nurture(signal)
+    if isinstance(signal, NurtureWithdrawnSignal):
+        return _nurture_withdrawn(signal)
+    if isinstance(signal, HandoffSlaBreachedSignal | HandoffSlaEscalatedSignal):
+        return _sla(signal)
+    if isinstance(signal, IdentityQuarantinedSignal):
+        return _quarantined(signal)
+    if isinstance(signal, AccountHandoffSignal):
+        return _account_handoff(signal)
+    return signal.signal_type, []  # pragma: no cover - the Signal union is exhaustive
+
+
+def _title(item: Received, what: str) -> str:
+    """Status badge, what, and the version (with the one it replaces, unless a duplicate)."""
+    signal = item.signal
     version = f"v{signal.version}"
     if item.previous_version is not None and item.status != Status.DUPLICATE:
         version += f" (was v{item.previous_version})"
-    title = f"{badge} [bold]{escape(what)}[/] {version}  [dim]{signal.signal_id}[/]"
-    subtitle = (
+    badge = _STATUS_BADGE[item.status]
+    return f"{badge} [bold]{escape(what)}[/] {version}  [dim]{signal.signal_id}[/]"
+
+
+def _subtitle(item: Received) -> str:
+    """Where the signal was read from, when it happened, and under which playbook."""
+    signal = item.signal
+    return (
         f"[dim]{item.topic}[{item.partition}]@{item.offset} · "
         f"{signal.occurred_at:%Y-%m-%d %H:%M:%S %Z} · playbook {escape(signal.playbook_version)}[/]"
     )
-    body.insert(0, _fields(rows))
+
+
+def render_signal(item: Received) -> Panel:
+    """One signal as a rich panel: what sales (or marketing) needs to act on it."""
+    what, rows = _describe(item.signal)
     return Panel(
-        Group(*body),
-        title=title,
+        Group(_fields([("customer", _customer(item.signal)), *rows])),
+        title=_title(item, what),
         title_align="left",
-        subtitle=subtitle,
+        subtitle=_subtitle(item),
         subtitle_align="right",
         border_style=_BORDER[item.status],
     )

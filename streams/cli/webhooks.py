@@ -92,6 +92,61 @@ def _check_kafka(settings: Settings) -> None:
         fail(f"cannot reach Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}")
 
 
+def _configure(settings: Settings, **overrides: float | int | None) -> WebhookConfig:
+    """The targets from the environment, with the retry options given on the command line."""
+    try:
+        config = load_config(settings)
+    except WebhookConfigError as exc:
+        fail(str(exc))
+    return _with_overrides(config, **overrides)
+
+
+def _configure_logging(loglevel: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, loglevel.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if loglevel.lower() != "debug":
+        # Group joins and metadata refreshes are Kafka's business; keep the log about signals.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def _serve(
+    settings: Settings,
+    config: WebhookConfig,
+    group: str,
+    from_beginning: bool,
+    idle_exit: float | None,
+    limit: int | None,
+) -> DeliveryStats:
+    """Announce the service on stderr, then deliver until stopped; failures exit with a line."""
+    err_console.print(
+        f"tandem webhooks: {len(config.targets)} target(s) for {', '.join(config.kinds())}, "
+        f"group {group_id(settings, group)}, broker {settings.kafka_bootstrap}",
+        highlight=False,
+    )
+    try:
+        return run(_deliver(settings, config, group, from_beginning, idle_exit, limit), quiet=False)
+    except typer.Exit:
+        raise
+    except TopicMissingError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        check_unreachable(exc, kafka=settings.kafka_bootstrap)
+        fail(f"webhook delivery stopped: {type(exc).__name__}: {exc}")
+
+
+def _print_stats(stats: DeliveryStats, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(stats.as_dict(), separators=(",", ":")))
+    else:
+        err_console.print(
+            f"{stats.signals} signal(s): {stats.delivered} delivered, "
+            f"{stats.dead_lettered} dead-lettered, {stats.retries} retries",
+            highlight=False,
+        )
+
+
 @app.command()
 def webhooks(
     group: str = typer.Option(
@@ -136,12 +191,8 @@ def webhooks(
     At-least-once: receivers deduplicate by X-Tandem-Signal-Id and X-Tandem-Signal-Version.
     """
     settings = get_settings()
-    try:
-        config = load_config(settings)
-    except WebhookConfigError as exc:
-        fail(str(exc))
-    config = _with_overrides(
-        config,
+    config = _configure(
+        settings,
         max_attempts=max_attempts,
         base_delay_s=base_delay,
         max_delay_s=max_delay,
@@ -151,34 +202,5 @@ def webhooks(
         _describe(config, settings, group)
         return
     _check_kafka(settings)
-    logging.basicConfig(
-        level=getattr(logging, loglevel.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if loglevel.lower() != "debug":
-        # Group joins and metadata refreshes are Kafka's business; keep the log about signals.
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    err_console.print(
-        f"tandem webhooks: {len(config.targets)} target(s) for {', '.join(config.kinds())}, "
-        f"group {group_id(settings, group)}, broker {settings.kafka_bootstrap}",
-        highlight=False,
-    )
-    try:
-        stats = run(
-            _deliver(settings, config, group, from_beginning, idle_exit, limit), quiet=False
-        )
-    except typer.Exit:
-        raise
-    except TopicMissingError as exc:
-        fail(str(exc))
-    except Exception as exc:
-        check_unreachable(exc, kafka=settings.kafka_bootstrap)
-        fail(f"webhook delivery stopped: {type(exc).__name__}: {exc}")
-    if as_json:
-        typer.echo(json.dumps(stats.as_dict(), separators=(",", ":")))
-    else:
-        err_console.print(
-            f"{stats.signals} signal(s): {stats.delivered} delivered, "
-            f"{stats.dead_lettered} dead-lettered, {stats.retries} retries",
-            highlight=False,
-        )
+    _configure_logging(loglevel)
+    _print_stats(_serve(settings, config, group, from_beginning, idle_exit, limit), as_json)

@@ -522,6 +522,111 @@ class Split:
     split_customer_id: str
 
 
+@dataclass(frozen=True)
+class _Sides:
+    """Who is who in a split: the two sides' customer ids and identities, and which side keeps
+    the record's customer id."""
+
+    chosen: frozenset[str]
+    split_id: str
+    remaining_id: str
+    split_ids: list[str]
+    remaining_ids: list[str]
+    kept_id: str
+    moved_id: str
+
+
+def _name_sides(
+    record: JourneyRecord,
+    chosen: frozenset[str],
+    remaining_customer_id: str | None,
+    split_customer_id: str | None,
+) -> _Sides:
+    """Each side is named after its strongest identifier unless its id is given."""
+    remaining_ids = [i for i in record.identifiers if i not in chosen]
+    split_ids = by_strength(chosen)
+    split_id = split_customer_id or customer_id_for(split_ids[0])
+    remaining_id = remaining_customer_id or (
+        customer_id_for(remaining_ids[0]) if remaining_ids else record.customer_id
+    )
+    split_kept = split_id == record.customer_id
+    kept_id, moved_id = (split_id, remaining_id) if split_kept else (record.customer_id, split_id)
+    return _Sides(chosen, split_id, remaining_id, split_ids, remaining_ids, kept_id, moved_id)
+
+
+def _partition(
+    touchpoints: Iterable[Touchpoint], guards: IdentityGuards, chosen: frozenset[str]
+) -> tuple[list[Touchpoint], list[Touchpoint]]:
+    """The touchpoints whose strongest linkable identifier is chosen (split off), and the rest."""
+    split_tps: list[Touchpoint] = []
+    rest_tps: list[Touchpoint] = []
+    for tp in touchpoints:
+        linkable = guards.linkable(tp.identity.identifiers()) if tp.identity else []
+        (split_tps if linkable and linkable[0] in chosen else rest_tps).append(tp)
+    return split_tps, rest_tps
+
+
+def _identifiers_of(
+    guards: IdentityGuards, tps: list[Touchpoint], extra: Iterable[str] = ()
+) -> list[str]:
+    found = {i for tp in tps if tp.identity for i in guards.linkable(tp.identity.identifiers())}
+    return by_strength([*found, *extra])
+
+
+def _side_of_merge(entry: MergeEntry, s: _Sides) -> str | None:
+    """The side a merge entry follows (by its identifiers); None when the merge is the one
+    undone (its absorbed journey is that very side)."""
+    inside = [i in s.chosen for i in entry.identifiers]
+    side = s.split_id if all(inside) else s.remaining_id if not any(inside) else s.kept_id
+    return None if entry.absorbed_customer_id == side else side
+
+
+def _divide_ledger(
+    ledger: dict[str, LedgerEntry], moved_id: str
+) -> tuple[dict[str, LedgerEntry], dict[str, LedgerEntry]]:
+    """The signal ledger of the kept side, and of the moved side (the ids it would issue)."""
+    moved = {sid: e for sid, e in ledger.items() if sid == sig.signal_id(moved_id, e.rule, e.key)}
+    kept = {sid: e for sid, e in ledger.items() if sid not in moved}
+    return kept, moved
+
+
+def _unmerge_entry(s: _Sides, side_id: str, cause_id: str, at: datetime) -> UnmergeEntry:
+    # The other side's identities (not the identifiers seen on its touchpoints): what
+    # `resplit` sends over should more of it arrive.
+    other_id, other_idents = (
+        (s.remaining_id, s.remaining_ids) if side_id == s.split_id else (s.split_id, s.split_ids)
+    )
+    return UnmergeEntry(
+        other_customer_id=other_id, other_identifiers=list(other_idents), cause_id=cause_id, at=at
+    )
+
+
+def _side_record(
+    record: JourneyRecord,
+    s: _Sides,
+    side_id: str,
+    touchpoints: list[Touchpoint],
+    identifiers: list[str],
+    compacted: CompactedPrefix | None,
+    ledger: dict[str, LedgerEntry],
+    playbook: Playbook,
+    entry: UnmergeEntry,
+) -> JourneyRecord:
+    """One side of the split, not yet compacted or reconciled; splitting again adds no entry."""
+    history = record.unmerges if side_id == s.kept_id else []
+    return JourneyRecord(
+        customer_id=side_id,
+        version=record.version + 1,
+        identifiers=identifiers,
+        touchpoints=touchpoints,
+        compacted=compacted,
+        merges=[m for m in record.merges if _side_of_merge(m, s) == side_id],
+        unmerges=history if entry in history else [*history, entry],
+        signal_ledger=ledger,
+        playbook_version=playbook.version,
+    )
+
+
 def split(
     record: JourneyRecord,
     identifiers_to_split: Iterable[str],
@@ -550,76 +655,28 @@ def split(
     if not chosen:
         raise ValueError("nothing to split: name at least one identifier")
     guards = IdentityGuards.from_playbook(playbook)
-
-    def goes(tp: Touchpoint) -> bool:
-        linkable = guards.linkable(tp.identity.identifiers()) if tp.identity else []
-        return bool(linkable) and linkable[0] in chosen
-
-    split_tps = [tp for tp in record.touchpoints if goes(tp)]
-    rest_tps = [tp for tp in record.touchpoints if not goes(tp)]
-    remaining_ids = [i for i in record.identifiers if i not in chosen]
-    split_ids = by_strength(chosen)
-    split_id = split_customer_id or customer_id_for(split_ids[0])
-    remaining_id = remaining_customer_id or (
-        customer_id_for(remaining_ids[0]) if remaining_ids else record.customer_id
-    )
-    split_kept = split_id == record.customer_id
-    kept_id, moved_id = (split_id, remaining_id) if split_kept else (record.customer_id, split_id)
-
-    def identifiers_of(tps: list[Touchpoint], extra: Iterable[str] = ()) -> list[str]:
-        found = {i for tp in tps if tp.identity for i in guards.linkable(tp.identity.identifiers())}
-        return by_strength([*found, *extra])
-
-    split_idents = identifiers_of(split_tps)
-    rest_idents = identifiers_of(rest_tps, remaining_ids if record.compacted else ())
-
-    def side_of_merge(entry: MergeEntry) -> str | None:
-        inside = [i in chosen for i in entry.identifiers]
-        side = split_id if all(inside) else remaining_id if not any(inside) else kept_id
-        return None if entry.absorbed_customer_id == side else side
-
-    moved_ledger = {
-        sid: e
-        for sid, e in record.signal_ledger.items()
-        if sid == sig.signal_id(moved_id, e.rule, e.key)
-    }
-    kept_ledger = {sid: e for sid, e in record.signal_ledger.items() if sid not in moved_ledger}
+    s = _name_sides(record, chosen, remaining_customer_id, split_customer_id)
+    split_tps, rest_tps = _partition(record.touchpoints, guards, chosen)
+    split_idents = _identifiers_of(guards, split_tps)
+    rest_idents = _identifiers_of(guards, rest_tps, s.remaining_ids if record.compacted else ())
+    kept_ledger, moved_ledger = _divide_ledger(record.signal_ledger, s.moved_id)
     sides: dict[str, JourneyRecord] = {}
     for side_id, tps, idents, prefix in (
-        (split_id, split_tps, split_idents, None),
-        (remaining_id, rest_tps, rest_idents, record.compacted),
+        (s.split_id, split_tps, split_idents, None),
+        (s.remaining_id, rest_tps, rest_idents, record.compacted),
     ):
-        # The other side's identities (not the identifiers seen on its touchpoints): what
-        # `resplit` sends over should more of it arrive.
-        other_id, other_idents = (
-            (remaining_id, remaining_ids) if side_id == split_id else (split_id, split_ids)
+        ledger = kept_ledger if side_id == s.kept_id else moved_ledger
+        entry = _unmerge_entry(s, side_id, cause_id, at)
+        sides[side_id] = _side_record(
+            record, s, side_id, tps, idents, prefix, ledger, playbook, entry
         )
-        kept = side_id == kept_id
-        entry = UnmergeEntry(
-            other_customer_id=other_id,
-            other_identifiers=list(other_idents),
-            cause_id=cause_id,
-            at=at,
-        )
-        history = record.unmerges if kept else []
-        sides[side_id] = JourneyRecord(
-            customer_id=side_id,
-            version=record.version + 1,
-            identifiers=idents,
-            touchpoints=tps,
-            compacted=prefix,
-            merges=[m for m in record.merges if side_of_merge(m) == side_id],
-            unmerges=history if entry in history else [*history, entry],
-            signal_ledger=kept_ledger if kept else moved_ledger,
-            playbook_version=playbook.version,
-        )
-    kept_record = compact(sides[kept_id], playbook, max_retained)
+    kept_record = compact(sides[s.kept_id], playbook, max_retained)
     kept_record, signals = _reconcile(kept_record, playbook, at)
     return Split(
         kept=Outcome(kept_record, applied=True, duplicate=False, signals=signals),
-        moved=sides[moved_id],
-        remaining_customer_id=remaining_id,
-        split_customer_id=split_id,
+        moved=sides[s.moved_id],
+        remaining_customer_id=s.remaining_id,
+        split_customer_id=s.split_id,
     )
 
 

@@ -35,7 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Literal
+from typing import Literal, TypedDict
 
 from schemas.journey import (
     LedgerEntry,
@@ -407,36 +407,53 @@ def _take_back(
     such, unless it comes back within the settle window)."""
     handoff = entry.signal_type in ("handoff", "handoff_revoked")
     status = REVOKED if handoff else WITHDRAWN
-    head = entry.key.split("#")[0].split(":")[0]
-    cycle = int(head) if head.isdigit() else 0
 
     def build(version: int, closed: datetime | None) -> Signal:
+        base = _retraction(entry, version, customer_id, identities, closed or at, playbook)
         if handoff:
             return HandoffRevokedSignal(
-                signal_id=entry.signal_id,
-                version=version,
-                customer_id=customer_id,
-                identities=identities,
-                occurred_at=closed or at,
-                playbook_version=playbook.version,
-                cycle=cycle,
-                reason=f"the lead no longer qualifies as an MQL in cycle {cycle} "
+                **base,
+                reason=f"the lead no longer qualifies as an MQL in cycle {base['cycle']} "
                 "(a late touchpoint changed the journey)",
             )
-        return NurtureWithdrawnSignal(
-            signal_id=entry.signal_id,
-            version=version,
-            customer_id=customer_id,
-            identities=identities,
-            occurred_at=closed or at,
-            playbook_version=playbook.version,
-            rule=entry.rule,
-            cycle=cycle,
-            reason=_withdrawal_reason(entry),
-        )
+        return NurtureWithdrawnSignal(**base, rule=entry.rule, reason=_withdrawal_reason(entry))
 
     truth = entry.model_copy(update={"status": status})
     return _settle(truth, status, build, entry, stream, settle)
+
+
+class _Retraction(TypedDict):
+    """The fields a revocation and a withdrawal share."""
+
+    signal_id: str
+    version: int
+    customer_id: str
+    identities: list[str]
+    occurred_at: datetime
+    playbook_version: str
+    cycle: int
+
+
+def _retraction(
+    entry: LedgerEntry,
+    version: int,
+    customer_id: str,
+    identities: list[str],
+    occurred_at: datetime,
+    playbook: Playbook,
+) -> _Retraction:
+    """Which signal is taken back (at which version), whose, when, and in which cycle
+    (the leading number of the ledger entry's key; 0 when it has none)."""
+    head = entry.key.split("#")[0].split(":")[0]
+    return _Retraction(
+        signal_id=entry.signal_id,
+        version=version,
+        customer_id=customer_id,
+        identities=identities,
+        occurred_at=occurred_at,
+        playbook_version=playbook.version,
+        cycle=int(head) if head.isdigit() else 0,
+    )
 
 
 def _withdrawal_reason(entry: LedgerEntry) -> str:
