@@ -31,7 +31,7 @@ demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show han
 
 test: venv browser-deps ## start Kafka and Redis, run the whole suite, stop what it started
 	@$(BIN)/lint-imports
-	@$(BIN)/python -m pytest tests
+	@$(BIN)/python -m pytest tests --durations=15
 
 unit: venv ## only the tests that need no broker (unit + property)
 	@$(BIN)/python -m pytest tests -m "not integration" -q
