@@ -54,14 +54,6 @@ def conflicting_signals(messages: list[tuple[str | None, object]]) -> list[str]:
     return [f"{sid} v{version}" for (sid, version), bodies in seen.items() if len(bodies) > 1]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open defect (issue 10), cause not yet found: 2 of 9 runs on 2026-12-01 did not end at "
-        "the replay (two journeys each missing a touchpoint, no dead letter); earlier runs "
-        "showed a journey at a customer id the replay does not have, or a moved-pointer cycle"
-    ),
-)
 async def test_ten_kills_a_redis_and_a_broker_restart_end_at_the_replay(
     settings: Settings, tmp_path: Path, own_redis: OwnRedis, own_kafka: OwnKafka
 ) -> None:

@@ -128,14 +128,6 @@ async def test_a_hanging_redis_is_waited_out(
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open defect (issue 10), the crash loop's: in one fresh-clone CI run two journeys "
-        "ended as moved-journey pointers to each other after the SIGKILL (a cycle; their "
-        "later messages dead-lettered after 32 hops)"
-    ),
-)
 async def test_a_worker_killed_during_a_redis_outage_loses_nothing(
     settings: Settings, tmp_path: Path, own_redis: OwnRedis
 ) -> None:
