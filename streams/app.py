@@ -32,7 +32,7 @@ from streams import journey as core
 from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` sends it
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
-from streams.adapters.consumer import ProcessedMessages, commit_only_processed
+from streams.adapters.consumer import InOrder, ProcessedMessages, commit_only_processed
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.metrics import WORKER
@@ -96,9 +96,13 @@ class _FaustApp(faust.App):
     processed: ProcessedMessages
     """What the agents have processed: only that is committed."""
 
+    in_order: InOrder
+    """What the agents may process now: each input partition's messages in offset order."""
+
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
         commit_only_processed(consumer, self, self.source_topics, self.processed)
+        self.in_order = InOrder(consumer, self, self.source_topics)
         return consumer
 
 
@@ -270,7 +274,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         out = sender()
-        async for events in batches(stream):
+        async for batch in batches(stream):
+            events = app.in_order.admit(batch)
             with WORKER.batch("ingest", len(events)):
                 await agents.ingest(events, out)
             app.processed.mark(events)
@@ -279,7 +284,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     async def identity(stream: faust.StreamT[bytes]) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         out = sender()
-        async for events in batches(stream):
+        async for batch in batches(stream):
+            events = app.in_order.admit(batch)
             with WORKER.batch("identity", len(events)):
                 await agents.identity(events, out)
             app.processed.mark(events)
@@ -288,7 +294,8 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
         out = sender()
-        async for events in batches(stream):
+        async for batch in batches(stream):
+            events = app.in_order.admit(batch)
             with WORKER.batch("journeys", len(events)):
                 await agents.journeys_batch(events, out)
             app.processed.mark(events)

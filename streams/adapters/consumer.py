@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from faust.types import TP
@@ -148,3 +148,90 @@ def _contiguous_only(consumer: Any, untracked: frozenset[str]) -> Any:
         return result
 
     return contiguous
+
+
+HOLE_GIVEN_UP_AFTER_S = 30.0
+"""How long a hole at the next offset to process may stay, through fetches from it, before the
+messages after it are taken anyway (the offsets are gone: retention moved the log start)."""
+
+
+class InOrder:
+    """Admits each input partition's messages strictly in offset order, from its committed
+    offset, within the consumer's current generation.
+
+    Faust's consumer may deliver messages after a hole — notably a restarted worker's first
+    messages, past the committed offset it seeks to. Handled out of order, a customer's
+    messages would give its journey other intermediate states than before a crash, and a
+    version or signal version the read model already holds with other content. A message
+    past a hole is held back (not processed, so never acknowledged) and the partition fetched
+    again from the hole at once; one below it was processed in this generation already.
+    """
+
+    def __init__(self, consumer: Any, app: Any, untracked: Iterable[str]) -> None:
+        self.consumer = consumer
+        self.app = app
+        self.untracked = frozenset(untracked)
+        self._generation: int | None = None
+        self._next: dict[TP, int] = {}
+        # The next offset, since when it is missing, when it was last fetched again.
+        self._holes: dict[TP, tuple[int, float, float]] = {}
+        self._seeking: set[asyncio.Future[None]] = set()
+
+    def admit(self, events: Sequence[Any]) -> list[Any]:
+        """The events to process now, in their order: each partition's next offsets."""
+        generation = self.app.consumer_generation_id
+        if generation != self._generation:
+            self._generation, self._next, self._holes = generation, {}, {}
+        admitted: list[Any] = []
+        for event in events:
+            message = event.message
+            if message.topic not in self.untracked:
+                admitted.append(event)
+                continue
+            if getattr(message, "generation_id", None) != generation:
+                continue  # fetched again by whoever owns the partition now
+            tp = message.tp
+            expected = self._expected(tp)
+            if message.offset == expected or self._given_up(tp, expected, message.offset):
+                admitted.append(event)
+                self._next[tp] = message.offset + 1
+                self._holes.pop(tp, None)
+            elif message.offset > expected:
+                self._hole(tp, expected)
+        return admitted
+
+    def _expected(self, tp: TP) -> int:
+        expected = self._next.get(tp)
+        if expected is None:
+            committed = self.consumer._committed_offset.get(tp)
+            expected = self._next[tp] = committed if committed is not None else 0
+        return expected
+
+    def _hole(self, tp: TP, offset: int) -> None:
+        now = asyncio.get_running_loop().time()
+        hole = self._holes.get(tp)
+        if hole is not None and hole[0] == offset and now - hole[2] < REFETCH_AFTER_S:
+            return  # fetching from it already; what was fetched before arrives meanwhile
+        since = hole[1] if hole is not None and hole[0] == offset else now
+        self._holes[tp] = (offset, since, now)
+        log.info("%s: offset %d comes next; fetching from it again", tp, offset)
+        seeking = asyncio.ensure_future(self._seek(tp, offset))
+        self._seeking.add(seeking)
+        seeking.add_done_callback(self._seeking.discard)
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        try:
+            await self.consumer.seek(tp, offset)
+        except Exception as exc:  # e.g. revoked meanwhile: its next owner starts there anyway
+            log.warning("%s: could not fetch again from %d (%s)", tp, offset, exc)
+
+    def _given_up(self, tp: TP, expected: int, offset: int) -> bool:
+        hole = self._holes.get(tp)
+        if hole is None or offset < expected:
+            return False
+        since = asyncio.get_running_loop().time() - hole[1]
+        if since < HOLE_GIVEN_UP_AFTER_S:
+            return False
+        log.error("%s: offsets %d to %d never arrived in %.0f s (gone from the topic?); "
+                  "going on from %d", tp, expected, offset - 1, since, offset)  # fmt: skip
+        return True
