@@ -275,7 +275,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         out = sender()
         async for batch in batches(stream):
-            events = app.in_order.admit(batch)
+            events = await app.in_order.admit(batch)
             with WORKER.batch("ingest", len(events)):
                 await agents.ingest(events, out)
             app.processed.mark(events)
@@ -285,7 +285,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         out = sender()
         async for batch in batches(stream):
-            events = app.in_order.admit(batch)
+            events = await app.in_order.admit(batch)
             with WORKER.batch("identity", len(events)):
                 await agents.identity(events, out)
             app.processed.mark(events)
@@ -295,7 +295,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
         out = sender()
         async for batch in batches(stream):
-            events = app.in_order.admit(batch)
+            events = await app.in_order.admit(batch)
             with WORKER.batch("journeys", len(events)):
                 await agents.journeys_batch(events, out)
             app.processed.mark(events)

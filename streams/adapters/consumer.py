@@ -176,8 +176,9 @@ class InOrder:
         # The next offset, since when it is missing, when it was last fetched again.
         self._holes: dict[TP, tuple[int, float, float]] = {}
         self._seeking: set[asyncio.Future[None]] = set()
+        self._watchdog: asyncio.Future[None] | None = None
 
-    def admit(self, events: Sequence[Any]) -> list[Any]:
+    async def admit(self, events: Sequence[Any]) -> list[Any]:
         """The events to process now, in their order: each partition's next offsets."""
         generation = self.app.consumer_generation_id
         if generation != self._generation:
@@ -191,7 +192,9 @@ class InOrder:
             if getattr(message, "generation_id", None) != generation:
                 continue  # fetched again by whoever owns the partition now
             tp = message.tp
-            expected = self._expected(tp)
+            expected = self._next.get(tp)
+            if expected is None:
+                expected = self._next[tp] = await self._committed(tp, message.offset)
             if message.offset == expected or self._given_up(tp, expected, message.offset):
                 admitted.append(event)
                 self._next[tp] = message.offset + 1
@@ -200,24 +203,49 @@ class InOrder:
                 self._hole(tp, expected)
         return admitted
 
-    def _expected(self, tp: TP) -> int:
-        expected = self._next.get(tp)
-        if expected is None:
-            committed = self.consumer._committed_offset.get(tp)
-            expected = self._next[tp] = committed if committed is not None else 0
-        return expected
+    async def _committed(self, tp: TP, first: int) -> int:
+        """Where this generation starts on a partition: its committed offset (from the
+        broker if Faust has not read it yet); with none, the first message fetched (the
+        consumer started at the earliest one)."""
+        known = self.consumer._committed_offset.get(tp)
+        if known is not None:
+            return int(known)
+        try:
+            thread = self.consumer._thread
+            committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+        except Exception as exc:  # stopping, or revoked meanwhile: nothing is lost by waiting
+            log.warning("%s: committed offset unknown (%s); starting at %d", tp, exc, first)
+            return first
+        return int(committed) if committed is not None and committed >= 0 else first
 
     def _hole(self, tp: TP, offset: int) -> None:
-        now = asyncio.get_running_loop().time()
         hole = self._holes.get(tp)
-        if hole is not None and hole[0] == offset and now - hole[2] < REFETCH_AFTER_S:
+        if hole is not None and hole[0] == offset:
             return  # fetching from it already; what was fetched before arrives meanwhile
-        since = hole[1] if hole is not None and hole[0] == offset else now
-        self._holes[tp] = (offset, since, now)
-        log.info("%s: offset %d comes next; fetching from it again", tp, offset)
+        now = asyncio.get_running_loop().time()
+        self._holes[tp] = (offset, now, now)
+        log.warning("%s: offset %d comes next; fetching from it again", tp, offset)
+        self._fetch_again(tp, offset)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.ensure_future(self._watch())
+
+    def _fetch_again(self, tp: TP, offset: int) -> None:
         seeking = asyncio.ensure_future(self._seek(tp, offset))
         self._seeking.add(seeking)
         seeking.add_done_callback(self._seeking.discard)
+
+    async def _watch(self) -> None:
+        """Fetch again from every hole that stays: a fetch may be overtaken (a rebalance, a
+        fetch already under way), and nothing else would notice when nothing arrives."""
+        while self._holes:
+            await asyncio.sleep(1.0)
+            now = asyncio.get_running_loop().time()
+            for tp, (offset, since, fetched) in list(self._holes.items()):
+                if now - fetched >= REFETCH_AFTER_S / 2:
+                    log.warning("%s: offset %d still missing after %.0f s; fetching again",
+                                tp, offset, now - since)  # fmt: skip
+                    self._holes[tp] = (offset, since, now)
+                    self._fetch_again(tp, offset)
 
     async def _seek(self, tp: TP, offset: int) -> None:
         try:

@@ -179,12 +179,12 @@ async def test_messages_are_admitted_in_offset_order_from_the_committed_offset()
     consumer = Seeking({TP(INPUT, 0): 546})
     gate = consumer_module.InOrder(consumer, App(consumer_generation_id=6), [INPUT])
     # A restarted worker's first batch skipped 546 (seen in a crash-loop run): held back.
-    assert offsets(gate.admit(batch(Fetched(673), Fetched(674)))) == []
+    assert offsets(await gate.admit(batch(Fetched(673), Fetched(674)))) == []
     await asyncio.sleep(0)
     assert consumer.seeks == [(TP(INPUT, 0), 546)]
     # Fetched again from the hole: in order, and what was processed is not processed twice.
     again = batch(Fetched(546), Fetched(547), Fetched(546), Fetched(548))
-    assert offsets(gate.admit(again)) == [546, 547, 548]
+    assert offsets(await gate.admit(again)) == [546, 547, 548]
     assert consumer.seeks == [(TP(INPUT, 0), 546)]  # one fetch per hole
 
 
@@ -195,16 +195,16 @@ async def test_other_partitions_generations_and_topics_are_judged_on_their_own()
         Fetched(10), Fetched(0, partition=1), Fetched(11, generation_id=5),
         Fetched(99, topic=CHANGELOG), Fetched(11),
     )  # fmt: skip
-    assert offsets(gate.admit(fetched)) == [10, 0, 99, 11]
+    assert offsets(await gate.admit(fetched)) == [10, 0, 99, 11]
     assert consumer.seeks == []
 
 
 async def test_a_new_generation_starts_again_from_the_committed_offset() -> None:
     consumer, app = Seeking({TP(INPUT, 0): 3}), App(consumer_generation_id=6)
     gate = consumer_module.InOrder(consumer, app, [INPUT])
-    assert offsets(gate.admit(batch(Fetched(3), Fetched(4)))) == [3, 4]
+    assert offsets(await gate.admit(batch(Fetched(3), Fetched(4)))) == [3, 4]
     app.consumer_generation_id = 7  # a rebalance: the new owner seeks to what was committed
-    assert offsets(gate.admit(batch(Fetched(3, generation_id=7)))) == [3]
+    assert offsets(await gate.admit(batch(Fetched(3, generation_id=7)))) == [3]
 
 
 async def test_a_hole_that_never_fills_is_given_up_with_an_error(
@@ -213,6 +213,37 @@ async def test_a_hole_that_never_fills_is_given_up_with_an_error(
     monkeypatch.setattr(consumer_module, "HOLE_GIVEN_UP_AFTER_S", 0.0)
     consumer = Seeking({TP(INPUT, 0): 5})
     gate = consumer_module.InOrder(consumer, App(consumer_generation_id=6), [INPUT])
-    assert offsets(gate.admit(batch(Fetched(9)))) == []  # retention removed 5 to 8
-    assert offsets(gate.admit(batch(Fetched(9), Fetched(10)))) == [9, 10]
+    assert offsets(await gate.admit(batch(Fetched(9)))) == []  # retention removed 5 to 8
+    assert offsets(await gate.admit(batch(Fetched(9), Fetched(10)))) == [9, 10]
     assert "offsets 5 to 8 never arrived" in caplog.text
+
+
+@dataclass
+class Broker:
+    """The aiokafka consumer behind Faust's consumer thread: what the group committed."""
+
+    offsets: dict[TP, int]
+
+    async def committed(self, tp: TP) -> int | None:
+        return self.offsets.get(tp)
+
+
+@dataclass
+class ConsumerThread:
+    broker: Broker
+
+    def _ensure_consumer(self) -> Broker:
+        return self.broker
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+
+async def test_an_offset_faust_has_not_read_yet_is_asked_of_the_broker() -> None:
+    consumer = Seeking()
+    consumer._thread = ConsumerThread(Broker({TP(INPUT, 0): 546}))  # type: ignore[attr-defined]
+    gate = consumer_module.InOrder(consumer, App(consumer_generation_id=6), [INPUT])
+    assert offsets(await gate.admit(batch(Fetched(673)))) == []
+    assert offsets(await gate.admit(batch(Fetched(546)))) == [546]
+    # A partition the group never committed: the consumer started at its earliest message.
+    assert offsets(await gate.admit(batch(Fetched(0, partition=1)))) == [0]
