@@ -101,8 +101,10 @@ class _FaustApp(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
-        commit_only_processed(consumer, self, self.source_topics, self.processed)
         self.in_order = InOrder(consumer, self, self.source_topics)
+        commit_only_processed(
+            consumer, self, self.source_topics, self.processed, self.in_order.rewind
+        )
         return consumer
 
 

@@ -48,6 +48,7 @@ class Consumer:
     acked: list[Message] = field(default_factory=list)
     _unacked_messages: set[Message] = field(default_factory=set)
     _read_offset: Any = None
+    _committed_offset: dict[TP, int | None] = field(default_factory=dict)
 
     def ack(self, message: Message) -> bool:
         self.acked.append(message)
@@ -207,6 +208,26 @@ async def test_a_new_generation_starts_again_from_the_committed_offset() -> None
     assert offsets(await gate.admit(batch(Fetched(3, generation_id=7)))) == [3]
 
 
+async def test_offsets_fetched_again_for_a_stalled_commit_are_taken_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taken once, but never committed (an acknowledgement lost): when the commits' hole is
+    fetched again, the gate takes those offsets again instead of dropping them as seen."""
+    tp = TP(INPUT, 0)
+    consumer, app = Seeking({tp: 3}), App(consumer_generation_id=6)
+    gate = consumer_module.InOrder(consumer, app, [INPUT])
+    assert offsets(await gate.admit(batch(Fetched(3), Fetched(4)))) == [3, 4]
+    assert offsets(await gate.admit(batch(Fetched(3)))) == []  # a repeat of this generation
+    committer = Committer(_acked={tp: [5]}, _committed_offset={tp: 3})
+    commit_only_processed(committer, app, [INPUT], ProcessedMessages(), gate.rewind)
+    monkeypatch.setattr(consumer_module, "REFETCH_AFTER_S", 0.0)
+    assert committer._new_offset(tp) is None
+    assert committer._new_offset(tp) is None  # the hole at 3 stays: fetched again from it
+    await asyncio.sleep(0.01)
+    assert committer.sought == [(tp, 3)]
+    assert offsets(await gate.admit(batch(Fetched(3), Fetched(4), Fetched(5)))) == [3, 4, 5]
+
+
 async def test_a_hole_that_never_fills_is_given_up_with_an_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,3 +268,20 @@ async def test_an_offset_faust_has_not_read_yet_is_asked_of_the_broker() -> None
     assert offsets(await gate.admit(batch(Fetched(546)))) == [546]
     # A partition the group never committed: the consumer started at its earliest message.
     assert offsets(await gate.admit(batch(Fetched(0, partition=1)))) == [0]
+
+
+def test_a_stale_read_of_the_committed_offset_never_takes_it_back_on_input_topics() -> None:
+    tp, changelog = TP(INPUT, 0), TP(CHANGELOG, 0)
+    consumer = Committer(_acked={}, _committed_offset={changelog: 9})
+    commit_only_processed(consumer, App(consumer_generation_id=2), [INPUT], ProcessedMessages())
+    committed = consumer._committed_offset
+    assert committed[changelog] == 9 and committed[TP(INPUT, 1)] is None
+    committed.update({tp: 683})  # the agents' first commit of the generation
+    committed.update({tp: 672, changelog: 4})  # then Faust's seek records what it read before
+    assert committed[tp] == 683  # so acknowledgements from 683 on are not taken as past a hole
+    assert committed[changelog] == 4  # changelogs keep Faust's behaviour
+    committed.update({tp: None})
+    assert committed[tp] == 683
+    committed.pop(tp)  # revoked: the next assignment starts from what the broker says
+    committed.update({tp: 500})
+    assert committed[tp] == 500
