@@ -172,11 +172,16 @@ async def test_a_rebuild_from_the_topics_and_a_redrive_never_bring_a_forgotten_p
             # letters redriven: 7.
             expected = len(ada) + 2 + 2
 
-            def suppressed() -> float:
-                return total(scrape(port), "tandem_touchpoints_suppressed_total")
+            def counts() -> tuple[float, float]:
+                samples = scrape(port)
+                return (total(samples, "tandem_touchpoints_suppressed_total"),
+                        total(samples, "tandem_touchpoints_applied_total"))  # fmt: skip
 
-            counted = await eventually(lambda: asyncio.to_thread(suppressed),
-                                       lambda n: n >= expected, 60)  # fmt: skip
+            # Bob's snapshot is written after his touchpoints are counted, Ada's redriven ones
+            # are suppressed a moment later: wait for both counts, then for anything more.
+            counted, _ = await eventually(lambda: asyncio.to_thread(counts),
+                                          lambda n: n[0] >= expected and n[1] >= len(bob),
+                                          60)  # fmt: skip
             await asyncio.sleep(3)  # anything more would show up now
             samples = scrape(port)
             await fresh.kpis.catch_up()
@@ -193,7 +198,8 @@ async def test_a_rebuild_from_the_topics_and_a_redrive_never_bring_a_forgotten_p
         assert total(samples, "tandem_ingest_messages_total", outcome="dead_lettered") == 0
         assert total(samples, "tandem_touchpoints_suppressed_total") == expected
         assert total(samples, "tandem_touchpoints_suppressed_total", stage="identity") == expected
-        assert total(samples, "tandem_touchpoints_applied_total") == len(bob)
+        touchpoints = {k: v for k, v in samples.items() if k.startswith("tandem_touchpoints")}
+        assert total(samples, "tandem_touchpoints_applied_total") == len(bob), touchpoints
         assert not any(t in rebuilt_dump for t in ADA_TRACES), rebuilt_dump
         assert all(f is None for f in kpi_facts)
         assert bob_after is not None and comparable(bob_after) == comparable(bob_before)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -110,18 +111,26 @@ def test_kpis_answer_503_when_redis_is_unreachable(path: str) -> None:
     assert response.json()["detail"].startswith("Redis: ")
 
 
-def test_hostile_corpus_never_gets_a_5xx(client: TestClient) -> None:
+async def test_hostile_corpus_never_gets_a_5xx() -> None:
+    # In the test's own event loop (no TestClient thread hop per request: 4x faster).
+    settings = Settings(redis_prefix="test-hostile-api:", public_kpis=True)
+    app = create_app(settings, publisher_factory=lambda _s: RecordingPublisher(), api_keys=KEYS)
     statuses: Counter[int] = Counter()
     now = datetime.now(UTC)
-    for index, raw in enumerate(hostile_inputs(10_000, seed=7)):
-        response = client.post("/v1/events", content=raw, headers=JSON)
-        statuses[response.status_code] += 1
-        assert response.status_code in {202, 400, 413, 422}, (index, raw[:200], response.text)
-        outcome = decode_touchpoint(raw, now=now)
-        if isinstance(outcome, Rejection) and outcome.code in BODY_LEVEL:
-            assert response.status_code == 400, (index, raw[:200])
-            assert response.json()["reason_code"] == outcome.code.value
-        elif not isinstance(outcome, Rejection):
-            assert response.status_code == 202, (index, raw[:200], response.text)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        for index, raw in enumerate(hostile_inputs(10_000, seed=7)):
+            response = await client.post("/v1/events", content=raw, headers=JSON)
+            statuses[response.status_code] += 1
+            assert response.status_code in {202, 400, 413, 422}, (index, raw[:200], response.text)
+            outcome = decode_touchpoint(raw, now=now)
+            if isinstance(outcome, Rejection) and outcome.code in BODY_LEVEL:
+                assert response.status_code == 400, (index, raw[:200])
+                assert response.json()["reason_code"] == outcome.code.value
+            elif not isinstance(outcome, Rejection):
+                assert response.status_code == 202, (index, raw[:200], response.text)
     print(f"\nHTTP fuzz: 10000 requests, statuses {dict(sorted(statuses.items()))}")
     assert statuses[202] > 500 and statuses[400] > 500 and statuses[422] > 500
