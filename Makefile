@@ -29,9 +29,11 @@ browser-deps: ## install headless Chromium for the browser tests (Debian/Ubuntu,
 demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show hand-offs (Ctrl-C stops)
 	@$(BIN)/tandem demo
 
+# Two processes: one runs the tests of the shared stack (integration, browser) in order, the
+# other the unit and property tests meanwhile; most of an integration test is waiting.
 test: venv browser-deps ## start Kafka and Redis, run the whole suite, stop what it started
 	@$(BIN)/lint-imports
-	@$(BIN)/python -m pytest tests --durations=15
+	@$(BIN)/python -m pytest tests -n 2 --durations=15
 
 unit: venv ## only the tests that need no broker (unit + property)
 	@$(BIN)/python -m pytest tests -m "not integration" -q

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -30,8 +31,47 @@ from streams.settings import Settings
 TEST_PLAYBOOK = Path(__file__).parent / "integration" / "playbook.yaml"
 
 
+def _runs_xdist_workers(config: pytest.Config) -> bool:
+    """Whether this process is pytest-xdist's controller (it runs no test itself)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # With `-n`, the controller starts Kafka and Redis once, before any worker runs a test,
+    # and stops them after the last: a worker that started them would stop them at its own
+    # end, under the other worker's tests (the unit tests that use Redis among them).
+    if _runs_xdist_workers(session.config):
+        session.config.stash[_STARTED] = infra.up(Settings())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    status = session.config.stash.get(_STARTED, None)
+    if status is not None and any(service.started for service in status.services):
+        infra.down(Settings())
+
+
+_STARTED = pytest.StashKey[infra.InfraStatus]()
+
+STACK_TESTS = ("tests/integration/", "tests/browser/")
+"""The tests of the shared stack (the session's worker, topics and Redis prefix)."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """One xdist worker runs every test of the shared stack, in order (one session worker,
+    its topics and Redis prefix); the other takes the unit and property tests meanwhile.
+    (`--dist loadgroup` with `xdist_group` marks does not group under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "stack" if nodeid.startswith(STACK_TESTS) else nodeid
+
+    return StackScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[infra.InfraStatus]:
+    """Kafka and Redis: reused if they answer (always, under xdist), else started here."""
     status = infra.up(Settings())
     yield status
     if any(service.started for service in status.services):
