@@ -50,8 +50,10 @@ def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
     walk = entry.walk
     compacted = len(record.compacted.touchpoints) if record.compacted else 0
     if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
-        walk = FactsWalk.of(record)
+        walk = FactsWalk.of(record, walk.known if isinstance(walk, FactsWalk) else None)
         entry.walk = walk
+    elif len(walk.known) > 2 * len(record.touchpoints) + 64:
+        walk.known = walk.known_of(record)  # compacted touchpoints' steps, let go
     return walk
 
 
