@@ -109,13 +109,16 @@ def _voices(
     history: Sequence[StageChange],
 ) -> tuple[list[Voice], list[NpsResponse]]:
     # What the retained touchpoints told, with the stage right after each.
-    keys = [(h.entered_at, h.cause_event_id) for h in history]
     # Compacted touchpoints tell nothing any more; they are mostly before the first retained
     # one (not all: a conflicting duplicate can move a retained one behind the horizon).
     first = record.touchpoints[0].order_key if record.touchpoints else None
+    told = walk.said_from(first)
     voices: list[Voice] = []
     nps: list[NpsResponse] = []
-    for said in walk.said_from(first):
+    if not told:
+        return voices, nps  # the usual case: nothing said
+    keys = [(h.entered_at, h.cause_event_id) for h in history]
+    for said in told:
         if said.event_id not in retained:
             continue
         if said.nps is not None:

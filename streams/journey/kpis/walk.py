@@ -26,6 +26,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from events.envelope import Envelope
@@ -84,6 +85,7 @@ class Step:
 
     touchpoint: Touchpoint
     """Kept so that the key, its `id`, names this touchpoint for as long as the step is known."""
+    key: Key
     summary: CompactedTouchpoint
     at: int
     said: Said | None
@@ -93,7 +95,7 @@ class Step:
         """The step of a touchpoint (`summary`: its `compact_summary`, if already made)."""
         s = compact_summary(touchpoint) if summary is None else summary
         at = _micros(s.occurred_at)
-        return cls(touchpoint, s, at, _said(touchpoint, at))
+        return cls(touchpoint, (s.occurred_at, s.event_id), s, at, _said(touchpoint, at))
 
 
 Known = dict[int, Step]
@@ -183,18 +185,18 @@ class FactsWalk:
         compacted = record.compacted.touchpoints if record.compacted else []
         walk = cls()
         fresh, known = walk.known, known or {}
-        steps: list[tuple[CompactedTouchpoint, int, Said | None]] = [
-            (s, _micros(s.occurred_at), None) for s in compacted
+        steps: list[tuple[Key, CompactedTouchpoint, int, Said | None]] = [
+            ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
         ]
         for tp in record.touchpoints:
             step = known.get(id(tp))
             if step is None:
                 step = Step.of(tp)
             fresh[id(tp)] = step  # only the retained ones: compacted ones are dropped
-            steps.append((step.summary, step.at, step.said))
-        steps.sort(key=lambda step: (step[0].occurred_at, step[0].event_id))
-        for summary, at, said in steps:
-            walk._step(summary, at, said)
+            steps.append((step.key, step.summary, step.at, step.said))
+        steps.sort(key=itemgetter(0))
+        for key, summary, at, said in steps:
+            walk._step(key, summary, at, said)
         walk.sizes = walk.tapes.sizes()
         return walk
 
@@ -216,17 +218,17 @@ class FactsWalk:
             step = self.known[id(touchpoint)] = Step.of(touchpoint, summary)
         if self.stale:
             return self
-        if self.last_key is not None and (summary.occurred_at, summary.event_id) <= self.last_key:
+        if self.last_key is not None and step.key <= self.last_key:
             return FactsWalk(count=-1, known=self.known)
         walk = replace(self, channels=self.channels.copy(), campaigns=self.campaigns.copy())
         if walk.tapes.sizes() != self.sizes:
             walk.tapes = walk.tapes.prefix(self.sizes)  # extended before: a fork copies
-        walk._step(summary, step.at, step.said)
+        walk._step(step.key, summary, step.at, step.said)
         walk.sizes = walk.tapes.sizes()
         return walk
 
-    def _step(self, s: CompactedTouchpoint, at: int, said: Said | None) -> None:
-        key, tapes = (s.occurred_at, s.event_id), self.tapes
+    def _step(self, key: Key, s: CompactedTouchpoint, at: int, said: Said | None) -> None:
+        tapes = self.tapes
         self.count += 1
         self.last_key = key
         if s.type in LEDGER_TYPES:
