@@ -41,7 +41,7 @@ from events.vocabulary import (
 from schemas.journey import CompactedTouchpoint, JourneyRecord, Stage
 from schemas.kpis import Amount, LedgerItem, NpsResponse, PathSummary, Voice, VoiceKind
 from streams.journey.kpis.units import EPOCH
-from streams.journey.memo import NO_CURRENCY
+from streams.journey.memo import NO_CURRENCY, Walk
 from streams.journey.record import compact_summary
 
 Key = tuple[datetime, str]
@@ -209,6 +209,14 @@ class FactsWalk:
     def stale(self) -> bool:
         """Voided by a late touchpoint: made afresh (from `known`) on next need."""
         return self.count < 0
+
+    def voided(self, *others: Walk) -> FactsWalk:
+        """A `stale` walk knowing the steps these walks know (for a merge of journeys)."""
+        known = dict(self.known)
+        for other in others:
+            if isinstance(other, FactsWalk):
+                known.update(other.known)
+        return FactsWalk(count=-1, known=known)
 
     def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> FactsWalk:
         """This walk and one more retained touchpoint; a `stale` walk unless it comes after
