@@ -77,3 +77,28 @@ def test_trusted_facts_are_those_model_construct_makes() -> None:
     assert JourneyFacts.model_validate_json(trusted.model_dump_json()) == trusted
     partial = _trusted(customer_id="cus_x")  # not every field: model_construct's defaults
     assert partial == JourneyFacts.model_construct(customer_id="cus_x")
+
+
+def test_an_absorb_hands_the_steps_on_and_gives_the_facts_of_a_fresh_walk() -> None:
+    memo.forget()
+    ours, theirs = core.new_journey("cus_ours"), core.new_journey("cus_theirs")
+    events = won_journey()
+    for event in events[:6]:
+        ours = core.apply_touchpoint(ours, event, PB).record
+        kpis.journey_facts(ours, PB)
+    for event in events[6:]:
+        theirs = core.apply_touchpoint(theirs, event, PB).record
+        kpis.journey_facts(theirs, PB)
+    steps: dict[int, object] = {}
+    for record in (ours, theirs):
+        walk = memo.lookup(record, PB).walk
+        assert isinstance(walk, FactsWalk)
+        steps.update(walk.known)
+    merged = core.absorb(ours, theirs, PB, "link", at(days=20)).record
+    facts = kpis.journey_facts(merged, PB)
+    walk = memo.lookup(merged, PB).walk
+    assert isinstance(walk, FactsWalk)
+    assert set(walk.known) == {id(t) for t in merged.touchpoints}
+    assert all(steps[key] is step for key, step in walk.known.items())  # none derived again
+    assert facts == fresh_facts(merged)
+    assert facts.model_dump_json() == fresh_facts(merged).model_dump_json()
