@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from events.envelope import Envelope
 from events.vocabulary import (
@@ -79,8 +79,7 @@ class Said:
         return made
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """What a walk step derives of one retained touchpoint alone (a function of it only)."""
 
     touchpoint: Touchpoint
