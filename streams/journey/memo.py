@@ -125,8 +125,13 @@ class Walk(Protocol):
     walked in (event time, event id) order. Values: extending one never changes it."""
 
     def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> Walk | None:
-        """This walk and one more (retained) touchpoint; None unless it comes after every
-        touchpoint walked so far (the walk is then made afresh on next need)."""
+        """This walk and one more (retained) touchpoint; None (or a voided walk) unless it
+        comes after every touchpoint walked so far (the walk is then made afresh on next
+        need)."""
+
+    def voided(self, *others: Walk) -> Walk:
+        """A walk to make afresh on next need, keeping what these walks derived per
+        touchpoint (for a union of their journeys)."""
 
 
 @dataclass
@@ -237,6 +242,21 @@ def refold(
         entry.ids, entry.compacted_ids = ids
     entry.totals, entry.walk = totals, walk
     return _keep(entry, predecessor)
+
+
+def carry_walks(record: JourneyRecord, playbook: Playbook, *sources: JourneyRecord) -> None:
+    """Give `record`, made of the touchpoints of `sources` (a merge), a voided walk that
+    keeps what their walks derived per touchpoint: its walk is made afresh on next need
+    without deriving their touchpoints again. Folds `record` now (its next operation would)."""
+    walks: list[Walk] = []
+    for source in sources:
+        kept = _KEPT.get(_key(source))
+        if kept is not None and kept.touchpoints is source.touchpoints and kept.walk is not None:
+            walks.append(kept.walk)
+    if walks:
+        entry = lookup(record, playbook)
+        if entry.walk is None:
+            entry.walk = walks[0].voided(*walks[1:])
 
 
 def take_ids(entry: Derived, record: JourneyRecord) -> tuple[dict[str, Touchpoint], set[str]]:

@@ -500,6 +500,7 @@ def absorb(
             "playbook_version": playbook.version,
         }
     )
+    memo.carry_walks(merged, playbook, record, other)
     merged = compact(merged, playbook, max_retained)
     merged, signals = _reconcile(merged, playbook, at)
     version = max(record.version, other.version) + 1
@@ -722,6 +723,7 @@ def receive_split(
             "playbook_version": playbook.version,
         }
     )
+    memo.carry_walks(merged, playbook, record, moved)
     merged = compact(merged, playbook, max_retained)
     merged, signals = _reconcile(merged, playbook, at)
     if merged == record:

@@ -10,8 +10,10 @@ the lists they hold), not the journey's length.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from events.vocabulary import DealWon, Touchpoint
 from schemas.journey import JourneyRecord, Stage, StageChange
@@ -50,8 +52,10 @@ def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
     walk = entry.walk
     compacted = len(record.compacted.touchpoints) if record.compacted else 0
     if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
-        walk = FactsWalk.of(record)
+        walk = FactsWalk.of(record, walk.known if isinstance(walk, FactsWalk) else None)
         entry.walk = walk
+    elif len(walk.known) > 2 * len(record.touchpoints) + 64:
+        walk.known = walk.known_of(record)  # compacted touchpoints' steps, let go
     return walk
 
 
@@ -105,13 +109,16 @@ def _voices(
     history: Sequence[StageChange],
 ) -> tuple[list[Voice], list[NpsResponse]]:
     # What the retained touchpoints told, with the stage right after each.
-    keys = [(h.entered_at, h.cause_event_id) for h in history]
     # Compacted touchpoints tell nothing any more; they are mostly before the first retained
     # one (not all: a conflicting duplicate can move a retained one behind the horizon).
     first = record.touchpoints[0].order_key if record.touchpoints else None
+    told = walk.said_from(first)
     voices: list[Voice] = []
     nps: list[NpsResponse] = []
-    for said in walk.said_from(first):
+    if not told:
+        return voices, nps  # the usual case: nothing said
+    keys = [(h.entered_at, h.cause_event_id) for h in history]
+    for said in told:
         if said.event_id not in retained:
             continue
         if said.nps is not None:
@@ -119,6 +126,30 @@ def _voices(
         if said.said:
             voices += said.voices(_stage_after(history, keys, said.key))
     return voices, nps
+
+
+@functools.lru_cache(maxsize=16_384)
+def _stage_entry(stage: Stage, entered_at: datetime, cycle: int) -> StageEntry:
+    # A journey's history is the same on almost every change: each entry is built once (the
+    # models are frozen values, so sharing them across facts changes nothing).
+    return StageEntry(stage=stage, at=micros(entered_at), cycle=cycle)
+
+
+_FACT_FIELDS = tuple(JourneyFacts.model_fields)
+
+
+def _trusted(**values: Any) -> JourneyFacts:
+    """`JourneyFacts.model_construct(**values)` for values of every field in field order,
+    without its per-field alias and default walk (a tenth of the facts' cost); any other
+    call, or a model that needs a post-init, goes through `model_construct`."""
+    if tuple(values) != _FACT_FIELDS or JourneyFacts.__pydantic_post_init__:
+        return JourneyFacts.model_construct(**values)
+    facts = JourneyFacts.__new__(JourneyFacts)
+    object.__setattr__(facts, "__dict__", values)
+    object.__setattr__(facts, "__pydantic_fields_set__", set(_FACT_FIELDS))
+    object.__setattr__(facts, "__pydantic_extra__", None)
+    object.__setattr__(facts, "__pydantic_private__", None)
+    return facts
 
 
 def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
@@ -135,7 +166,7 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         source = "outbound" if first.type.startswith("sales.") else "inbound"
     # Every value is already of its field's type (built by validated constructors): skip a
     # second validation of lists as long as the journey.
-    return JourneyFacts.model_construct(
+    return _trusted(
         customer_id=record.customer_id,
         version=record.version,
         playbook_version=playbook.version,
@@ -145,7 +176,7 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         first_touch_at=None if first is None else micros(first.occurred_at),
         first_channel=walk.first_channel,
         first_campaign=walk.first_campaign,
-        stages=[StageEntry(stage=h.stage, at=micros(h.entered_at), cycle=h.cycle) for h in history],
+        stages=[_stage_entry(h.stage, h.entered_at, h.cycle) for h in history],
         won=_won(walk, tapes.won, retained),
         lost=tapes.lost,
         renewals=tapes.renewals,

@@ -12,6 +12,12 @@ facts are those of a walk from scratch, bit for bit (checked by the property law
 A walk is a value: extending it never changes it. Its lists are append-only tapes shared with
 the walks extended from it, each walk reading only its own prefix of them (`sizes`); extending a
 walk that was already extended (a fork) copies its prefix first.
+
+What a step derives of one retained touchpoint alone (its summary, its time in microseconds,
+what it said) is kept per touchpoint object (`Step`, in `FactsWalk.known`) and carried by the
+walks of a journey, also across a late touchpoint: a late one voids the walk (`stale`), and
+the walk made afresh re-derives only the touchpoints it has not seen. A shuffled backlog makes
+most changes late, so this is the usual path of the worker's facts.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from events.envelope import Envelope
 from events.vocabulary import (
@@ -34,7 +41,7 @@ from events.vocabulary import (
 from schemas.journey import CompactedTouchpoint, JourneyRecord, Stage
 from schemas.kpis import Amount, LedgerItem, NpsResponse, PathSummary, Voice, VoiceKind
 from streams.journey.kpis.units import EPOCH
-from streams.journey.memo import NO_CURRENCY
+from streams.journey.memo import NO_CURRENCY, Walk
 from streams.journey.record import compact_summary
 
 Key = tuple[datetime, str]
@@ -70,6 +77,28 @@ class Said:
             made = [Voice(at=self.at, kind=k, value=v, stage=stage) for k, v in self.said]
             self.made[stage] = made
         return made
+
+
+class Step(NamedTuple):
+    """What a walk step derives of one retained touchpoint alone (a function of it only)."""
+
+    touchpoint: Touchpoint
+    """Kept so that the key, its `id`, names this touchpoint for as long as the step is known."""
+    key: Key
+    summary: CompactedTouchpoint
+    at: int
+    said: Said | None
+
+    @classmethod
+    def of(cls, touchpoint: Touchpoint, summary: CompactedTouchpoint | None = None) -> Step:
+        """The step of a touchpoint (`summary`: its `compact_summary`, if already made)."""
+        s = compact_summary(touchpoint) if summary is None else summary
+        at = _micros(s.occurred_at)
+        return cls(touchpoint, (s.occurred_at, s.event_id), s, at, _said(touchpoint, at))
+
+
+Known = dict[int, Step]
+"""`id(touchpoint)` → its step (the step holds the touchpoint: the id is not reused)."""
 
 
 @dataclass
@@ -145,35 +174,68 @@ class FactsWalk:
     first_campaign: str | None = None
     channels: Path = field(default_factory=Path)
     campaigns: Path = field(default_factory=Path)
+    known: Known = field(default_factory=dict)
+    """The steps of retained touchpoints seen by this journey's walks (shared by them)."""
 
     @classmethod
-    def of(cls, record: JourneyRecord) -> FactsWalk:
-        """The walk over every touchpoint of a record (compacted ones as their summaries)."""
+    def of(cls, record: JourneyRecord, known: Known | None = None) -> FactsWalk:
+        """The walk over every touchpoint of a record (compacted ones as their summaries),
+        re-deriving only the retained touchpoints `known` has no step of."""
         compacted = record.compacted.touchpoints if record.compacted else []
-        steps: list[tuple[CompactedTouchpoint, Touchpoint | None]] = [
-            *((s, None) for s in compacted),
-            *((compact_summary(tp), tp) for tp in record.touchpoints),
-        ]
-        steps.sort(key=lambda step: (step[0].occurred_at, step[0].event_id))
         walk = cls()
-        for summary, touchpoint in steps:
-            walk._step(summary, touchpoint)
+        fresh, known = walk.known, known or {}
+        steps: list[tuple[Key, CompactedTouchpoint, int, Said | None]] = [
+            ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
+        ]
+        for tp in record.touchpoints:
+            step = known.get(id(tp))
+            if step is None:
+                step = Step.of(tp)
+            fresh[id(tp)] = step  # only the retained ones: compacted ones are dropped
+            steps.append((step.key, step.summary, step.at, step.said))
+        steps.sort(key=itemgetter(0))
+        for key, summary, at, said in steps:
+            walk._step(key, summary, at, said)
         walk.sizes = walk.tapes.sizes()
         return walk
 
-    def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> FactsWalk | None:
-        """This walk and one more retained touchpoint, if it comes after all walked so far."""
-        if self.last_key is not None and (summary.occurred_at, summary.event_id) <= self.last_key:
-            return None
+    def known_of(self, record: JourneyRecord) -> Known:
+        """The steps known of a record's retained touchpoints (a new dict)."""
+        known = self.known
+        return {id(tp): known[id(tp)] for tp in record.touchpoints if id(tp) in known}
+
+    @property
+    def stale(self) -> bool:
+        """Voided by a late touchpoint: made afresh (from `known`) on next need."""
+        return self.count < 0
+
+    def voided(self, *others: Walk) -> FactsWalk:
+        """A `stale` walk knowing the steps these walks know (for a merge of journeys)."""
+        known = dict(self.known)
+        for other in others:
+            if isinstance(other, FactsWalk):
+                known.update(other.known)
+        return FactsWalk(count=-1, known=known)
+
+    def plus(self, summary: CompactedTouchpoint, touchpoint: Touchpoint) -> FactsWalk:
+        """This walk and one more retained touchpoint; a `stale` walk unless it comes after
+        all walked so far."""
+        step = self.known.get(id(touchpoint))
+        if step is None:
+            step = self.known[id(touchpoint)] = Step.of(touchpoint, summary)
+        if self.stale:
+            return self
+        if self.last_key is not None and step.key <= self.last_key:
+            return FactsWalk(count=-1, known=self.known)
         walk = replace(self, channels=self.channels.copy(), campaigns=self.campaigns.copy())
         if walk.tapes.sizes() != self.sizes:
             walk.tapes = walk.tapes.prefix(self.sizes)  # extended before: a fork copies
-        walk._step(summary, touchpoint)
+        walk._step(step.key, summary, step.at, step.said)
         walk.sizes = walk.tapes.sizes()
         return walk
 
-    def _step(self, s: CompactedTouchpoint, touchpoint: Touchpoint | None) -> None:
-        at, key, tapes = _micros(s.occurred_at), (s.occurred_at, s.event_id), self.tapes
+    def _step(self, key: Key, s: CompactedTouchpoint, at: int, said: Said | None) -> None:
+        tapes = self.tapes
         self.count += 1
         self.last_key = key
         if s.type in LEDGER_TYPES:
@@ -196,10 +258,8 @@ class FactsWalk:
             self.first_campaign = self.first_campaign or s.campaign_id or None
             self.channels.add(s.channel)
             self.campaigns.add(s.campaign_id)
-        if touchpoint is not None:
-            said = _said(touchpoint, at)
-            if said is not None:
-                tapes.said.append(said)
+        if said is not None:
+            tapes.said.append(said)
 
     def read(self) -> Tapes:
         """This walk's own prefix of the tapes (fresh lists)."""

@@ -1,0 +1,100 @@
+"""The worker's KPI facts cost on the bench workload, in process.
+
+    python -m benchmarks.bench_kpi_facts [people]     # default 2,700, as `make bench`
+
+Replays the `make bench` workload (`streams.workload.build`, the run's seed) through the
+workflow's handlers like the worker with one-message journeys batches: after every journey
+message, each changed journey's facts are built (`kpis.journey_facts`, the probe's entry
+point) and encoded (the JSON the worker writes). Prints the thread CPU time per changed
+journey of each, their share of the replay's CPU, and a digest of every facts JSON in order
+(equal digests: equal facts), so two versions of the code can be compared run by run
+(``PYTHONPATH=<checkout> python -m …``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from datetime import UTC, datetime
+
+from events import Touchpoint, parse_touchpoint
+from schemas.journey import JourneyRecord
+from schemas.playbook import Playbook
+from streams import journey as core
+from streams.cli._common import tune_gc
+from streams.journey import kpis
+from streams.workflow.handlers import handle_journey_message
+from streams.workflow.replay import Replayer
+from streams.workflow.unit import Emitted, Outgoing
+from streams.workload import build
+
+SEED = 9  # benchmarks.context
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+class FactsProbe(Replayer):
+    """A replay that builds every changed journey's facts after each journey message."""
+
+    def __init__(self, playbook: Playbook) -> None:
+        super().__init__(playbook)
+        self.playbook = playbook
+        self.facts_s = self.json_s = 0.0
+        self.calls = 0
+        self.digest = hashlib.sha256()
+
+    def _carry_out(self, outgoing: list[Outgoing]) -> None:
+        pending = list(reversed(outgoing))
+        unit = self.journeys
+        while pending:
+            item = pending.pop()
+            if isinstance(item, Emitted):
+                self.signals.append(item.signal)
+                continue
+            mark = len(unit.outbox)
+            handle_journey_message(item.customer_id, item.message, unit)
+            pending.extend(reversed(unit.outbox[mark:]))
+            del unit.outbox[mark:]
+            self._batch_end()
+
+    def _batch_end(self) -> None:
+        unit = self.journeys
+        changed = [unit.load(customer_id) for customer_id in unit.changed]
+        unit.changed = {}
+        for stored in changed:
+            if not isinstance(stored, JourneyRecord):
+                continue
+            t0 = time.thread_time()
+            facts = kpis.journey_facts(stored, self.playbook)
+            t1 = time.thread_time()
+            text = facts.model_dump_json(exclude_defaults=True)
+            t2 = time.thread_time()
+            self.facts_s += t1 - t0
+            self.json_s += t2 - t1
+            self.calls += 1
+            self.digest.update(text.encode())
+
+
+def measure(people: int) -> dict[str, float | int | str]:
+    """Replay the workload of `people`; the facts' cost and digest."""
+    workload = build(people, seed=SEED, now=NOW, prefix=f"wl{people}")
+    touchpoints: list[Touchpoint] = [parse_touchpoint(d) for d in workload.documents]
+    tune_gc()
+    probe = FactsProbe(core.default_playbook())
+    started = time.process_time()
+    for touchpoint in touchpoints:
+        probe.touchpoint(touchpoint)
+    total = time.process_time() - started
+    return {
+        "touchpoints": len(touchpoints),
+        "facts_calls": probe.calls,
+        "replay_cpu_s": round(total, 2),
+        "facts_us_per_call": round(probe.facts_s / probe.calls * 1e6, 1),
+        "json_us_per_call": round(probe.json_s / probe.calls * 1e6, 1),
+        "facts_share": round(probe.facts_s / total, 4),
+        "digest": probe.digest.hexdigest()[:16],
+    }
+
+
+if __name__ == "__main__":
+    print(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2_700))

@@ -1,0 +1,104 @@
+"""KPI facts built from what earlier facts of the journey derived equal facts built afresh.
+
+The worker asks for a journey's facts after every change. What a walk step derives of one
+touchpoint alone is kept per touchpoint with the journey's walk (`FactsWalk.known`), also when
+a late touchpoint voids the walk; stage entries are built once per distinct entry; the facts
+model is built without `model_construct`'s field walk. None of it may change a fact.
+"""
+
+from __future__ import annotations
+
+from schemas.kpis import JourneyFacts
+from streams import journey as core
+from streams.journey import kpis, memo
+from streams.journey.kpis.facts import _trusted
+from streams.journey.kpis.walk import FactsWalk
+
+from .builders import at, tp
+from .test_kpis import won_journey
+
+PB = core.default_playbook()
+
+
+def fresh_facts(record: core.JourneyRecord) -> JourneyFacts:
+    """The facts of a record with nothing kept (every state folded, the walk made afresh)."""
+    memo.forget()
+    return kpis.journey_facts(record, PB)
+
+
+def test_late_touchpoints_reuse_known_steps_and_give_the_facts_of_a_fresh_walk() -> None:
+    memo.forget()
+    record = core.new_journey("cus_late")
+    events = list(reversed(won_journey()))  # every touchpoint after the first one is late
+    seen: dict[int, object] = {}
+    made: list[tuple[core.JourneyRecord, JourneyFacts]] = []
+    for event in events:
+        record = core.apply_touchpoint(record, event, PB).record
+        made.append((record, kpis.journey_facts(record, PB)))
+        walk = memo.lookup(record, PB).walk
+        assert isinstance(walk, FactsWalk) and not walk.stale
+        for key, step in walk.known.items():
+            assert seen.setdefault(key, step) is step  # derived once, then reused
+    assert set(seen) == {id(t) for t in record.touchpoints}
+    for each, facts in made:
+        assert facts == fresh_facts(each)
+        assert facts.model_dump_json() == fresh_facts(each).model_dump_json()
+
+
+def test_the_known_steps_stay_bounded_by_the_retained_touchpoints() -> None:
+    memo.forget()
+    record = core.new_journey("cus_long")
+    facts = kpis.journey_facts(record, PB)
+    for n in range(300):
+        event = tp("marketing.page_viewed", f"p{n}", at(minutes=n), email="a@b.example",
+                   props={"url": "u"}, channel="email")  # fmt: skip
+        record = core.apply_touchpoint(record, event, PB, max_retained=8).record
+        facts = kpis.journey_facts(record, PB)
+        walk = memo.lookup(record, PB).walk
+        assert isinstance(walk, FactsWalk)
+        assert len(walk.known) <= 2 * len(record.touchpoints) + 64 + 1
+    assert facts == fresh_facts(record)
+    assert len(facts.marketing_touches) == 300
+
+
+def test_trusted_facts_are_those_model_construct_makes() -> None:
+    memo.forget()
+    record = core.fold("cus_won", won_journey(), PB)
+    facts = kpis.journey_facts(record, PB)
+    values = {name: getattr(facts, name) for name in JourneyFacts.model_fields}
+    built = JourneyFacts.model_construct(**values)
+    trusted = _trusted(**values)
+    assert trusted == built
+    assert trusted.model_fields_set == built.model_fields_set
+    assert list(trusted.__dict__) == list(built.__dict__)
+    assert trusted.model_dump_json(exclude_defaults=True) == built.model_dump_json(
+        exclude_defaults=True
+    )
+    assert JourneyFacts.model_validate_json(trusted.model_dump_json()) == trusted
+    partial = _trusted(customer_id="cus_x")  # not every field: model_construct's defaults
+    assert partial == JourneyFacts.model_construct(customer_id="cus_x")
+
+
+def test_an_absorb_hands_the_steps_on_and_gives_the_facts_of_a_fresh_walk() -> None:
+    memo.forget()
+    ours, theirs = core.new_journey("cus_ours"), core.new_journey("cus_theirs")
+    events = won_journey()
+    for event in events[:6]:
+        ours = core.apply_touchpoint(ours, event, PB).record
+        kpis.journey_facts(ours, PB)
+    for event in events[6:]:
+        theirs = core.apply_touchpoint(theirs, event, PB).record
+        kpis.journey_facts(theirs, PB)
+    steps: dict[int, object] = {}
+    for record in (ours, theirs):
+        walk = memo.lookup(record, PB).walk
+        assert isinstance(walk, FactsWalk)
+        steps.update(walk.known)
+    merged = core.absorb(ours, theirs, PB, "link", at(days=20)).record
+    facts = kpis.journey_facts(merged, PB)
+    walk = memo.lookup(merged, PB).walk
+    assert isinstance(walk, FactsWalk)
+    assert set(walk.known) == {id(t) for t in merged.touchpoints}
+    assert all(steps[key] is step for key, step in walk.known.items())  # none derived again
+    assert facts == fresh_facts(merged)
+    assert facts.model_dump_json() == fresh_facts(merged).model_dump_json()
