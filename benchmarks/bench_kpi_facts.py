@@ -24,9 +24,7 @@ from schemas.playbook import Playbook
 from streams import journey as core
 from streams.cli._common import tune_gc
 from streams.journey import kpis
-from streams.workflow.handlers import handle_journey_message
 from streams.workflow.replay import Replayer
-from streams.workflow.unit import Emitted, Outgoing
 from streams.workload import build
 
 SEED = 9  # benchmarks.context
@@ -43,21 +41,7 @@ class FactsProbe(Replayer):
         self.calls = 0
         self.digest = hashlib.sha256()
 
-    def _carry_out(self, outgoing: list[Outgoing]) -> None:
-        pending = list(reversed(outgoing))
-        unit = self.journeys
-        while pending:
-            item = pending.pop()
-            if isinstance(item, Emitted):
-                self.signals.append(item.signal)
-                continue
-            mark = len(unit.outbox)
-            handle_journey_message(item.customer_id, item.message, unit)
-            pending.extend(reversed(unit.outbox[mark:]))
-            del unit.outbox[mark:]
-            self._batch_end()
-
-    def _batch_end(self) -> None:
+    def _handled(self) -> None:
         unit = self.journeys
         changed = [unit.load(customer_id) for customer_id in unit.changed]
         unit.changed = {}

@@ -82,6 +82,10 @@ class Replayer:
             handle_journey_message(item.customer_id, item.message, unit)
             pending.extend(reversed(unit.outbox[mark:]))
             del unit.outbox[mark:]
+            self._handled()
+
+    def _handled(self) -> None:
+        """Called after each journey message is handled (a probe's hook; nothing here)."""
 
     def records(self) -> dict[str, JourneyRecord]:
         """The live journeys (not the pointers moved ones left behind)."""
