@@ -172,6 +172,9 @@ class FoldState:
     pinned: dict[tuple[str, str, str], PinnedTrigger] = field(default_factory=dict)
     since_horizon: Any = field(default_factory=hashlib.sha256)
     _fit: FitScore | None = None
+    named: Envelope | None = None
+    """The latest touchpoint stepped (since the start, not the horizon) that names an
+    account: which account the retained touchpoints say, without walking them."""
 
     # --- resuming and freezing -------------------------------------------------------------
 
@@ -333,6 +336,8 @@ class FoldState:
         at = tp.occurred_at
         self.last_at = at
         self.since_horizon.update(tp.event_id.encode() + b"\n")
+        if tp.identity is not None and tp.identity.account_id is not None:
+            self.named = tp
         if tp.type in LEDGER_TYPES or tp.identity is None:
             # Spend and cost are about campaigns, not a person: aggregates only.
             if tp.identity is not None:
