@@ -46,7 +46,7 @@ def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> Jour
     return JourneyWrite(
         customer_id,
         stored,
-        snapshot.model_dump_json(),
+        core.snapshot_json(snapshot, stored, playbook),
         snapshot.stage.value,
         tuple(snapshot.identities),
         facts,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,10 @@ class _Whole:
     since: int  # µs: the earliest evaluation time all its items hold from
     items: list[ScoreItem]
     expiring: list[tuple[int, int]]  # a heap of (until when an item holds, its position)
+    fragments: list[str] = field(default_factory=list)
+    """Each item's JSON, as `breakdown_json` last wrote it ("" where it changed since)."""
+    changed: set[int] = field(default_factory=set)
+    """Positions whose item changed since `breakdown_json` last wrote the fragments."""
 
 
 @dataclass
@@ -106,17 +111,40 @@ def breakdown(
     while expiring and expiring[0][0] < at_us:
         _, n = heapq.heappop(expiring)
         kept = _item(entries[n], at, at_us, half_life, cache.built)
-        items[n] = kept.item
+        if items[n] is not kept.item:
+            items[n] = kept.item
+            whole.changed.add(n)
         heapq.heappush(expiring, (kept.until, n))
         whole.since = max(whole.since, kept.since)
     for n in range(whole.count, len(entries)):
         kept = _item(entries[n], at, at_us, half_life, cache.built)
         items.append(kept.item)
+        whole.changed.add(n)
         heapq.heappush(expiring, (kept.until, n))
         whole.since = max(whole.since, kept.since)
     whole.count, whole.last = len(entries), entries[-1]
     cache.whole = whole
     return list(items)
+
+
+def breakdown_json(items: Sequence[ScoreItem], cache: BreakdownCache) -> str:
+    """`items` as JSON, exactly as pydantic writes the list; when they are the last whole
+    `breakdown` of `cache`, from the JSON kept per item (only items changed since are
+    written again: a snapshot lists up to the retention cap of them on every change)."""
+    whole = cache.whole
+    if (
+        whole is None
+        or len(whole.items) != len(items)
+        or not all(map(operator.is_, whole.items, items))
+    ):
+        return "[" + ",".join(item.model_dump_json() for item in items) + "]"
+    fragments = whole.fragments
+    if len(fragments) < len(items):
+        fragments.extend([""] * (len(items) - len(fragments)))
+    for n in whole.changed:
+        fragments[n] = items[n].model_dump_json()
+    whole.changed.clear()
+    return "[" + ",".join(fragments) + "]"
 
 
 def _item(

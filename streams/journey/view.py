@@ -30,12 +30,13 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey.account import account_of
+from streams.journey.breakdown import breakdown_json
 from streams.journey.fold import summarize
 from streams.journey.memo import NO_CURRENCY
 from streams.journey.record import derive, totals
 
 RECENT_IN_SNAPSHOT = 20
-__all__ = ["NO_CURRENCY", "JourneyView", "snapshot", "view"]
+__all__ = ["NO_CURRENCY", "JourneyView", "snapshot", "snapshot_json", "view"]
 
 
 class JourneyView(BaseModel):
@@ -163,3 +164,26 @@ def snapshot(
         last_touch_at=v.last_touch_at,
         as_of=as_of or v.last_touch_at,
     )
+
+
+def snapshot_json(snap: JourneySnapshot, record: JourneyRecord, playbook: Playbook) -> str:
+    """`snap.model_dump_json()`, byte for byte, for the snapshot of `record` under `playbook`:
+    its engagement breakdown (up to the retention cap of items, on every change) is written
+    from the JSON kept per item with the journey's fold state, the rest by pydantic."""
+    engagement = snap.scores.engagement
+    if not engagement.breakdown:
+        return snap.model_dump_json()
+    bare = engagement.model_copy(update={"breakdown": []})
+    rest = snap.model_copy(update={"scores": snap.scores.model_copy(update={"engagement": bare})})
+    written, bare_json = rest.model_dump_json(), bare.model_dump_json()
+    # The breakdown is the engagement's last field, and a key with an unescaped quote is never
+    # inside a JSON string: one occurrence of the marker is the breakdown's place.
+    marker = '"scores":{"engagement":' + bare_json
+    if not bare_json.endswith(_EMPTY_LAST) or written.count(marker) != 1:
+        return snap.model_dump_json()
+    items = breakdown_json(engagement.breakdown, derive(record, playbook).score_items)
+    filled = marker[: -len(_EMPTY_LAST)] + '"breakdown":' + items + "}"
+    return written.replace(marker, filled, 1)
+
+
+_EMPTY_LAST = '"breakdown":[]}'

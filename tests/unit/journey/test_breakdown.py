@@ -6,11 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
+from schemas.journey import ScoreItem
 from streams.journey import scoring
-from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
+from streams.journey.breakdown import (
+    BreakdownCache,
+    ScoreEntry,
+    breakdown,
+    breakdown_json,
+    evaluate_once,
+)
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
+AS_JSON = TypeAdapter(list[ScoreItem])
 GAPS = st.sampled_from([0, 1, 7, 60, 599, 3600, 86_400, 40 * 86_400])
 
 
@@ -49,3 +58,21 @@ def test_the_kept_breakdown_is_a_fresh_evaluation(
             for t, p, *_ in entries[:count]
         ]
         assert [i.decayed for i in items] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(evaluations())
+def test_the_breakdown_json_kept_per_item_is_what_pydantic_writes(
+    case: tuple[list[ScoreEntry], list[tuple[int, datetime]], float],
+) -> None:
+    entries, questions, half_life = case
+    kept = BreakdownCache()
+    for count, at in questions:
+        items = breakdown(entries[:count], at, half_life, kept)
+        fresh = breakdown(entries[:count], at, half_life, BreakdownCache())
+        written = AS_JSON.dump_json(fresh).decode()
+        assert breakdown_json(items, kept) == written
+        assert breakdown_json(items, kept) == written  # asked again: nothing changed since
+        # Items that are not the cache's last breakdown (a shorter list, fresh objects).
+        assert breakdown_json(fresh, kept) == written
+        assert breakdown_json(items[:-1], kept) == AS_JSON.dump_json(fresh[:-1]).decode()
