@@ -309,9 +309,12 @@ class FoldState:
             self.score_total, self.score_cycle = points, points
         self.score_at = at
 
-    def engagement_score(self, at: datetime | None, again: bool = False) -> EngagementScore:
+    def engagement_score(
+        self, at: datetime | None, again: bool = False, listed: bool = True
+    ) -> EngagementScore:
         """The published engagement score with its breakdown, as of `at`; `again`: asked
-        again and again as the journey goes on (its snapshot), so the breakdown is kept."""
+        again and again as the journey goes on (its snapshot), so the breakdown is kept;
+        not `listed`: its breakdown left empty (written apart, `breakdown_json`)."""
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
@@ -319,7 +322,7 @@ class FoldState:
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
         evaluate = breakdown if again else evaluate_once
-        items = evaluate(self.items, at, half_life, self.score_items)
+        items = evaluate(self.items, at, half_life, self.score_items) if listed else []
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),

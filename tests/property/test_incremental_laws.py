@@ -103,8 +103,11 @@ def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[Any]]:
 def assert_published_as_fresh(record: JourneyRecord) -> None:
     """The snapshot's JSON written from what is kept per item, and the account named without
     a walk, are what pydantic writes and what a walk over every touchpoint finds."""
+    bare, written = core.snapshot_json(record, PB)
     snapshot = core.snapshot(record, PB)
-    assert core.snapshot_json(snapshot, record, PB) == snapshot.model_dump_json()
+    assert written == snapshot.model_dump_json()
+    assert not bare.scores.engagement.breakdown
+    assert bare == snapshot.model_copy(update={"scores": bare.scores})
     assert snapshot.account_id == core.account_of(record, PB) == latest_named_walk(record)
 
 

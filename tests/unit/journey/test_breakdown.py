@@ -61,18 +61,23 @@ def test_the_kept_breakdown_is_a_fresh_evaluation(
 
 
 @settings(max_examples=300, deadline=None)
-@given(evaluations())
+@given(evaluations(), st.lists(st.sampled_from(["items", "json", "both", "refold"]), min_size=25))
 def test_the_breakdown_json_kept_per_item_is_what_pydantic_writes(
-    case: tuple[list[ScoreEntry], list[tuple[int, datetime]], float],
+    case: tuple[list[ScoreEntry], list[tuple[int, datetime]], float], asks: list[str]
 ) -> None:
+    """Asked as items, as JSON or both, after refolds (new entries of the same touchpoints):
+    the JSON is pydantic's of a fresh evaluation, byte for byte."""
     entries, questions, half_life = case
     kept = BreakdownCache()
-    for count, at in questions:
-        items = breakdown(entries[:count], at, half_life, kept)
+    for (count, at), ask in zip(questions, asks, strict=False):
+        if ask == "refold":
+            entries = [(t, p, e, k, c + 1) for t, p, e, k, c in entries]
         fresh = breakdown(entries[:count], at, half_life, BreakdownCache())
-        written = AS_JSON.dump_json(fresh).decode()
-        assert breakdown_json(items, kept) == written
-        assert breakdown_json(items, kept) == written  # asked again: nothing changed since
-        # Items that are not the cache's last breakdown (a shorter list, fresh objects).
-        assert breakdown_json(fresh, kept) == written
-        assert breakdown_json(items[:-1], kept) == AS_JSON.dump_json(fresh[:-1]).decode()
+        if ask in ("items", "both"):
+            items = breakdown(entries[:count], at, half_life, kept)
+            assert AS_JSON.dump_json(items) == AS_JSON.dump_json(fresh)
+        if ask != "items":
+            written = breakdown_json(entries[:count], at, half_life, kept)
+            assert written == AS_JSON.dump_json(fresh).decode()
+            # asked again: nothing changed since
+            assert breakdown_json(entries[:count], at, half_life, kept) == written
