@@ -161,11 +161,14 @@ def _advance(
 
 def _item_of(kept: _Built) -> ScoreItem:
     if kept.item is None:
-        t, points, event_id, type_, _ = kept.entry
-        kept.item = ScoreItem(
-            event_id=event_id, type=type_, occurred_at=t, points=points, decayed=kept.value
-        )
+        kept.item = _new_item(kept)
     return kept.item
+
+
+def _new_item(kept: _Built) -> ScoreItem:
+    t, points, event_id, type_, _ = kept.entry
+    value = kept.value
+    return ScoreItem(event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value)
 
 
 _VALUE = '"decayed":'
@@ -174,7 +177,8 @@ _VALUE = '"decayed":'
 def _json_of(kept: _Built) -> str:
     if kept.json is None:
         if kept.head is None:
-            written = _item_of(kept).model_dump_json()
+            # Not kept: the JSON path needs no items (they would only take memory).
+            written = (kept.item or _new_item(kept)).model_dump_json()
             kept.head = written[: written.rindex(_VALUE) + len(_VALUE)]
             kept.json = written
         else:
