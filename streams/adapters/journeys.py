@@ -41,12 +41,12 @@ def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> Jour
     """Derive what the read model and `journeys.state` show of a changed journey."""
     if isinstance(stored, MovedJourney | ForgottenJourney):
         return JourneyWrite(customer_id, stored)
-    snapshot = core.snapshot(stored, playbook)
+    snapshot, snapshot_json = core.snapshot_json(stored, playbook)
     facts = kpis.journey_facts(stored, playbook).model_dump_json(exclude_defaults=True)
     return JourneyWrite(
         customer_id,
         stored,
-        snapshot.model_dump_json(),
+        snapshot_json,
         snapshot.stage.value,
         tuple(snapshot.identities),
         facts,

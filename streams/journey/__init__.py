@@ -58,7 +58,7 @@ from streams.journey.record import (
     resplit,
     split,
 )
-from streams.journey.view import JourneyView, snapshot, view
+from streams.journey.view import JourneyView, snapshot, snapshot_json, view
 
 __all__ = [
     "LEDGER_CUSTOMER",
@@ -106,6 +106,7 @@ __all__ = [
     "resplit",
     "signal_id",
     "snapshot",
+    "snapshot_json",
     "split",
     "unmerge_identity",
     "view",

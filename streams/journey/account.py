@@ -15,9 +15,16 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from schemas.account import AccountEngagement, AccountHandoff, AccountView, BuyingGroupMember
-from schemas.journey import JourneyRecord, JourneySnapshot, Stage, TouchpointSummary
+from schemas.journey import (
+    CompactedPrefix,
+    JourneyRecord,
+    JourneySnapshot,
+    Stage,
+    TouchpointSummary,
+)
 from schemas.playbook import AccountHandoffRule, AccountRules, Playbook
 from schemas.signals import AccountHandoffSignal
+from streams.journey import memo
 from streams.journey.identity import signal_id
 
 DOMAIN_PREFIX = "domain:"
@@ -29,21 +36,41 @@ _FUNNEL = (Stage.VISITOR, Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SAL, St
 _SIDE_EXITS = (Stage.DISQUALIFIED, Stage.RECYCLED, Stage.CHURNED)
 
 
-def _latest_named(record: JourneyRecord) -> str | None:
+_PREFIXES_KEPT = 4096
+_PREFIX_NAMED: dict[int, tuple[CompactedPrefix, tuple[tuple[datetime, str], str] | None]] = {}
+"""The latest summary naming an account, per compacted prefix (by the very object: prefixes
+are immutable, and the entry keeps it alive so its id cannot be reused)."""
+
+
+def _prefix_named(prefix: CompactedPrefix) -> tuple[tuple[datetime, str], str] | None:
+    # A prefix changes once per compaction chunk: walking its summaries on every change made
+    # the snapshot and the KPI facts cost O(journey length).
+    kept = _PREFIX_NAMED.get(id(prefix))
+    if kept is not None and kept[0] is prefix:
+        return kept[1]
+    found = None
+    for summary in reversed(prefix.touchpoints):
+        if summary.account_id is not None:
+            found = ((summary.occurred_at, summary.event_id), summary.account_id)
+            break
+    if len(_PREFIX_NAMED) >= _PREFIXES_KEPT:
+        _PREFIX_NAMED.clear()
+    _PREFIX_NAMED[id(prefix)] = (prefix, found)
+    return found
+
+
+def _latest_named(record: JourneyRecord, playbook: Playbook) -> str | None:
     # Retained touchpoints are sorted by order key; compacted summaries too, and all of them
     # come before (or tie with) the retained ones only mostly: compare keys, not positions.
+    # The fold of the retained touchpoints (kept with the journey) knows their latest one.
     best: tuple[tuple[datetime, str], str] | None = None
-    for tp in reversed(record.touchpoints):
-        if tp.identity is not None and tp.identity.account_id is not None:
-            best = (tp.order_key, tp.identity.account_id)
-            break
+    tp = memo.lookup(record, playbook).state.named
+    if tp is not None and tp.identity is not None and tp.identity.account_id is not None:
+        best = (tp.order_key, tp.identity.account_id)
     if record.compacted is not None:
-        for summary in reversed(record.compacted.touchpoints):
-            if summary.account_id is not None:
-                key = (summary.occurred_at, summary.event_id)
-                if best is None or key > best[0]:
-                    best = (key, summary.account_id)
-                break
+        named = _prefix_named(record.compacted)
+        if named is not None and (best is None or named[0] > best[0]):
+            best = named
     return None if best is None else best[1]
 
 
@@ -66,7 +93,7 @@ def company_domain(
 
 def account_of(record: JourneyRecord, playbook: Playbook) -> str | None:
     """The account a journey belongs to (see the module doc), or None."""
-    named = _latest_named(record)
+    named = _latest_named(record, playbook)
     if named is not None or not playbook.accounts.domain_fallback:
         return named
     domain = company_domain(record.identifiers, playbook.accounts, playbook.identity.blocklist)

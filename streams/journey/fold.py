@@ -172,6 +172,9 @@ class FoldState:
     pinned: dict[tuple[str, str, str], PinnedTrigger] = field(default_factory=dict)
     since_horizon: Any = field(default_factory=hashlib.sha256)
     _fit: FitScore | None = None
+    named: Envelope | None = None
+    """The latest touchpoint stepped (since the start, not the horizon) that names an
+    account: which account the retained touchpoints say, without walking them."""
 
     # --- resuming and freezing -------------------------------------------------------------
 
@@ -306,9 +309,12 @@ class FoldState:
             self.score_total, self.score_cycle = points, points
         self.score_at = at
 
-    def engagement_score(self, at: datetime | None, again: bool = False) -> EngagementScore:
+    def engagement_score(
+        self, at: datetime | None, again: bool = False, listed: bool = True
+    ) -> EngagementScore:
         """The published engagement score with its breakdown, as of `at`; `again`: asked
-        again and again as the journey goes on (its snapshot), so the breakdown is kept."""
+        again and again as the journey goes on (its snapshot), so the breakdown is kept;
+        not `listed`: its breakdown left empty (written apart, `breakdown_json`)."""
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
@@ -316,7 +322,7 @@ class FoldState:
         if self.carry_at is not None and self.carry:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
         evaluate = breakdown if again else evaluate_once
-        items = evaluate(self.items, at, half_life, self.score_items)
+        items = evaluate(self.items, at, half_life, self.score_items) if listed else []
         return EngagementScore(
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),
@@ -333,6 +339,8 @@ class FoldState:
         at = tp.occurred_at
         self.last_at = at
         self.since_horizon.update(tp.event_id.encode() + b"\n")
+        if tp.identity is not None and tp.identity.account_id is not None:
+            self.named = tp
         if tp.type in LEDGER_TYPES or tp.identity is None:
             # Spend and cost are about campaigns, not a person: aggregates only.
             if tp.identity is not None:

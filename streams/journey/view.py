@@ -30,12 +30,13 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey.account import account_of
+from streams.journey.breakdown import breakdown_json
 from streams.journey.fold import summarize
 from streams.journey.memo import NO_CURRENCY
 from streams.journey.record import derive, totals
 
 RECENT_IN_SNAPSHOT = 20
-__all__ = ["NO_CURRENCY", "JourneyView", "snapshot", "view"]
+__all__ = ["NO_CURRENCY", "JourneyView", "snapshot", "snapshot_json", "view"]
 
 
 class JourneyView(BaseModel):
@@ -70,8 +71,9 @@ class JourneyView(BaseModel):
     playbook_version: str
 
 
-def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
-    """The journey derived from its touchpoints under `playbook`."""
+def view(record: JourneyRecord, playbook: Playbook, listed: bool = True) -> JourneyView:
+    """The journey derived from its touchpoints under `playbook` (not `listed`: without the
+    engagement breakdown's items)."""
     state = derive(record, playbook)
     tally = totals(record, playbook)
     first = tally.first
@@ -93,7 +95,7 @@ def view(record: JourneyRecord, playbook: Playbook) -> JourneyView:
         cycle=state.cycle,
         stage_history=list(state.history),
         outbound=state.outbound,
-        engagement=state.engagement_score(state.last_at, again=True),
+        engagement=state.engagement_score(state.last_at, again=True, listed=listed),
         fit=state.fit(),
         firmographics=state.firmographics(),
         open_objections=state.open_objections(),
@@ -119,7 +121,41 @@ def snapshot(
     record: JourneyRecord, playbook: Playbook, as_of: datetime | None = None
 ) -> JourneySnapshot:
     """The published picture of a journey; `as_of` defaults to its latest touchpoint's time."""
-    v = view(record, playbook)
+    return _snapshot(record, playbook, as_of, listed=True)
+
+
+def snapshot_json(record: JourneyRecord, playbook: Playbook) -> tuple[JourneySnapshot, str]:
+    """`snapshot(record, playbook)` without its engagement breakdown's items, and the whole
+    snapshot's JSON, byte for byte `snapshot(record, playbook).model_dump_json()`.
+
+    A snapshot lists up to the retention cap of breakdown items, published on every change:
+    their JSON is kept per item with the journey's fold state (`breakdown_json`), and only
+    the rest is built and written by pydantic.
+    """
+    bare = _snapshot(record, playbook, None, listed=False)
+    state = derive(record, playbook)
+    at = state.last_at
+    if at is None or not state.items:
+        return bare, snapshot(record, playbook).model_dump_json()
+    written, engagement = bare.model_dump_json(), bare.scores.engagement.model_dump_json()
+    # The breakdown is the engagement's last field, and a key's unescaped quote is never inside
+    # a JSON string: one occurrence of the marker is the breakdown's place.
+    marker = '"scores":{"engagement":' + engagement
+    if not engagement.endswith(_EMPTY_LAST) or written.count(marker) != 1:
+        return bare, snapshot(record, playbook).model_dump_json()
+    half_life = state.playbook.scoring.half_life_days
+    items = breakdown_json(state.items, at, half_life, state.score_items)
+    filled = marker[: -len(_EMPTY_LAST)] + '"breakdown":' + items + "}"
+    return bare, written.replace(marker, filled, 1)
+
+
+_EMPTY_LAST = '"breakdown":[]}'
+
+
+def _snapshot(
+    record: JourneyRecord, playbook: Playbook, as_of: datetime | None, listed: bool
+) -> JourneySnapshot:
+    v = view(record, playbook, listed)
     ledger = sorted(record.signal_ledger.values(), key=lambda e: (e.occurred_at, e.signal_id))
     return JourneySnapshot(
         customer_id=record.customer_id,

@@ -80,6 +80,7 @@ def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[Any]]:
         outcome = core.apply_touchpoint(record, tp, PB, max_retained=cap)
         facts = kpis.journey_facts(outcome.record, PB)
         assert retained_facts(facts) == of_retained(outcome.record)
+        assert_published_as_fresh(outcome.record)
         seen.extend([*outcome.signals, facts])
         return outcome.record
 
@@ -94,8 +95,30 @@ def play(history: History, fresh: bool) -> tuple[JourneyRecord, list[Any]]:
             outcome = core.absorb(record, other, PB, "link", tp.occurred_at, max_retained=cap)
             record = outcome.record
             seen.extend([*outcome.signals, kpis.journey_facts(record, PB)])
+            assert_published_as_fresh(record)
         record = apply(record, tp)
     return record, seen
+
+
+def assert_published_as_fresh(record: JourneyRecord) -> None:
+    """The snapshot's JSON written from what is kept per item, and the account named without
+    a walk, are what pydantic writes and what a walk over every touchpoint finds."""
+    bare, written = core.snapshot_json(record, PB)
+    snapshot = core.snapshot(record, PB)
+    assert written == snapshot.model_dump_json()
+    assert not bare.scores.engagement.breakdown
+    assert bare == snapshot.model_copy(update={"scores": bare.scores})
+    assert snapshot.account_id == core.account_of(record, PB) == latest_named_walk(record)
+
+
+def latest_named_walk(record: JourneyRecord) -> str | None:
+    """The account by definition: the latest touchpoint naming one, compacted or retained."""
+    named = [(tp.order_key, tp.identity.account_id) for tp in record.touchpoints
+             if tp.identity is not None and tp.identity.account_id is not None]  # fmt: skip
+    if record.compacted is not None:
+        named += [((s.occurred_at, s.event_id), s.account_id)
+                  for s in record.compacted.touchpoints if s.account_id is not None]  # fmt: skip
+    return max(named)[1] if named else None
 
 
 def of_retained(record: JourneyRecord) -> tuple[list[Any], list[Any], list[Any]]:

@@ -200,3 +200,40 @@ def test_tandem_subscribe_shows_the_account_handoff() -> None:
     console.print(render_signal(Received(signal, Status.NEW, "signals.handoff", 0, 1)))
     text = console.export_text()
     assert "account hand-off · acct-acme" in text and "r0@acme.example" in text
+
+
+def latest_named_walk(record: core.JourneyRecord) -> str | None:
+    """The account by definition: the latest touchpoint naming one, compacted or retained."""
+    named = [(tp.order_key, tp.identity.account_id) for tp in record.touchpoints
+             if tp.identity is not None and tp.identity.account_id is not None]  # fmt: skip
+    if record.compacted is not None:
+        named += [((s.occurred_at, s.event_id), s.account_id)
+                  for s in record.compacted.touchpoints if s.account_id is not None]  # fmt: skip
+    return max(named)[1] if named else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.sampled_from([None, None, "acct-a", "acct-b"])),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([2, 3, 8, core.MAX_RETAINED_TOUCHPOINTS]),
+)
+def test_the_account_kept_with_the_journey_is_the_walk_over_every_touchpoint(
+    picks: list[tuple[int, str | None]], cap: int
+) -> None:
+    """In any arrival order, through compactions (late touchpoints behind the horizon too),
+    the account the snapshot and the KPI facts name is the latest naming one by event time."""
+    pb = core.default_playbook()
+    record = core.new_journey("cus_test")
+    for n, (minute, account) in enumerate(picks):
+        tp = touch("marketing.page_viewed", f"e{n:02}", at(0, minute), "ada@x.example", account,
+                   {"url": "/"})  # fmt: skip
+        record = core.apply_touchpoint(record, tp, pb, max_retained=cap).record
+        assert account_of(record, pb) == latest_named_walk(record)
+        bare, written = core.snapshot_json(record, pb)
+        snapshot = core.snapshot(record, pb)
+        assert written == snapshot.model_dump_json()
+        assert bare == snapshot.model_copy(update={"scores": bare.scores})

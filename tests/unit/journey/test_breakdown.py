@@ -6,11 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
+from schemas.journey import ScoreItem
 from streams.journey import scoring
-from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
+from streams.journey.breakdown import (
+    BreakdownCache,
+    ScoreEntry,
+    breakdown,
+    breakdown_json,
+    evaluate_once,
+)
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
+AS_JSON = TypeAdapter(list[ScoreItem])
 GAPS = st.sampled_from([0, 1, 7, 60, 599, 3600, 86_400, 40 * 86_400])
 
 
@@ -49,3 +58,26 @@ def test_the_kept_breakdown_is_a_fresh_evaluation(
             for t, p, *_ in entries[:count]
         ]
         assert [i.decayed for i in items] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(evaluations(), st.lists(st.sampled_from(["items", "json", "both", "refold"]), min_size=25))
+def test_the_breakdown_json_kept_per_item_is_what_pydantic_writes(
+    case: tuple[list[ScoreEntry], list[tuple[int, datetime]], float], asks: list[str]
+) -> None:
+    """Asked as items, as JSON or both, after refolds (new entries of the same touchpoints):
+    the JSON is pydantic's of a fresh evaluation, byte for byte."""
+    entries, questions, half_life = case
+    kept = BreakdownCache()
+    for (count, at), ask in zip(questions, asks, strict=False):
+        if ask == "refold":
+            entries = [(t, p, e, k, c + 1) for t, p, e, k, c in entries]
+        fresh = breakdown(entries[:count], at, half_life, BreakdownCache())
+        if ask in ("items", "both"):
+            items = breakdown(entries[:count], at, half_life, kept)
+            assert AS_JSON.dump_json(items) == AS_JSON.dump_json(fresh)
+        if ask != "items":
+            written = breakdown_json(entries[:count], at, half_life, kept)
+            assert written == AS_JSON.dump_json(fresh).decode()
+            # asked again: nothing changed since
+            assert breakdown_json(entries[:count], at, half_life, kept) == written
