@@ -36,7 +36,7 @@ _FUNNEL = (Stage.VISITOR, Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SAL, St
 _SIDE_EXITS = (Stage.DISQUALIFIED, Stage.RECYCLED, Stage.CHURNED)
 
 
-_PREFIXES_KEPT = 4096
+_PREFIXES_KEPT = 256  # each entry keeps its prefix alive: a long journey's is large
 _PREFIX_NAMED: dict[int, tuple[CompactedPrefix, tuple[tuple[datetime, str], str] | None]] = {}
 """The latest summary naming an account, per compacted prefix (by the very object: prefixes
 are immutable, and the entry keeps it alive so its id cannot be reused)."""
