@@ -55,6 +55,10 @@ _STARTED = pytest.StashKey[infra.InfraStatus]()
 STACK_TESTS = ("tests/integration/", "tests/browser/")
 """The tests of the shared stack (the session's worker, topics and Redis prefix)."""
 
+OWN_STACK_TESTS = ("tests/integration/test_crash_loop.py",)
+"""Integration tests that start their own broker and Redis: the other xdist worker may take
+them (the crash loop, the longest test, then runs beside the shared stack's tests)."""
+
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """One xdist worker runs every test of the shared stack, in order (one session worker,
@@ -64,7 +68,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class StackScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "stack" if nodeid.startswith(STACK_TESTS) else nodeid
+            shared = nodeid.startswith(STACK_TESTS) and not nodeid.startswith(OWN_STACK_TESTS)
+            return "stack" if shared else nodeid
 
     return StackScheduling(config, log)
 
