@@ -282,6 +282,38 @@ async def _redrive(
             advance()
 
 
+def _republish(settings: Settings, chosen: list[DeadLetter]) -> None:
+    """Re-publish `chosen` under a progress bar; a Kafka failure ends the command."""
+    with progress_for(_progress("redriving"), "deadletter") as progress:
+        task = progress.add_task("redrive", total=len(chosen))
+        try:
+            run(_redrive(settings, chosen, lambda: progress.advance(task)))
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            check_unreachable(exc, kafka=settings.kafka_bootstrap)
+            fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}")
+
+
+def _print_redrive(
+    chosen: Sequence[DeadLetter],
+    targets: Counter[str],
+    without_origin: Sequence[DeadLetter],
+    dry_run: bool,
+) -> None:
+    verb = "would redrive" if dry_run else "redrove"
+    where = ", ".join(f"{t} ({n})" for t, n in targets.items()) or "nothing to redrive"
+    console.print(f"{verb} {len(chosen)} dead letter(s): {escape(where)}")
+    if dry_run:
+        for letter in chosen:
+            console.print(
+                f"  {escape(letter.dead_letter_id)}  {letter.reason_code.value}  "
+                f"{escape(letter.event_id or '-')}"
+            )
+    if without_origin:
+        console.print(f"  skipped {len(without_origin)} without an origin topic")
+
+
 @deadletter_app.command("redrive")
 def redrive(
     ids: list[str] = typer.Option(
@@ -320,15 +352,7 @@ def redrive(
     chosen = [letter for letter in chosen if letter.origin is not None]
     targets = Counter(letter.origin.topic for letter in chosen if letter.origin)
     if not dry_run and chosen:
-        with progress_for(_progress("redriving"), "deadletter") as progress:
-            task = progress.add_task("redrive", total=len(chosen))
-            try:
-                run(_redrive(settings, chosen, lambda: progress.advance(task)))
-            except typer.Exit:
-                raise
-            except Exception as exc:
-                check_unreachable(exc, kafka=settings.kafka_bootstrap)
-                fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}")
+        _republish(settings, chosen)
     outcome = {
         "dry_run": dry_run,
         "redriven": len(chosen),
@@ -340,16 +364,6 @@ def redrive(
     if as_json:
         typer.echo(json.dumps(outcome, indent=2))
     else:
-        verb = "would redrive" if dry_run else "redrove"
-        where = ", ".join(f"{t} ({n})" for t, n in targets.items()) or "nothing to redrive"
-        console.print(f"{verb} {len(chosen)} dead letter(s): {escape(where)}")
-        if dry_run:
-            for letter in chosen:
-                console.print(
-                    f"  {escape(letter.dead_letter_id)}  {letter.reason_code.value}  "
-                    f"{escape(letter.event_id or '-')}"
-                )
-        if without_origin:
-            console.print(f"  skipped {len(without_origin)} without an origin topic")
+        _print_redrive(chosen, targets, without_origin, dry_run)
     if missing:
         fail(f"no dead letter with id {', '.join(missing)}")
