@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -38,6 +39,9 @@ from streams.cli._common import (
 )
 from streams.settings import Settings, get_settings
 from streams.topics import CATALOGUE, DEADLETTER, full_name
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 
 deadletter_app = typer.Typer(
     help="Inspect and re-publish rejected input (the touchpoints.deadletter topic).",
@@ -122,21 +126,7 @@ async def read_dead_letters(
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500)
             for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset >= end[tp]:
-                        continue
-                    done += 1
-                    result.messages += 1
-                    try:
-                        letter = DeadLetter.model_validate_json(message.value or b"")
-                    except ValueError:
-                        result.unreadable += 1
-                        continue
-                    if letter.dead_letter_id in seen:
-                        result.duplicates += 1
-                        continue
-                    seen.add(letter.dead_letter_id)
-                    result.letters.append(letter)
+                done += _keep_letters(messages, end[tp], result, seen)
             if batch:
                 last_progress = time.monotonic()
                 on_progress(done, total)
@@ -151,6 +141,33 @@ async def read_dead_letters(
     finally:
         await consumer.stop()
     return result
+
+
+def _keep_letters(
+    messages: Iterable[ConsumerRecord[bytes, bytes]],
+    end: int,
+    result: ReadResult,
+    seen: set[str],
+) -> int:
+    """Add the dead letters of `messages` before `end` to `result`, each id once; how many
+    messages that was (those at or after `end` arrived after the call began)."""
+    read = 0
+    for message in messages:
+        if message.offset >= end:
+            continue
+        read += 1
+        result.messages += 1
+        try:
+            letter = DeadLetter.model_validate_json(message.value or b"")
+        except ValueError:
+            result.unreadable += 1
+            continue
+        if letter.dead_letter_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(letter.dead_letter_id)
+        result.letters.append(letter)
+    return read
 
 
 def select(
