@@ -230,15 +230,18 @@ def _wake_journeys(
     app.timer(settings.timer_interval_s)(wake_unless_stopping)
 
 
-def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
-    """Wire the Faust app for these settings and this playbook."""
-    app = _faust_app(settings)
-    topics = {
+def _topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
+    """The worker's topics by catalogue name, as raw bytes (Tandem encodes its own values)."""
+    return {
         name: _raw_topic(app, settings, name)
         for name in (MARKETING, SALES, DEADLETTER, ACCEPTED, RESOLVED, JOURNEYS, HANDOFF,
                      NURTURE, ALERTS)
     }  # fmt: skip
-    touchpoint_sources = app.topic(
+
+
+def _touchpoint_sources(app: faust.App, settings: Settings) -> faust.TopicT:
+    """Both input topics as one: the ingest agent reads marketing and sales together."""
+    return app.topic(
         full_name(MARKETING, settings.topic_prefix),
         full_name(SALES, settings.topic_prefix),
         key_type=bytes,
@@ -246,11 +249,18 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         key_serializer="raw",
         value_serializer="raw",
     )
-    identities, journeys, deadlines = _tables(app, settings)
-    # Table writes wait in Faust's producer buffer, and Faust holds every stream back while it
-    # holds more than `max_messages` (100): a batch writes hundreds at once, by design.
-    app.producer.buffer.max_messages = 8 * settings.batch_size
-    agents = Agents(
+
+
+def _agents(
+    app: faust.App,
+    settings: Settings,
+    playbook: core.Playbook,
+    identities: Any,
+    journeys: Any,
+    deadlines: Any,
+) -> Agents:
+    """The agents' logic over the worker's tables and the Redis projection."""
+    return Agents(
         topic_prefix=settings.topic_prefix,
         marketing_topic=full_name(MARKETING, settings.topic_prefix),
         playbook=playbook,
@@ -261,6 +271,18 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
             settings.redis_url, settings.redis_prefix, timeout_s=settings.redis_timeout_s
         ),
     )
+
+
+def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
+    """Wire the Faust app for these settings and this playbook."""
+    app = _faust_app(settings)
+    topics = _topics(app, settings)
+    touchpoint_sources = _touchpoint_sources(app, settings)
+    identities, journeys, deadlines = _tables(app, settings)
+    # Table writes wait in Faust's producer buffer, and Faust holds every stream back while it
+    # holds more than `max_messages` (100): a batch writes hundreds at once, by design.
+    app.producer.buffer.max_messages = 8 * settings.batch_size
+    agents = _agents(app, settings, playbook, identities, journeys, deadlines)
 
     def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[Event]]:
         """The stream in batches: up to `batch_size` events, or what came within the wait."""

@@ -157,25 +157,13 @@ def create_app(
     if not keys:
         log.warning("no API keys configured (`tandem keys create`): ingest and journeys answer 401")
     holder = PublisherHolder(lambda: factory(settings))
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(redacted_access_log(app))
-            for extra in lifespans:
-                await stack.enter_async_context(extra(app))
-            try:
-                yield
-            finally:
-                await holder.close()
-
     app = FastAPI(
         title="Tandem API",
         version=_package_version(),
         summary="One customer journey for marketing and sales, built from touchpoints.",
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=_lifespan(holder, lifespans),
     )
     app.state.settings = settings
     app.state.api_keys = keys
@@ -191,6 +179,32 @@ def create_app(
     app.include_router(operations_router)
     for router in ROUTERS if routers is None else routers:
         app.include_router(router)
+
+    _document_touchpoints(app)
+    return app
+
+
+def _lifespan(holder: PublisherHolder, lifespans: Sequence[Lifespan]) -> Lifespan:
+    """The app's lifespan: the redacted access log, then every extra lifespan in order; the
+    publisher is closed last so requests still draining at shutdown can publish."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(redacted_access_log(app))
+            for extra in lifespans:
+                await stack.enter_async_context(extra(app))
+            try:
+                yield
+            finally:
+                await holder.close()
+
+    return lifespan
+
+
+def _document_touchpoints(app: FastAPI) -> None:
+    """Replace the app's OpenAPI builder with one that also documents the `Touchpoint` union,
+    which no route declares as a model (ingest reads the raw body to answer per event)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -215,7 +229,6 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
 
 
 __all__ = ["ROUTERS", "PublisherHolder", "create_app", "default_publisher_factory"]

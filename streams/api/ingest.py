@@ -30,7 +30,7 @@ from events.decode import (
 from events.envelope import Envelope
 from events.topics import domain_of
 from events.vocabulary import Touchpoint
-from streams.api.auth import Client
+from streams.api.auth import ApiClient, Client
 
 log = logging.getLogger("tandem.api")
 
@@ -195,6 +195,63 @@ def _bad_body(code: ReasonCode, detail: str) -> JSONResponse:
     )
 
 
+def _batch_of(parsed: object) -> list[object]:
+    """The request's events: one object, or an array of 1 to `MAX_BATCH` (else 422/413)."""
+    documents: list[object] = parsed if isinstance(parsed, list) else [parsed]
+    if not documents:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch is empty")
+    if len(documents) > MAX_BATCH:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(documents)} events is over the {MAX_BATCH}-event limit of one request",
+        )
+    return documents
+
+
+def _refused_domains(documents: list[object], client: ApiClient) -> JSONResponse | None:
+    """403 naming the events of a domain the key may not publish (checked before the events
+    are validated); None when the key may publish them all."""
+    forbidden = [
+        index
+        for index, document in enumerate(documents)
+        if isinstance(document, dict)
+        and isinstance(document.get("type"), str)
+        and (domain := domain_of(document["type"])) is not None
+        and not client.may_publish(domain)
+    ]
+    if not forbidden:
+        return None
+    allowed = ", ".join(sorted(client.domains))
+    return JSONResponse(
+        ForbiddenResponse(
+            detail=f"the API key of {client.tool} may publish {allowed} events only; "
+            f"{len(forbidden)} event(s) are outside that; nothing was published",
+            forbidden=forbidden,
+        ).model_dump(),
+        status_code=status.HTTP_403_FORBIDDEN,
+    )
+
+
+async def _publish(
+    holder: PublisherHolder, touchpoints: list[Touchpoint], client: ApiClient
+) -> JSONResponse | None:
+    """Publish the batch; a 503 (retry: safe) if Kafka did not take all of it, else None."""
+    try:
+        publisher = await holder.get()
+        await publisher.publish_batch(touchpoints)
+    except Exception as exc:
+        log.warning("publishing %d events for %s failed: %s", len(touchpoints), client.tool, exc)
+        return JSONResponse(
+            ErrorResponse(
+                detail="Kafka is unavailable, the events may not all be published; retry the "
+                "request (safe: Tandem deduplicates on event_id)"
+            ).model_dump(),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    return None
+
+
 REQUEST_BODY_SCHEMA: dict[str, Any] = {
     "oneOf": [
         {"$ref": "#/components/schemas/Touchpoint"},
@@ -264,33 +321,10 @@ async def post_events(request: Request, client: Client) -> Any:
     parsed = load_json_bytes(body)
     if isinstance(parsed, Rejection):
         return _bad_body(parsed.code, parsed.message)
-    documents: list[object] = parsed if isinstance(parsed, list) else [parsed]
-    if not documents:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch is empty")
-    if len(documents) > MAX_BATCH:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{len(documents)} events is over the {MAX_BATCH}-event limit of one request",
-        )
-
-    forbidden = [
-        index
-        for index, document in enumerate(documents)
-        if isinstance(document, dict)
-        and isinstance(document.get("type"), str)
-        and (domain := domain_of(document["type"])) is not None
-        and not client.may_publish(domain)
-    ]
-    if forbidden:
-        allowed = ", ".join(sorted(client.domains))
-        return JSONResponse(
-            ForbiddenResponse(
-                detail=f"the API key of {client.tool} may publish {allowed} events only; "
-                f"{len(forbidden)} event(s) are outside that; nothing was published",
-                forbidden=forbidden,
-            ).model_dump(),
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
+    documents = _batch_of(parsed)
+    refused = _refused_domains(documents, client)
+    if refused is not None:
+        return refused
 
     received = datetime.now(UTC)
     outcomes = [validate_event(document, now=received) for document in documents]
@@ -304,21 +338,10 @@ async def post_events(request: Request, client: Client) -> Any:
             response.model_dump(mode="json"), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
         )
 
-    holder: PublisherHolder = request.app.state.publisher
     touchpoints = [o for o in outcomes if not isinstance(o, Rejection)]
-    try:
-        publisher = await holder.get()
-        await publisher.publish_batch(touchpoints)
-    except Exception as exc:
-        log.warning("publishing %d events for %s failed: %s", len(touchpoints), client.tool, exc)
-        return JSONResponse(
-            ErrorResponse(
-                detail="Kafka is unavailable, the events may not all be published; retry the "
-                "request (safe: Tandem deduplicates on event_id)"
-            ).model_dump(),
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
+    unavailable = await _publish(request.app.state.publisher, touchpoints, client)
+    if unavailable is not None:
+        return unavailable
     return IngestResponse(published=True, accepted=len(results), rejected=0, results=results)
 
 

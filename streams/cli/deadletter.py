@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -38,6 +39,9 @@ from streams.cli._common import (
 )
 from streams.settings import Settings, get_settings
 from streams.topics import CATALOGUE, DEADLETTER, full_name
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 
 deadletter_app = typer.Typer(
     help="Inspect and re-publish rejected input (the touchpoints.deadletter topic).",
@@ -122,21 +126,7 @@ async def read_dead_letters(
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500)
             for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset >= end[tp]:
-                        continue
-                    done += 1
-                    result.messages += 1
-                    try:
-                        letter = DeadLetter.model_validate_json(message.value or b"")
-                    except ValueError:
-                        result.unreadable += 1
-                        continue
-                    if letter.dead_letter_id in seen:
-                        result.duplicates += 1
-                        continue
-                    seen.add(letter.dead_letter_id)
-                    result.letters.append(letter)
+                done += _keep_letters(messages, end[tp], result, seen)
             if batch:
                 last_progress = time.monotonic()
                 on_progress(done, total)
@@ -151,6 +141,33 @@ async def read_dead_letters(
     finally:
         await consumer.stop()
     return result
+
+
+def _keep_letters(
+    messages: Iterable[ConsumerRecord[bytes, bytes]],
+    end: int,
+    result: ReadResult,
+    seen: set[str],
+) -> int:
+    """Add the dead letters of `messages` before `end` to `result`, each id once; how many
+    messages that was (those at or after `end` arrived after the call began)."""
+    read = 0
+    for message in messages:
+        if message.offset >= end:
+            continue
+        read += 1
+        result.messages += 1
+        try:
+            letter = DeadLetter.model_validate_json(message.value or b"")
+        except ValueError:
+            result.unreadable += 1
+            continue
+        if letter.dead_letter_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(letter.dead_letter_id)
+        result.letters.append(letter)
+    return read
 
 
 def select(
@@ -282,6 +299,38 @@ async def _redrive(
             advance()
 
 
+def _republish(settings: Settings, chosen: list[DeadLetter]) -> None:
+    """Re-publish `chosen` under a progress bar; a Kafka failure ends the command."""
+    with progress_for(_progress("redriving"), "deadletter") as progress:
+        task = progress.add_task("redrive", total=len(chosen))
+        try:
+            run(_redrive(settings, chosen, lambda: progress.advance(task)))
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            check_unreachable(exc, kafka=settings.kafka_bootstrap)
+            fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}")
+
+
+def _print_redrive(
+    chosen: Sequence[DeadLetter],
+    targets: Counter[str],
+    without_origin: Sequence[DeadLetter],
+    dry_run: bool,
+) -> None:
+    verb = "would redrive" if dry_run else "redrove"
+    where = ", ".join(f"{t} ({n})" for t, n in targets.items()) or "nothing to redrive"
+    console.print(f"{verb} {len(chosen)} dead letter(s): {escape(where)}")
+    if dry_run:
+        for letter in chosen:
+            console.print(
+                f"  {escape(letter.dead_letter_id)}  {letter.reason_code.value}  "
+                f"{escape(letter.event_id or '-')}"
+            )
+    if without_origin:
+        console.print(f"  skipped {len(without_origin)} without an origin topic")
+
+
 @deadletter_app.command("redrive")
 def redrive(
     ids: list[str] = typer.Option(
@@ -320,15 +369,7 @@ def redrive(
     chosen = [letter for letter in chosen if letter.origin is not None]
     targets = Counter(letter.origin.topic for letter in chosen if letter.origin)
     if not dry_run and chosen:
-        with progress_for(_progress("redriving"), "deadletter") as progress:
-            task = progress.add_task("redrive", total=len(chosen))
-            try:
-                run(_redrive(settings, chosen, lambda: progress.advance(task)))
-            except typer.Exit:
-                raise
-            except Exception as exc:
-                check_unreachable(exc, kafka=settings.kafka_bootstrap)
-                fail(f"cannot publish to {settings.kafka_bootstrap}: {exc}")
+        _republish(settings, chosen)
     outcome = {
         "dry_run": dry_run,
         "redriven": len(chosen),
@@ -340,16 +381,6 @@ def redrive(
     if as_json:
         typer.echo(json.dumps(outcome, indent=2))
     else:
-        verb = "would redrive" if dry_run else "redrove"
-        where = ", ".join(f"{t} ({n})" for t, n in targets.items()) or "nothing to redrive"
-        console.print(f"{verb} {len(chosen)} dead letter(s): {escape(where)}")
-        if dry_run:
-            for letter in chosen:
-                console.print(
-                    f"  {escape(letter.dead_letter_id)}  {letter.reason_code.value}  "
-                    f"{escape(letter.event_id or '-')}"
-                )
-        if without_origin:
-            console.print(f"  skipped {len(without_origin)} without an origin topic")
+        _print_redrive(chosen, targets, without_origin, dry_run)
     if missing:
         fail(f"no dead letter with id {', '.join(missing)}")

@@ -29,6 +29,30 @@ async def _fetch(reference: str) -> tuple[str | None, dict[str, Any] | None]:
 
 def render_journey(snapshot: dict[str, Any]) -> None:
     """Print a journey snapshot for people."""
+    _print_header(snapshot)
+    console.print(_stage_history(snapshot))
+    console.print(_score_breakdown(snapshot["scores"]))
+    console.print(_recent_touchpoints(snapshot))
+    if snapshot["open_objections"]:
+        console.print("open objections: " + ", ".join(
+            f"{o['category']} ({o.get('note') or ''})" for o in snapshot["open_objections"]
+        ))  # fmt: skip
+    for merge in snapshot["merges"]:
+        console.print(
+            f"merged {merge['absorbed_customer_id']} ({', '.join(merge['identifiers'])}) "
+            f"because of {merge['cause_event_id']} at {merge['at']}"
+        )
+    if snapshot["signals"]:
+        console.print(_signals(snapshot))
+    counts = snapshot["counts"]
+    console.print(
+        f"{counts['touchpoints']} touchpoints ({counts['retained']} retained in full), "
+        f"{counts['duplicates']} duplicates ignored"
+    )
+
+
+def _print_header(snapshot: dict[str, Any]) -> None:
+    """Who, where in the funnel, how they first came, and their scores."""
     scores = snapshot["scores"]
     engagement, fit = scores["engagement"], scores["fit"]
     console.rule(f"[bold]{snapshot['customer_id']}[/]  stage [bold cyan]{snapshot['stage']}[/]")
@@ -48,14 +72,19 @@ def render_journey(snapshot: dict[str, Any]) -> None:
         f"playbook {snapshot['playbook_version']}, version {snapshot['version']}"
     )
 
+
+def _stage_history(snapshot: dict[str, Any]) -> Table:
     stages = Table(title="stage history", show_lines=False)
     for column in ("stage", "entered at", "cause", "reason"):
         stages.add_column(column)
     for change in snapshot["stage_history"]:
         stages.add_row(change["stage"], change["entered_at"], change["cause_event_id"],
                        change["reason"])  # fmt: skip
-    console.print(stages)
+    return stages
 
+
+def _score_breakdown(scores: dict[str, Any]) -> Table:
+    engagement, fit = scores["engagement"], scores["fit"]
     breakdown = Table(title="score breakdown")
     for column in ("kind", "what", "points"):
         breakdown.add_column(column)
@@ -65,38 +94,27 @@ def render_journey(snapshot: dict[str, Any]) -> None:
     for item in fit.get("breakdown", []):
         breakdown.add_row("fit", f"{item['attribute']}: {', '.join(item['matched'])}",
                           str(item["points"]))  # fmt: skip
-    console.print(breakdown)
+    return breakdown
 
+
+def _recent_touchpoints(snapshot: dict[str, Any]) -> Table:
     recent = Table(title="recent touchpoints")
     for column in ("at", "type", "source", "channel", "campaign", "message"):
         recent.add_column(column)
     for tp in snapshot["recent_touchpoints"][-10:]:
         recent.add_row(tp["occurred_at"], tp["type"], tp["source"], tp.get("channel") or "",
                        tp.get("campaign_id") or "", tp.get("message_id") or "")  # fmt: skip
-    console.print(recent)
+    return recent
 
-    if snapshot["open_objections"]:
-        console.print("open objections: " + ", ".join(
-            f"{o['category']} ({o.get('note') or ''})" for o in snapshot["open_objections"]
-        ))  # fmt: skip
-    for merge in snapshot["merges"]:
-        console.print(
-            f"merged {merge['absorbed_customer_id']} ({', '.join(merge['identifiers'])}) "
-            f"because of {merge['cause_event_id']} at {merge['at']}"
-        )
-    if snapshot["signals"]:
-        signals = Table(title="signals")
-        for column in ("signal", "type", "rule", "version", "status", "at"):
-            signals.add_column(column)
-        for ref in snapshot["signals"]:
-            signals.add_row(ref["signal_id"], ref["signal_type"], ref["rule"],
-                            str(ref["version"]), ref["status"], ref["occurred_at"])  # fmt: skip
-        console.print(signals)
-    counts = snapshot["counts"]
-    console.print(
-        f"{counts['touchpoints']} touchpoints ({counts['retained']} retained in full), "
-        f"{counts['duplicates']} duplicates ignored"
-    )
+
+def _signals(snapshot: dict[str, Any]) -> Table:
+    signals = Table(title="signals")
+    for column in ("signal", "type", "rule", "version", "status", "at"):
+        signals.add_column(column)
+    for ref in snapshot["signals"]:
+        signals.add_row(ref["signal_id"], ref["signal_type"], ref["rule"],
+                        str(ref["version"]), ref["status"], ref["occurred_at"])  # fmt: skip
+    return signals
 
 
 @app.command()

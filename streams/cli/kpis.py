@@ -293,6 +293,30 @@ def render_report(report: KpiReport) -> None:
         )
 
 
+def _check_options(as_json: bool, as_csv: bool, out: Path | None, by: str | None) -> None:
+    """Exit 2 on an output format or slicing the command cannot honour."""
+    from schemas.kpis import GroupBy
+
+    if as_json and as_csv:
+        usage_error("--json and --csv are two formats: choose one")
+    if out is not None and not (as_json or as_csv):
+        usage_error("--out writes --csv or --json output: add one of them")
+    choices = get_args(GroupBy)
+    if by is not None and by not in choices:
+        usage_error(f"--by takes one of {', '.join(choices)} (got {by!r})")
+
+
+def _note_whole_days(start: datetime | None, end: datetime | None) -> None:
+    # On stderr: the report on stdout stays parseable, yet nobody misreads the window.
+    last = (end - timedelta(days=1)).date() if end else "now"
+    err_console.print(
+        f"note: KPIs are kept per UTC day; the window is {start.date() if start else '…'} "
+        f"… {last} (UTC, whole days)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command()
 def kpis(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -329,25 +353,11 @@ def kpis(
     Exit codes: 0 shown, 1 the aggregates could not be read, 2 a bad option,
     69 Redis unreachable.
     """
-    from schemas.kpis import GroupBy
-
-    if as_json and as_csv:
-        usage_error("--json and --csv are two formats: choose one")
-    if out is not None and not (as_json or as_csv):
-        usage_error("--out writes --csv or --json output: add one of them")
-    choices = get_args(GroupBy)
-    if by is not None and by not in choices:
-        usage_error(f"--by takes one of {', '.join(choices)} (got {by!r})")
+    _check_options(as_json, as_csv, out, by)
     settings = get_settings()
     start, end, widened = day_window(since, until, parse_tz(tz))
     if widened:
-        last = (end - timedelta(days=1)).date() if end else "now"
-        err_console.print(
-            f"note: KPIs are kept per UTC day; the window is {start.date() if start else '…'} "
-            f"… {last} (UTC, whole days)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _note_whole_days(start, end)
     try:
         report = run(_report(start, end, by, currency, daily))  # type: ignore[arg-type]
     except Exception as exc:

@@ -313,6 +313,48 @@ def _compare(
                       "to see why)")  # fmt: skip
 
 
+def _open_replay(
+    file: str, playbook: core.Playbook, as_of: datetime | None, out: Path | None
+) -> tuple[IO[bytes], int | None, ReplaySummary]:
+    """The input stream, its size when known, and the summary the replay fills."""
+    stream, total, source = open_input(file)
+    tune_gc()
+    summary = ReplaySummary(
+        source=source,
+        playbook_version=playbook.version,
+        as_of=as_of,
+        out=str(out) if out is not None else None,
+    )
+    return stream, total, summary
+
+
+def _replay_with_progress(
+    stream: IO[bytes],
+    summary: ReplaySummary,
+    playbook: core.Playbook,
+    out: Path | None,
+    total: int | None,
+) -> None:
+    """Replay `stream` under a progress bar; unreadable input or output is a usage error."""
+    try:
+        with progress_for(_progress(), "replay", "bytes") as progress:
+            replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)
+    except InputError as exc:
+        fail(f"cannot read {summary.source}: {exc}", EXIT_ERROR)
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}", EXIT_ERROR)
+
+
+def _report(summary: ReplaySummary, *, as_json: bool, examples: int, strict: bool) -> None:
+    """Print the summary (JSON or tables); with `strict`, rejected lines fail the command."""
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(examples), indent=2))
+    else:
+        _print_summary(summary, examples)
+    if strict and summary.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
 @app.command()
 def replay(
     file: str = typer.Argument(
@@ -362,37 +404,15 @@ def replay(
     """
     playbook = _load(playbook_path)
     old = _load(compare_path) if compare_path is not None else None
-    moment = _parse_as_of(as_of, tz)
-    stream, total, source = open_input(file)
-    tune_gc()
-    summary = ReplaySummary(
-        source=source,
-        playbook_version=playbook.version,
-        as_of=moment,
-        out=str(out) if out is not None else None,
-    )
-    if old is not None:
-        if out is not None:
-            fail("--out writes one replay: leave it out with --compare", EXIT_ERROR)
-        try:
-            _compare(stream, summary, total, old, playbook, as_json, examples)
-        finally:
-            if file != "-":
-                stream.close()
-        return
+    stream, total, summary = _open_replay(file, playbook, _parse_as_of(as_of, tz), out)
+    if old is not None and out is not None:
+        fail("--out writes one replay: leave it out with --compare", EXIT_ERROR)
     try:
-        with progress_for(_progress(), "replay", "bytes") as progress:
-            replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)
-    except InputError as exc:
-        fail(f"cannot read {source}: {exc}", EXIT_ERROR)
-    except OSError as exc:
-        fail(f"cannot write to {out}: {exc.strerror or exc}", EXIT_ERROR)
+        if old is not None:
+            _compare(stream, summary, total, old, playbook, as_json, examples)
+            return
+        _replay_with_progress(stream, summary, playbook, out, total)
     finally:
         if file != "-":
             stream.close()
-    if as_json:
-        typer.echo(json.dumps(summary.as_dict(examples), indent=2))
-    else:
-        _print_summary(summary, examples)
-    if strict and summary.rejected:
-        raise typer.Exit(EXIT_REJECTED)
+    _report(summary, as_json=as_json, examples=examples, strict=strict)

@@ -281,6 +281,15 @@ async def _subscribe(
         return await subscriber.run(show, limit=limit, idle_exit=idle_exit)
 
 
+def _distinct_kinds(kinds: list[Kind]) -> list[SignalKind]:
+    """The kinds asked for, each once, in the order given (it names the default group)."""
+    unique: list[SignalKind] = []
+    for kind in kinds:
+        if kind.value not in unique:
+            unique.append(kind.value)
+    return unique
+
+
 @app.command()
 def subscribe(
     kinds: list[Kind] = typer.Argument(
@@ -326,10 +335,7 @@ def subscribe(
     Exit codes: 0 stopped (limit, idle or Ctrl-C), 1 a signal topic is missing,
     69 Kafka unreachable.
     """
-    unique: list[SignalKind] = []
-    for kind in kinds:
-        if kind.value not in unique:
-            unique.append(kind.value)
+    unique = _distinct_kinds(kinds)
     settings = get_settings()
     group_name = group or default_group(unique)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,9 @@ from streams.cli import app
 from streams.cli._common import check_unreachable, console, fail, run, usage_error
 from streams.settings import Settings, get_settings
 from streams.topics import CATALOGUE, full_name
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 
 def _message_type(value: Any) -> str | None:
@@ -50,22 +53,7 @@ async def _tail(
     limit: int | None,
     idle_exit: float | None,
 ) -> int:
-    from aiokafka import AIOKafkaConsumer
-
-    name = full_name(topic, settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        name,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-        client_id=f"tandem-tail-{uuid.uuid4().hex[:6]}",
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a consumer that failed to start still holds its client
-        raise
+    consumer = await _started_consumer(settings, topic, from_beginning)
     shown = 0
     idle = 0.0
     try:
@@ -79,44 +67,83 @@ async def _tail(
             idle = 0.0
             for _tp, messages in batch.items():
                 for message in messages:
-                    key = message.key.decode("utf-8", "replace") if message.key else None
-                    try:
-                        value: Any = json.loads(message.value) if message.value else None
-                    except ValueError:
-                        value = (message.value or b"").decode("utf-8", "replace")
+                    key, value = _decoded(message)
                     if customer and not _mentions_customer(key, value, customer):
                         continue
                     kind = _message_type(value)
                     if type_filter and (kind is None or type_filter not in kind):
                         continue
                     shown += 1
-                    if as_json:
-                        typer.echo(
-                            json.dumps(
-                                {
-                                    "topic": topic,
-                                    "partition": message.partition,
-                                    "offset": message.offset,
-                                    "key": key,
-                                    "timestamp_ms": message.timestamp,
-                                    "value": value,
-                                },
-                                separators=(",", ":"),
-                            )
-                        )
-                    else:
-                        console.print(
-                            f"[dim]{topic}[{message.partition}]@{message.offset}[/] "
-                            f"[cyan]{escape(key or '-')}[/] [bold]{escape(kind or '?')}[/]"
-                        )
-                        console.print_json(data=value) if isinstance(
-                            value, dict | list
-                        ) else console.print(escape(str(value)))
+                    _show(topic, message, key, value, kind, as_json)
                     if limit is not None and shown >= limit:
                         break
     finally:
         await consumer.stop()
     return shown
+
+
+async def _started_consumer(
+    settings: Settings, topic: str, from_beginning: bool
+) -> AIOKafkaConsumer:
+    # Imported here: most commands never touch Kafka, and aiokafka is slow to import.
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        full_name(topic, settings.topic_prefix),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        client_id=f"tandem-tail-{uuid.uuid4().hex[:6]}",
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that failed to start still holds its client
+        raise
+    return consumer
+
+
+def _decoded(message: ConsumerRecord[bytes, bytes]) -> tuple[str | None, Any]:
+    """The message's key and its value as JSON (or as text when it is not JSON)."""
+    key = message.key.decode("utf-8", "replace") if message.key else None
+    try:
+        value: Any = json.loads(message.value) if message.value else None
+    except ValueError:
+        value = (message.value or b"").decode("utf-8", "replace")
+    return key, value
+
+
+def _show(
+    topic: str,
+    message: ConsumerRecord[bytes, bytes],
+    key: str | None,
+    value: Any,
+    kind: str | None,
+    as_json: bool,
+) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "topic": topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "key": key,
+                    "timestamp_ms": message.timestamp,
+                    "value": value,
+                },
+                separators=(",", ":"),
+            )
+        )
+    else:
+        console.print(
+            f"[dim]{topic}[{message.partition}]@{message.offset}[/] "
+            f"[cyan]{escape(key or '-')}[/] [bold]{escape(kind or '?')}[/]"
+        )
+        console.print_json(data=value) if isinstance(value, dict | list) else console.print(
+            escape(str(value))
+        )
 
 
 @app.command()

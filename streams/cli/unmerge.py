@@ -107,6 +107,57 @@ HELP = (
 )
 
 
+def _journey_or_fail(reference: str, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The customer id and snapshot of `reference`; fails if Redis or the journey is missing."""
+    try:
+        customer_id, snapshot = run(_fetch(reference, settings))
+    except Exception as exc:
+        check_unreachable(exc, redis=settings.redis_url)
+        fail(f"cannot read journeys from Redis at {settings.redis_url}: {exc}")
+    if customer_id is None or snapshot is None:
+        fail(f"no journey for {reference!r}")
+    return customer_id, snapshot
+
+
+def _identifiers_to_split(
+    customer_id: str, snapshot: dict[str, Any], split: list[str], merge: str | None
+) -> list[str]:
+    """The identifiers `--split` or `--merge` name, sorted; fails unless they are some, but
+    not all, of the journey's identifiers."""
+    identities: list[str] = snapshot["identities"]
+    if merge is not None:
+        entries = [m for m in snapshot["merges"] if m["absorbed_customer_id"] == merge]
+        if not entries:
+            absorbed = ", ".join(m["absorbed_customer_id"] for m in snapshot["merges"]) or "none"
+            fail(f"{customer_id} has no merge of {merge!r} (merged: {absorbed})")
+        wanted = sorted({i for m in entries for i in m["identifiers"]})
+    else:
+        wanted = sorted({normalise(i) for i in split})
+    unknown = [i for i in wanted if i not in identities]
+    if unknown:
+        fail(f"{', '.join(unknown)} not among the identifiers of {customer_id}: "
+             f"{', '.join(identities)}")  # fmt: skip
+    if set(wanted) >= set(identities):
+        fail(f"splitting off every identifier of {customer_id} would leave nothing")
+    return wanted
+
+
+def _print_plan(
+    customer_id: str,
+    snapshot: dict[str, Any],
+    keeps: tuple[str, list[str]],
+    splits: tuple[str, list[str]],
+) -> None:
+    (remaining_id, remaining), (split_id, split_off) = keeps, splits
+    count = snapshot["counts"]["touchpoints"]
+    console.print(f"[bold]{customer_id}[/] ({snapshot['stage']}, {count} touchpoints) "
+                  "becomes two journeys:")  # fmt: skip
+    console.print(f"  keeps     {remaining_id}: {escape(', '.join(remaining))}")
+    console.print(f"  split off {split_id}: {escape(', '.join(split_off))}")
+    console.print("Each touchpoint goes with its strongest identifier; both are rebuilt from "
+                  "their events and never linked again.")  # fmt: skip
+
+
 @app.command(help=HELP)
 def unmerge(
     reference: str = typer.Argument(
@@ -133,37 +184,10 @@ def unmerge(
         usage_error(
             "name what to split off: --split IDENTIFIER (repeatable) or --merge CUSTOMER_ID"
         )
-    try:
-        customer_id, snapshot = run(_fetch(reference, settings))
-    except Exception as exc:
-        check_unreachable(exc, redis=settings.redis_url)
-        fail(f"cannot read journeys from Redis at {settings.redis_url}: {exc}")
-    if customer_id is None or snapshot is None:
-        fail(f"no journey for {reference!r}")
-    identities: list[str] = snapshot["identities"]
-    if merge is not None:
-        entries = [m for m in snapshot["merges"] if m["absorbed_customer_id"] == merge]
-        if not entries:
-            absorbed = ", ".join(m["absorbed_customer_id"] for m in snapshot["merges"]) or "none"
-            fail(f"{customer_id} has no merge of {merge!r} (merged: {absorbed})")
-        wanted = sorted({i for m in entries for i in m["identifiers"]})
-    else:
-        wanted = sorted({normalise(i) for i in split})
-    unknown = [i for i in wanted if i not in identities]
-    if unknown:
-        fail(f"{', '.join(unknown)} not among the identifiers of {customer_id}: "
-             f"{', '.join(identities)}")  # fmt: skip
-    if set(wanted) >= set(identities):
-        fail(f"splitting off every identifier of {customer_id} would leave nothing")
-
+    customer_id, snapshot = _journey_or_fail(reference, settings)
+    wanted = _identifiers_to_split(customer_id, snapshot, split, merge)
     (remaining_id, remaining), (split_id, split_off) = plan(snapshot, wanted)
-    count = snapshot["counts"]["touchpoints"]
-    console.print(f"[bold]{customer_id}[/] ({snapshot['stage']}, {count} touchpoints) "
-                  "becomes two journeys:")  # fmt: skip
-    console.print(f"  keeps     {remaining_id}: {escape(', '.join(remaining))}")
-    console.print(f"  split off {split_id}: {escape(', '.join(split_off))}")
-    console.print("Each touchpoint goes with its strongest identifier; both are rebuilt from "
-                  "their events and never linked again.")  # fmt: skip
+    _print_plan(customer_id, snapshot, (remaining_id, remaining), (split_id, split_off))
     if dry_run:
         console.print("[yellow]dry run:[/] nothing sent")
         return

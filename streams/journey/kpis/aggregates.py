@@ -33,6 +33,8 @@ from streams.journey.view import NO_CURRENCY
 
 Buckets = Mapping[str, Mapping[str, int]]
 _LEDGER_DIMS = ("channel", "campaign")
+_DEAL_AND_MONEY_KINDS = frozenset({"won", "lost", "rev", "mon", "mw", "pay", "lsp", "lco"})
+"""Bucket fields `Answer._deal_and_money` reads (layout: `kpis.contributions`)."""
 
 
 def money(units: int) -> Decimal:
@@ -451,7 +453,7 @@ class Answer:
 
     def _day(self, day: int, dim: str, items: Mapping[str, int] | None = None,
              exact: str = "p") -> None:  # fmt: skip
-        q, cur, slices = self.q, self.currency, self.slices[dim]
+        q, slices = self.q, self.slices[dim]
         series = self.series[day] if dim == "persona" and items is None else Counter[str]()
         until = q.until_day
         ends_today = q.now // US_PER_DAY + 1 if q._clock_is_now() else None
@@ -474,29 +476,8 @@ class Answer:
                 series["churned"] += n
                 if self._before_since(rest[0]):
                     g.churned += n
-            elif kind == "won":
-                g.won += n
-                series["deals_won"] += n
-            elif kind == "lost":
-                g.lost += n
-                series["deals_lost"] += n
-            elif kind == "rev":
-                if rest[0] == cur:
-                    g.revenue += n
-                    series["revenue"] += n
-                elif dim == "persona":
-                    self.other[rest[0]] += n
-            elif kind == "mon":
-                if rest[0] == cur:
-                    series["money"] += n
-                elif dim == "persona":
-                    self.other[rest[0]] += 0
-            elif kind == "mw":
-                if rest[0] == cur:
-                    g.margins[rest[1]] += n
-            elif kind == "pay":
-                if rest[0] == cur and self._before_since(rest[1]):
-                    g.paying += n
+            elif kind in _DEAL_AND_MONEY_KINDS:
+                self._deal_and_money(g, series, dim, kind, rest, n)
             elif kind == "fv":
                 g.form_views += n
                 series["form_views"] += n
@@ -523,11 +504,41 @@ class Answer:
                 g.durations[rest[0]][1] += n
             elif kind in ("thn", "ths"):
                 self._touch(g, (dim, group), day, kind, int(rest[0]), n, exact)
-            elif kind in ("lsp", "lco") and rest[0] == cur:
-                if kind == "lsp":
-                    g.spend += n
-                else:
-                    g.cost += n
+
+    def _deal_and_money(self, g: _Group, series: Counter[str], dim: str, kind: str,
+                        rest: list[str], n: int) -> None:  # fmt: skip
+        # Money counts only in the report's currency; revenue and money moved in another one
+        # are noted once (on the persona slicing, which every answer reads) so the report can
+        # say which currencies it left out.
+        cur = self.currency
+        if kind == "won":
+            g.won += n
+            series["deals_won"] += n
+        elif kind == "lost":
+            g.lost += n
+            series["deals_lost"] += n
+        elif kind == "rev":
+            if rest[0] == cur:
+                g.revenue += n
+                series["revenue"] += n
+            elif dim == "persona":
+                self.other[rest[0]] += n
+        elif kind == "mon":
+            if rest[0] == cur:
+                series["money"] += n
+            elif dim == "persona":
+                self.other[rest[0]] += 0
+        elif kind == "mw":
+            if rest[0] == cur:
+                g.margins[rest[1]] += n
+        elif kind == "pay":
+            if rest[0] == cur and self._before_since(rest[1]):
+                g.paying += n
+        elif rest[0] == cur:  # the ledger: "lsp" spend, "lco" cost
+            if kind == "lsp":
+                g.spend += n
+            else:
+                g.cost += n
 
     def _handoff(self, g: _Group, rest: list[str], n: int, ends_today: int | None) -> None:
         answered, in_time, ends = _num(rest[0]), rest[1] == "1", int(rest[2])

@@ -98,32 +98,10 @@ def money_ratio(numerator: Decimal, denominator: Decimal | int) -> Decimal | Non
 def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> Kpis:
     """The KPIs of a slice's sums; `ledger` (spend, cost) None: not attributable to it."""
     period = a.period
-    customers = period[-1]
     spend, cost = (None, None) if ledger is None else ledger
     revenue_previous = a.revenue_previous if previous else None
-    growth = None
-    if revenue_previous:
-        growth = round(float((a.revenue - revenue_previous) / revenue_previous), 6)
-    margin = round(float(a.margin_weighted / a.margin_base), 6) if a.margin_base else None
     churn_rate = ratio(a.churned, a.exposed)
-    clv = None
-    if a.paying and a.margin_base and a.churned:
-        # ARPA × gross margin ÷ churn rate, from the unrounded sums (rounded once, at the end).
-        clv = (
-            a.revenue * a.margin_weighted * a.exposed / (a.paying * a.margin_base * a.churned)
-        ).quantize(CENT)
     answers = a.promoters + a.passives + a.detractors
-    nps = round(100 * (a.promoters - a.detractors) / answers, 6) if answers else None
-    roi = round(float((a.revenue - spend) / spend), 6) if spend else None
-    cac = None
-    if spend is not None and cost is not None:
-        cac = money_ratio(spend + cost, customers)
-    funnel = [
-        FunnelStep(
-            stage=stage, journeys=n, conversion=None if i == 0 else ratio(n, a.funnel[i - 1])
-        )
-        for i, (stage, n) in enumerate(zip(FUNNEL, a.funnel, strict=True))
-    ]
     return Kpis(
         journeys=a.journeys,
         leads=period[0],
@@ -135,7 +113,7 @@ def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> 
         deals_won=a.deals_won,
         deals_lost=a.deals_lost,
         churned=a.churned,
-        funnel=funnel,
+        funnel=_funnel_steps(a),
         lead_to_customer_rate=ratio(a.funnel[-1], a.funnel[0]),
         sales_cycle_days_mean=a.cycle.mean(US_PER_DAY),
         sales_cycle_days_median=a.cycle.median(US_PER_DAY),
@@ -143,27 +121,27 @@ def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> 
         win_rate=ratio(a.deals_won, a.deals_won + a.deals_lost),
         revenue=a.revenue,
         revenue_previous=revenue_previous,
-        revenue_growth=growth,
+        revenue_growth=_revenue_growth(a.revenue, revenue_previous),
         paying_accounts=a.paying,
         average_revenue_per_account=money_ratio(a.revenue, a.paying),
-        gross_margin=margin,
+        gross_margin=_gross_margin(a),
         marketing_spend=spend,
         sales_cost=cost,
         cost_per_lead=None if spend is None else money_ratio(spend, period[0]),
-        customer_acquisition_cost=cac,
-        customer_lifetime_value=clv,
+        customer_acquisition_cost=_acquisition_cost(spend, cost, period[-1]),
+        customer_lifetime_value=_lifetime_value(a),
         customers_at_start=a.at_start,
         customers_exposed=a.exposed,
         retention_rate=None if churn_rate is None else round(1 - churn_rate, 6),
         churn_rate=churn_rate,
-        nps=nps,
+        nps=_net_promoter_score(a, answers),
         nps_responses=answers,
         promoters=a.promoters,
         detractors=a.detractors,
         form_views=a.form_views,
         form_submissions=a.form_submissions,
         form_conversion_rate=ratio(a.form_submissions, a.form_views),
-        marketing_roi=roi,
+        marketing_roi=_marketing_roi(a.revenue, spend),
         handoffs=a.handoffs,
         handoffs_in_sla=a.in_sla,
         handoffs_breached=a.breached,
@@ -172,6 +150,53 @@ def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> 
         handoff_to_first_sales_touch_hours_mean=a.touch.mean(US_PER_HOUR),
         handoff_to_first_sales_touch_hours_median=a.touch.median(US_PER_HOUR),
     )
+
+
+def _funnel_steps(a: Sums) -> list[FunnelStep]:
+    """The cohort funnel: journeys per stage, each converted from the stage before it."""
+    return [
+        FunnelStep(
+            stage=stage, journeys=n, conversion=None if i == 0 else ratio(n, a.funnel[i - 1])
+        )
+        for i, (stage, n) in enumerate(zip(FUNNEL, a.funnel, strict=True))
+    ]
+
+
+def _revenue_growth(revenue: Decimal, previous: Decimal | None) -> float | None:
+    # No revenue before (or not asked): growth is undefined, not infinite.
+    if not previous:
+        return None
+    return round(float((revenue - previous) / previous), 6)
+
+
+def _gross_margin(a: Sums) -> float | None:
+    return round(float(a.margin_weighted / a.margin_base), 6) if a.margin_base else None
+
+
+def _acquisition_cost(
+    spend: Decimal | None, cost: Decimal | None, customers: int
+) -> Decimal | None:
+    # Only a slice the whole ledger is attributable to has a CAC (spend and cost both known).
+    if spend is None or cost is None:
+        return None
+    return money_ratio(spend + cost, customers)
+
+
+def _lifetime_value(a: Sums) -> Decimal | None:
+    if not (a.paying and a.margin_base and a.churned):
+        return None
+    # ARPA × gross margin ÷ churn rate, from the unrounded sums (rounded once, at the end).
+    return (
+        a.revenue * a.margin_weighted * a.exposed / (a.paying * a.margin_base * a.churned)
+    ).quantize(CENT)
+
+
+def _net_promoter_score(a: Sums, answers: int) -> float | None:
+    return round(100 * (a.promoters - a.detractors) / answers, 6) if answers else None
+
+
+def _marketing_roi(revenue: Decimal, spend: Decimal | None) -> float | None:
+    return round(float((revenue - spend) / spend), 6) if spend else None
 
 
 def _days_in_stage(stays: Mapping[str, Dist]) -> dict[str, StageTime]:
