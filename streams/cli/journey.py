@@ -45,10 +45,8 @@ def render_journey(snapshot: dict[str, Any]) -> None:
     if snapshot["signals"]:
         console.print(_signals(snapshot))
     counts = snapshot["counts"]
-    console.print(
-        f"{counts['touchpoints']} touchpoints ({counts['retained']} retained in full), "
-        f"{counts['duplicates']} duplicates ignored"
-    )
+    # Repeats leave no trace in a journey (docs/journey.md): the worker's metrics count them.
+    console.print(f"{counts['touchpoints']} touchpoints ({counts['retained']} retained in full)")
 
 
 def _print_header(snapshot: dict[str, Any]) -> None:
