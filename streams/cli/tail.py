@@ -65,18 +65,17 @@ async def _tail(
                     break
                 continue
             idle = 0.0
-            for _tp, messages in batch.items():
-                for message in messages:
-                    key, value = _decoded(message)
-                    if customer and not _mentions_customer(key, value, customer):
-                        continue
-                    kind = _message_type(value)
-                    if type_filter and (kind is None or type_filter not in kind):
-                        continue
-                    shown += 1
-                    _show(topic, message, key, value, kind, as_json)
-                    if limit is not None and shown >= limit:
-                        break
+            for message in (m for messages in batch.values() for m in messages):
+                key, value = _decoded(message)
+                if customer and not _mentions_customer(key, value, customer):
+                    continue
+                kind = _message_type(value)
+                if type_filter and (kind is None or type_filter not in kind):
+                    continue
+                shown += 1
+                _show(topic, message, key, value, kind, as_json)
+                if limit is not None and shown >= limit:
+                    break  # out of the whole batch: it may hold several partitions
     finally:
         await consumer.stop()
     return shown
