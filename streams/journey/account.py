@@ -16,7 +16,6 @@ from fnmatch import fnmatchcase
 
 from schemas.account import AccountEngagement, AccountHandoff, AccountView, BuyingGroupMember
 from schemas.journey import (
-    CompactedPrefix,
     JourneyRecord,
     JourneySnapshot,
     Stage,
@@ -36,27 +35,22 @@ _FUNNEL = (Stage.VISITOR, Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SAL, St
 _SIDE_EXITS = (Stage.DISQUALIFIED, Stage.RECYCLED, Stage.CHURNED)
 
 
-_PREFIXES_KEPT = 256  # each entry keeps its prefix alive: a long journey's is large
-_PREFIX_NAMED: dict[int, tuple[CompactedPrefix, tuple[tuple[datetime, str], str] | None]] = {}
-"""The latest summary naming an account, per compacted prefix (by the very object: prefixes
-are immutable, and the entry keeps it alive so its id cannot be reused)."""
-
-
-def _prefix_named(prefix: CompactedPrefix) -> tuple[tuple[datetime, str], str] | None:
-    # A prefix changes once per compaction chunk: walking its summaries on every change made
-    # the snapshot and the KPI facts cost O(journey length).
-    kept = _PREFIX_NAMED.get(id(prefix))
-    if kept is not None and kept[0] is prefix:
-        return kept[1]
-    found = None
-    for summary in reversed(prefix.touchpoints):
-        if summary.account_id is not None:
-            found = ((summary.occurred_at, summary.event_id), summary.account_id)
-            break
-    if len(_PREFIX_NAMED) >= _PREFIXES_KEPT:
-        _PREFIX_NAMED.clear()
-    _PREFIX_NAMED[id(prefix)] = (prefix, found)
-    return found
+def _prefix_named(
+    record: JourneyRecord, playbook: Playbook
+) -> tuple[tuple[datetime, str], str] | None:
+    # Kept with the journey's memo entry and handed on while the prefix object stays (it
+    # changes once per compaction chunk): walking its summaries on every change made the
+    # snapshot and the KPI facts cost O(journey length). Kept per journey, not per prefix
+    # object, so a superseded prefix is never held alive.
+    entry = memo.lookup(record, playbook)
+    if not entry.prefix_named_known and record.compacted is not None:
+        found = None
+        for summary in reversed(record.compacted.touchpoints):
+            if summary.account_id is not None:
+                found = ((summary.occurred_at, summary.event_id), summary.account_id)
+                break
+        entry.prefix_named, entry.prefix_named_known = found, True
+    return entry.prefix_named
 
 
 def _latest_named(record: JourneyRecord, playbook: Playbook) -> str | None:
@@ -68,7 +62,7 @@ def _latest_named(record: JourneyRecord, playbook: Playbook) -> str | None:
     if tp is not None and tp.identity is not None and tp.identity.account_id is not None:
         best = (tp.order_key, tp.identity.account_id)
     if record.compacted is not None:
-        named = _prefix_named(record.compacted)
+        named = _prefix_named(record, playbook)
         if named is not None and (best is None or named[0] > best[0]):
             best = named
     return None if best is None else best[1]

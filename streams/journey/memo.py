@@ -150,6 +150,9 @@ class Derived:
     totals: Totals | None = None
     walk: Walk | None = None
     """Of the same touchpoints as `totals` (None: not made yet, or voided by a change)."""
+    prefix_named: tuple[tuple[datetime, str], str] | None = None
+    """The compacted prefix's latest summary naming an account: ((time, event id), account)."""
+    prefix_named_known: bool = False
 
 
 _KEPT: OrderedDict[tuple[int, int], Derived] = OrderedDict()
@@ -168,6 +171,12 @@ def _resume(record: JourneyRecord, playbook: Playbook) -> tuple[HorizonState | N
 
 
 def _keep(entry: Derived, predecessor: Derived | None = None) -> Derived:
+    if predecessor is not None and predecessor.compacted is entry.compacted:
+        # The same prefix object (it changes once per compaction chunk): the same answer.
+        entry.prefix_named = predecessor.prefix_named
+        entry.prefix_named_known = predecessor.prefix_named_known
+    else:  # another prefix (an entry made by `replace` copied the old one's answer)
+        entry.prefix_named, entry.prefix_named_known = None, False
     if predecessor is not None and predecessor is not entry:
         # The predecessor was superseded: keep one entry per journey in the usual flow.
         old = (id(predecessor.touchpoints), id(predecessor.compacted))
