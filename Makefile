@@ -31,7 +31,7 @@ demo: venv ## start Kafka, Redis and a worker, publish sample journeys, show han
 
 # Two processes: one runs the tests of the shared stack (integration, browser) in order, the
 # other the crash loop (its own broker and Redis) and the unit and property tests meanwhile;
-# most of an integration test is waiting. Measured: 8.5 minutes, against 16.5 in one process.
+# most of an integration test is waiting. Measured: 8.5–9.5 minutes, against 16.5 in one process.
 test: venv browser-deps ## start Kafka and Redis, run the whole suite, stop what it started
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest tests -n 2 --durations=15
