@@ -241,15 +241,20 @@ async def _publish(
         await publisher.publish_batch(touchpoints)
     except Exception as exc:
         log.warning("publishing %d events for %s failed: %s", len(touchpoints), client.tool, exc)
-        return JSONResponse(
-            ErrorResponse(
-                detail="Kafka is unavailable, the events may not all be published; retry the "
-                "request (safe: Tandem deduplicates on event_id)"
-            ).model_dump(),
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
+        return kafka_unavailable(
+            "Kafka is unavailable, the events may not all be published; retry the request "
+            "(safe: Tandem deduplicates on event_id)"
         )
     return None
+
+
+def kafka_unavailable(detail: str) -> JSONResponse:
+    """A 503 that asks the sender to retry in 5 s (retrying is safe: ids deduplicate)."""
+    return JSONResponse(
+        ErrorResponse(detail=detail).model_dump(),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
 
 
 REQUEST_BODY_SCHEMA: dict[str, Any] = {

@@ -42,6 +42,7 @@ from streams.api.ingest import (
     PublisherHolder,
     _bad_body,
     _read_body,
+    kafka_unavailable,
 )
 from streams.topics import DEADLETTER, full_name
 
@@ -214,13 +215,9 @@ async def ingest(request: Request, kind: str | None) -> Any:
         await _deliver(request, outcomes, received)
     except Exception as exc:
         log.warning("Segment ingest of %d calls for %s failed: %s", len(calls), client.tool, exc)
-        return JSONResponse(
-            ErrorResponse(
-                detail="Kafka is unavailable; retry the request (safe: the ids come from "
-                "messageId, Tandem keeps each event once)"
-            ).model_dump(),
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
+        return kafka_unavailable(
+            "Kafka is unavailable; retry the request (safe: the ids come from messageId, "
+            "Tandem keeps each event once)"
         )
     results = [_result(index, item) for index, item in enumerate(outcomes)]
     dead = sum(1 for r in results if r.status == "dead_lettered")
