@@ -36,13 +36,12 @@ _SIDE_EXITS = (Stage.DISQUALIFIED, Stage.RECYCLED, Stage.CHURNED)
 
 
 def _prefix_named(
-    record: JourneyRecord, playbook: Playbook
+    record: JourneyRecord, entry: memo.Derived
 ) -> tuple[tuple[datetime, str], str] | None:
     # Kept with the journey's memo entry and handed on while the prefix object stays (it
     # changes once per compaction chunk): walking its summaries on every change made the
     # snapshot and the KPI facts cost O(journey length). Kept per journey, not per prefix
     # object, so a superseded prefix is never held alive.
-    entry = memo.lookup(record, playbook)
     if not entry.prefix_named_known and record.compacted is not None:
         found = None
         for summary in reversed(record.compacted.touchpoints):
@@ -58,11 +57,12 @@ def _latest_named(record: JourneyRecord, playbook: Playbook) -> str | None:
     # come before (or tie with) the retained ones only mostly: compare keys, not positions.
     # The fold of the retained touchpoints (kept with the journey) knows their latest one.
     best: tuple[tuple[datetime, str], str] | None = None
-    tp = memo.lookup(record, playbook).state.named
+    entry = memo.lookup(record, playbook)
+    tp = entry.state.named
     if tp is not None and tp.identity is not None and tp.identity.account_id is not None:
         best = (tp.order_key, tp.identity.account_id)
     if record.compacted is not None:
-        named = _prefix_named(record, playbook)
+        named = _prefix_named(record, entry)
         if named is not None and (best is None or named[0] > best[0]):
             best = named
     return None if best is None else best[1]

@@ -39,6 +39,7 @@ from streams.journey import kpis, memo
 from streams.journey.fold import FoldState, summarize
 from streams.journey.record import derive, next_timer_due
 from tests.property.strategies import law_playbook, parse, touchpoint_documents, with_duplicates
+from tests.unit.journey.test_accounts import latest_named_walk
 
 PB = law_playbook()
 CID, OTHER = "cus_law", "cus_other"
@@ -109,16 +110,6 @@ def assert_published_as_fresh(record: JourneyRecord) -> None:
     assert not bare.scores.engagement.breakdown
     assert bare == snapshot.model_copy(update={"scores": bare.scores})
     assert snapshot.account_id == core.account_of(record, PB) == latest_named_walk(record)
-
-
-def latest_named_walk(record: JourneyRecord) -> str | None:
-    """The account by definition: the latest touchpoint naming one, compacted or retained."""
-    named = [(tp.order_key, tp.identity.account_id) for tp in record.touchpoints
-             if tp.identity is not None and tp.identity.account_id is not None]  # fmt: skip
-    if record.compacted is not None:
-        named += [((s.occurred_at, s.event_id), s.account_id)
-                  for s in record.compacted.touchpoints if s.account_id is not None]  # fmt: skip
-    return max(named)[1] if named else None
 
 
 def of_retained(record: JourneyRecord) -> tuple[list[Any], list[Any], list[Any]]:
