@@ -179,7 +179,6 @@ def up(
             plan.append((service, action, pid))
 
         started: list[Service] = []
-        details: dict[str, str] = {}
         try:
             for index, (service, action, pid) in enumerate(plan):
                 if action is not Action.START:
@@ -196,22 +195,7 @@ def up(
                     raise _refuse(service, action)
                 plan[index] = (service, action, pid)
 
-            # Quick services first, so each "ready in" is its own and not Kafka's wait.
-            for service, action, pid in sorted(plan, key=lambda item: budgets[item[0].key]):
-                if action is Action.REUSE:
-                    details[service.key] = "reused (it was already running)"
-                elif action is Action.ALREADY_RUNNING:
-                    details[service.key] = "already running"
-                else:
-                    assert pid is not None
-                    budget = budgets[service.key]
-                    say(f"waiting for {service.name} at {service.address} (up to {budget:g} s)…")
-                    took = service.wait_ready(pid, budget, started_here=service in started)
-                    details[service.key] = (
-                        f"started, ready in {took:.1f} s"
-                        if service in started
-                        else f"was starting, ready after {took:.1f} s more"
-                    )
+            details = _wait_ready(plan, budgets, started, say)
         except BaseException:
             # A half-started stack is worse than none: stop what this attempt started.
             for service in reversed(started):
@@ -223,6 +207,33 @@ def up(
             kafka=_snapshot(kafka, details[kafka.key], started=kafka in started),
             redis=_snapshot(redis, details[redis.key], started=redis in started),
         )
+
+
+def _wait_ready(
+    plan: list[tuple[Service, Action, int | None]],
+    budgets: dict[str, float],
+    started: list[Service],
+    say: Progress,
+) -> dict[str, str]:
+    """Wait for every service of the plan to answer; what happened to each, for people."""
+    details: dict[str, str] = {}
+    # Quick services first, so each "ready in" is its own and not Kafka's wait.
+    for service, action, pid in sorted(plan, key=lambda item: budgets[item[0].key]):
+        if action is Action.REUSE:
+            details[service.key] = "reused (it was already running)"
+        elif action is Action.ALREADY_RUNNING:
+            details[service.key] = "already running"
+        else:
+            assert pid is not None
+            budget = budgets[service.key]
+            say(f"waiting for {service.name} at {service.address} (up to {budget:g} s)…")
+            took = service.wait_ready(pid, budget, started_here=service in started)
+            details[service.key] = (
+                f"started, ready in {took:.1f} s"
+                if service in started
+                else f"was starting, ready after {took:.1f} s more"
+            )
+    return details
 
 
 def down(
