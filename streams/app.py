@@ -27,6 +27,7 @@ from typing import Any, cast
 import faust
 from faust.exceptions import NotReady
 from faust.streams import Stream
+from mode.utils.times import want_seconds
 
 from streams import journey as core
 from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` sends it
@@ -34,7 +35,9 @@ from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerg
 from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import InOrder, ProcessedMessages, commit_only_processed
 from streams.adapters.kafka import KafkaSender
+from streams.adapters.supervision import AgentSupervisor
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
+from streams.kafka_admin import NamedTopic
 from streams.metrics import WORKER
 from streams.projection import JourneyProjection
 from streams.settings import Settings
@@ -63,6 +66,9 @@ from streams.workflow.messages import (
 )
 
 log = logging.getLogger("tandem.worker")
+
+SUPERVISED: dict[str, Any] = {"concurrency": 1, "supervisor_strategy": AgentSupervisor}
+"""Every agent: one actor (in order per partition), stopping the worker if it keeps crashing."""
 
 
 @dataclass
@@ -126,6 +132,9 @@ def _faust_app(settings: Settings) -> _FaustApp:
         broker_commit_interval=1.0,
         web_enabled=False,
         autodiscover=False,
+        # No timer runs on the leader only: the leader topic would be one more topic to create
+        # and to see in the metadata before joining.
+        topic_disable_leader=True,
         # Tandem controls its own encodings: bytes in, bytes out, JSON produced by pydantic.
         key_serializer="raw",
         value_serializer="raw",
@@ -195,6 +204,28 @@ def _tables(app: faust.App, settings: Settings) -> tuple[Any, Any, Any]:
         help="customer id -> next timer due (ISO time)",
     )
     return identities, journeys, deadlines
+
+
+def changelog_topics(app: faust.App) -> list[NamedTopic]:
+    """The tables' changelog topics, configured as Faust would create them when it starts.
+
+    The worker creates them first and waits until the metadata shows them: Faust creates them
+    moments before the group joins, and a join that misses one leaves that table unwritable.
+    """
+    found = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        policies = sorted(
+            policy
+            for policy, on in (("compact", topic.compacting), ("delete", topic.deleting))
+            if on
+        )
+        config = {"cleanup.policy": ",".join(policies)} if policies else {}
+        if topic.retention:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        config.update({key: str(value) for key, value in (topic.config or {}).items()})
+        found.append(NamedTopic(topic.get_topic_name(), topic.partitions or 1, config))
+    return found
 
 
 def _wake_journeys(
@@ -294,7 +325,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
         # The producer exists once the app runs; each agent has its own sender.
         return KafkaSender(app.producer, settings.topic_prefix)
 
-    @app.agent(touchpoint_sources, concurrency=1, name="ingest")
+    @app.agent(touchpoint_sources, name="ingest", **SUPERVISED)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         """Validate every input; valid touchpoints go on to identity, the rest dead-letter."""
         out = sender()
@@ -304,7 +335,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                 await agents.ingest(events, out)
             app.processed.mark(events)
 
-    @app.agent(topics[ACCEPTED], concurrency=1, name="identity")
+    @app.agent(topics[ACCEPTED], name="identity", **SUPERVISED)
     async def identity(stream: faust.StreamT[bytes]) -> None:
         """Resolve each touchpoint's identifiers to one customer id; emit journey moves."""
         out = sender()
@@ -314,7 +345,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                 await agents.identity(events, out)
             app.processed.mark(events)
 
-    @app.agent(topics[RESOLVED], concurrency=1, name="journeys")
+    @app.agent(topics[RESOLVED], name="journeys", **SUPERVISED)
     async def journey_agent(stream: faust.StreamT[bytes]) -> None:
         """Fold touchpoints into journeys, absorb moved journeys, run timers, emit signals."""
         out = sender()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,27 +48,44 @@ def _admin(settings: Settings) -> AIOKafkaAdminClient:
     )
 
 
+@dataclass(frozen=True)
+class NamedTopic:
+    """A topic to create: a catalogue topic under its deployment name, or a table's changelog."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def catalogue_topics(settings: Settings) -> list[NamedTopic]:
+    """The catalogue's topics as this deployment names them."""
+    return [
+        NamedTopic(
+            full_name(spec.name, settings.topic_prefix),
+            spec.partition_count(settings.partitions),
+            dict(spec.config),
+        )
+        for spec in CATALOGUE
+    ]
+
+
 async def create_topics(settings: Settings) -> dict[str, str]:
     """Create every catalogue topic that is missing; returns name -> created|exists."""
+    return await create_named_topics(settings, catalogue_topics(settings))
+
+
+async def create_named_topics(settings: Settings, topics: Sequence[NamedTopic]) -> dict[str, str]:
+    """Create those of these topics that are missing; returns name -> created|exists."""
     admin = _admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        outcome = {topic.name: "exists" for topic in topics if topic.name in existing}
         wanted = [
-            NewTopic(
-                full_name(spec.name, settings.topic_prefix),
-                spec.partition_count(settings.partitions),
-                1,
-                topic_configs=dict(spec.config),
-            )
-            for spec in CATALOGUE
-            if full_name(spec.name, settings.topic_prefix) not in existing
+            NewTopic(topic.name, topic.partitions, 1, topic_configs=dict(topic.config))
+            for topic in topics
+            if topic.name not in existing
         ]
-        outcome = {
-            full_name(spec.name, settings.topic_prefix): "exists"
-            for spec in CATALOGUE
-            if full_name(spec.name, settings.topic_prefix) in existing
-        }
         if wanted:
             response = await admin.create_topics(wanted)
             for name, code, message in _topic_errors(response):
@@ -76,6 +95,59 @@ async def create_topics(settings: Settings) -> dict[str, str]:
         return outcome
     finally:
         await admin.close()
+
+
+async def wait_until_visible(
+    settings: Settings,
+    partitions: Mapping[str, int],
+    *,
+    timeout_s: float = 30.0,
+    poll_s: float = 0.1,
+) -> None:
+    """Wait until the broker's metadata shows each topic with this many partitions, each led.
+
+    A topic just created can be missing from the metadata for a moment. A consumer group that
+    joins in that moment keeps "0 partitions" for it until its next metadata refresh, minutes
+    later; Faust then refuses every write to a table whose changelog it is.
+
+    Raises:
+        RuntimeError: a topic has another partition count, or is still not visible in time.
+    """
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            seen = await _partitions(admin, list(partitions))
+            for name, want in partitions.items():
+                total, led = seen.get(name, (0, 0))
+                if total == led and total not in (0, want):
+                    raise RuntimeError(
+                        f"topic {name} has {total} partitions, the worker needs {want}"
+                    )
+            missing = sorted(
+                name for name, want in partitions.items() if seen.get(name) != (want, want)
+            )
+            if not missing:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise RuntimeError(
+                    f"topics not visible after {timeout_s:.0f} s: {', '.join(missing)}"
+                )
+            await asyncio.sleep(poll_s)
+    finally:
+        await admin.close()
+
+
+async def _partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Topic -> how many partitions the metadata shows for it, and how many have a leader."""
+    found: dict[str, tuple[int, int]] = {}
+    for topic in await admin.describe_topics(names):
+        if topic["error_code"] == 0:
+            partitions = topic["partitions"]
+            led = sum(1 for p in partitions if p["error_code"] == 0 and p["leader"] >= 0)
+            found[topic["topic"]] = (len(partitions), led)
+    return found
 
 
 def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:

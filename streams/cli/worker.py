@@ -33,7 +33,6 @@ def worker(
     from faust import Worker
 
     from streams.app import build_app
-    from streams.kafka_admin import create_topics as ensure_topics
     from streams.playbooks import load_configured_playbook
 
     settings = get_settings()
@@ -41,14 +40,14 @@ def worker(
         playbook = load_configured_playbook(settings)
     except Exception as exc:
         fail(str(exc))
+    tandem = build_app(settings, playbook)
     if create_topics:
         try:
-            run(ensure_topics(settings))
+            run(_prepare_topics(settings, tandem))
         except Exception as exc:
             check_unreachable(exc, kafka=settings.kafka_bootstrap)
-            fail(f"cannot create topics on {settings.kafka_bootstrap}: {exc}")
+            fail(f"cannot prepare topics on {settings.kafka_bootstrap}: {exc}")
         restore_clients_logging()  # from here on the worker's log reports the clients
-    tandem = build_app(settings, playbook)
     console.print(
         f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "
         f"redis {settings.redis_url}, store {settings.store}, playbook {playbook.version}"
@@ -63,6 +62,18 @@ def worker(
     for name in ("aiokafka", "faust", "mode"):
         logging.getLogger(name).setLevel(level)
     worker_process.execute_from_commandline()
+
+
+async def _prepare_topics(settings: Settings, tandem: TandemApp) -> None:
+    """Create the catalogue's topics and the tables' changelogs, then wait until the broker's
+    metadata shows them all, so that the worker's group joins with every topic in view."""
+    from streams.app import changelog_topics
+    from streams.kafka_admin import catalogue_topics, create_named_topics, wait_until_visible
+
+    # The suppressions table's changelog is a catalogue topic: the catalogue's spec wins.
+    by_name = {t.name: t for t in [*changelog_topics(tandem.app), *catalogue_topics(settings)]}
+    await create_named_topics(settings, list(by_name.values()))
+    await wait_until_visible(settings, {name: t.partitions for name, t in by_name.items()})
 
 
 def _serve_metrics(settings: Settings, tandem: TandemApp) -> None:
