@@ -28,6 +28,7 @@ from streams.kafka_admin import create_topics, delete_topics
 from streams.playbooks import load_configured_playbook
 from streams.projection import JourneyProjection
 from streams.settings import Settings
+from streams.topics import ACCEPTED, MARKETING, RESOLVED, SALES, full_name
 from tests.integration.helpers import TIMER_RULES, comparable
 
 Journey = dict[str, Any]
@@ -71,12 +72,17 @@ async def publish(settings: Settings, documents: list[dict[str, Any]]) -> None:
 async def lag_probe(settings: Settings) -> AsyncIterator[Callable[[], Awaitable[int | None]]]:
     """A function returning the messages this deployment's consumer groups have not committed.
 
-    None while no group has committed anything yet.
+    Every partition of the worker's input topics counts, committed or not. None while no group
+    has committed anything yet.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     await admin.start()
     await consumer.start()
+
+    sources = [
+        full_name(name, settings.topic_prefix) for name in (MARKETING, SALES, ACCEPTED, RESOLVED)
+    ]
 
     async def lag() -> int | None:
         # Faust's group is the app id behind the topic prefix; a plain consumer may use either.
@@ -88,6 +94,9 @@ async def lag_probe(settings: Settings) -> AsyncIterator[Callable[[], Awaitable[
             committed.update({tp: meta.offset for tp, meta in offsets.items()})
         if not committed:
             return None
+        # A partition the worker has never committed lags by all it holds, not by nothing.
+        never = [tp for tp in await _partitions_of(admin, sources) if tp not in committed]
+        committed.update(await consumer.beginning_offsets(never) if never else {})
         ends: dict[TopicPartition, int] = await consumer.end_offsets(list(committed))
         return sum(max(0, ends[tp] - max(offset, 0)) for tp, offset in committed.items())
 
@@ -96,6 +105,16 @@ async def lag_probe(settings: Settings) -> AsyncIterator[Callable[[], Awaitable[
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of those of these topics that exist."""
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in await admin.describe_topics(topics)
+        if topic["error_code"] == 0
+        for partition in topic["partitions"]
+    ]
 
 
 async def consumer_lag(settings: Settings) -> int | None:
