@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 def worker(
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
     create_topics: bool = typer.Option(
-        True, "--create-topics/--no-create-topics", help="create missing topics before starting"
+        True,
+        "--create-topics/--no-create-topics",
+        help="create missing topics and changelogs, and wait until the broker shows them",
     ),
 ) -> None:
     """Run the Tandem stream processor until Ctrl-C or SIGTERM."""
