@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--people", type=int, help="people in the workload (full: 2,700)")
     parser.add_argument(
-        "--recovery-people", type=int,
-        help="people whose journeys are in state when the worker is killed (full: 1,500)",
+        "--recovery-journeys", type=int,
+        help="journeys in state when the worker is killed (full: 100,000)",
     )  # fmt: skip
     parser.add_argument(
         "--kpi-journeys", type=int, help="journeys' facts for the KPI query (full: 100,000)"
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     base = Sizes.quick_run() if args.quick else Sizes()
     sizes = base.with_overrides(
-        people=args.people, recovery_people=args.recovery_people,
+        people=args.people, recovery_journeys=args.recovery_journeys,
         kpi_journeys=args.kpi_journeys, latency_s=args.latency_seconds,
     )  # fmt: skip
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -33,7 +33,7 @@ class Sizes:
     cost_appends: int = 50
     bytes_lengths: tuple[int, ...] = (50, 100_000)
     latency_s: float = 60.0
-    recovery_people: int = 1_500  # the issue asks 100,000: --recovery-people
+    recovery_journeys: int = 100_000
     recovery_stores: tuple[str, ...] = ("memory://", "rocksdb://")
     kpi_journeys: int = 100_000
     kpi_runs: int = 3
@@ -47,7 +47,7 @@ class Sizes:
             cost_appends=5,
             bytes_lengths=(50, 5_000),
             latency_s=10.0,
-            recovery_people=100,
+            recovery_journeys=1_000,
             kpi_journeys=5_000,
             kpi_runs=1,
             drain_timeout_s=300.0,

@@ -90,3 +90,25 @@ def test_first_handoff_per_probe() -> None:
         Handoff("cus_d", "wl-7-03", 30.0),  # not a probe
     ]
     assert sorted(round(x) for x in first_handoff_latencies(signals, published)) == [100, 200]
+
+
+def test_seeded_state_is_what_the_workflow_keeps_for_each_person() -> None:
+    from datetime import UTC, datetime
+
+    from benchmarks.seed import changelog_entries
+    from schemas.journey import JourneyRecord
+    from streams import journey as core
+    from streams.workflow.codec import decode_journey
+
+    seen: list[int] = []
+    journeys, identity, timers = changelog_entries(
+        12, core.default_playbook(), datetime(2025, 3, 1, tzinfo=UTC), seen.append
+    )
+
+    assert len(journeys) == 12
+    records = [decode_journey(raw) for raw in journeys.values()]
+    assert all(isinstance(r, JourneyRecord) and len(r.touchpoints) == 1 for r in records)
+    owners = {identity[f"email:seed{n}@seed.example"].decode() for n in range(12)}
+    assert owners == set(journeys)
+    assert all(f"members:{customer_id}" in identity for customer_id in journeys)
+    assert set(timers) <= set(journeys)
