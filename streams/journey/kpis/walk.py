@@ -46,6 +46,15 @@ from streams.journey.record import compact_summary
 
 Key = tuple[datetime, str]
 
+TIMES = {
+    1: ("lost", "lost"),
+    3: ("form_views", "form_views"),
+    4: ("form_submissions", "form_submissions"),
+    5: ("marketing", "marketing_touches"),
+}
+"""The tapes of bare event times: their index in `Tapes` → (the tape, the facts field it
+becomes). They grow with the journey, so their JSON is kept with the tapes (`times_json`)."""
+
 
 @dataclass(frozen=True)
 class Win:
@@ -114,6 +123,22 @@ class Tapes:
     ledger: list[LedgerItem] = field(default_factory=list)
     sales_keys: list[Key] = field(default_factory=list)
     said: list[Said] = field(default_factory=list)
+    written: dict[int, tuple[int, str]] = field(default_factory=dict, init=False)
+    """Per time tape (by its index in `TIMES`): how many of its times were written last, and
+    their JSON without the brackets — the tapes only grow, so it is extended, not rewritten."""
+
+    def times_json(self, index: int, n: int) -> str:
+        """The JSON of the first `n` times of the tape at `index` (`TIMES`) without the
+        brackets, as pydantic writes integers; costs what was appended since the last call."""
+        tape: list[int] = self._tapes()[index]
+        done, text = self.written.get(index, (0, ""))
+        if done > n:  # an older walk's shorter prefix: written afresh, not kept
+            return ",".join(map(str, tape[:n]))
+        if n > done:
+            more = ",".join(map(str, tape[done:n]))
+            text = f"{text},{more}" if text else more
+            self.written[index] = (n, text)
+        return text
 
     def sizes(self) -> tuple[int, ...]:
         """How long each tape is."""
@@ -122,6 +147,14 @@ class Tapes:
     def prefix(self, sizes: tuple[int, ...]) -> Tapes:
         """New tapes holding the first `sizes` of these."""
         cut = [tape[:n] for tape, n in zip(self._tapes(), sizes, strict=True)]
+        return Tapes(*cut)
+
+    def read(self, sizes: tuple[int, ...], skip: frozenset[int]) -> Tapes:
+        """Fresh lists of the first `sizes` of these, the tapes at `skip` left empty."""
+        if not skip:
+            return self.prefix(sizes)
+        cut = [[] if i in skip else tape[:n]
+               for i, (tape, n) in enumerate(zip(self._tapes(), sizes, strict=True))]  # fmt: skip
         return Tapes(*cut)
 
     def _tapes(self) -> tuple[list[Any], ...]:
@@ -261,9 +294,15 @@ class FactsWalk:
         if said is not None:
             tapes.said.append(said)
 
-    def read(self) -> Tapes:
-        """This walk's own prefix of the tapes (fresh lists)."""
-        return self.tapes.prefix(self.sizes)
+    def read(self, skip: frozenset[int] = frozenset()) -> Tapes:
+        """This walk's own prefix of the tapes (fresh lists; those at `skip` left empty, for
+        time tapes read as `times_json`)."""
+        return self.tapes.read(self.sizes, skip)
+
+    def times_json(self, index: int) -> str:
+        """The JSON of this walk's prefix of the time tape at `index` without the brackets
+        (see `TIMES`)."""
+        return self.tapes.times_json(index, self.sizes[index])
 
     def said_from(self, first: Key | None) -> Sequence[Said]:
         """What the touchpoints from `first` on told, in order (fresh list; none: None)."""
