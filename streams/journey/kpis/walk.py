@@ -106,6 +106,9 @@ class Step(NamedTuple):
         return cls(touchpoint, (s.occurred_at, s.event_id), s, at, _said(touchpoint, at))
 
 
+Stepped = tuple[Key, CompactedTouchpoint, int, Said | None]
+"""A walk step's input: its key, its summary, its time in µs, what it said."""
+
 Known = dict[int, Step]
 """`id(touchpoint)` → its step (the step holds the touchpoint: the id is not reused)."""
 
@@ -217,7 +220,7 @@ class FactsWalk:
         compacted = record.compacted.touchpoints if record.compacted else []
         walk = cls()
         fresh, known = walk.known, known or {}
-        steps: list[tuple[Key, CompactedTouchpoint, int, Said | None]] = [
+        steps: list[Stepped] = [
             ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
         ]
         for tp in record.touchpoints:
@@ -227,10 +230,52 @@ class FactsWalk:
             fresh[id(tp)] = step  # only the retained ones: compacted ones are dropped
             steps.append((step.key, step.summary, step.at, step.said))
         steps.sort(key=itemgetter(0))
-        for key, summary, at, said in steps:
-            walk._step(key, summary, at, said)
+        walk.walk_all(steps)
         walk.sizes = walk.tapes.sizes()
         return walk
+
+    def walk_all(self, steps: Sequence[Stepped]) -> None:
+        """`_step` through each of `steps` in turn, the usual touchpoint (a person's, that
+        is no deal, renewal or form) stepped inline: the first need of a long journey's walk
+        steps through every touchpoint it has seen."""
+        if not steps:
+            return
+        marketing, sales_keys, said_tape = (
+            self.tapes.marketing,
+            self.tapes.sales_keys,
+            self.tapes.said,
+        )
+        channels, campaigns = self.channels, self.campaigns
+        inline = 0
+        for key, s, at, said in steps:
+            kind = s.type
+            if kind in _STEPPED_APART:
+                self._step(key, s, at, said)
+                continue
+            inline += 1
+            if kind.startswith("marketing."):
+                marketing.append(at)
+            elif kind.startswith("sales."):
+                sales_keys.append(key)
+            if self.first_person is None:
+                self.first_person = s
+            channel, campaign = s.channel, s.campaign_id
+            if channel is not None:
+                self.first_channel = self.first_channel or channel or None
+                if channels.first is None:
+                    channels.first = channel
+                channels.last = channel
+                channels.counts[channel] = channels.counts.get(channel, 0) + 1
+            if campaign is not None:
+                self.first_campaign = self.first_campaign or campaign or None
+                if campaigns.first is None:
+                    campaigns.first = campaign
+                campaigns.last = campaign
+                campaigns.counts[campaign] = campaigns.counts.get(campaign, 0) + 1
+            if said is not None:
+                said_tape.append(said)
+        self.count += inline
+        self.last_key = steps[-1][0]
 
     def known_of(self, record: JourneyRecord) -> Known:
         """The steps known of a record's retained touchpoints (a new dict)."""
@@ -310,6 +355,13 @@ class FactsWalk:
             return []
         said = self.tapes.said[: self.sizes[-1]]
         return said[bisect.bisect_left(said, first, key=lambda s: s.key) :]
+
+
+_STEPPED_APART = LEDGER_TYPES | {
+    "sales.deal_won", "sales.deal_lost", "sales.renewed",
+    "marketing.form_viewed", "marketing.form_submitted",
+}  # fmt: skip
+"""Kinds `walk_all` leaves to `_step` (they add to more than the marketing or sales tapes)."""
 
 
 def _micros(at: datetime) -> int:
