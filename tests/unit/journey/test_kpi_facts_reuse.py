@@ -116,7 +116,7 @@ def test_the_facts_json_is_the_facts_models_json_however_the_journey_grew() -> N
             email="ada@lovelace.example",
             props={"url": "u"},
             channel="email",
-        )  # fmt: skip
+        )
         for n in range(150)
     ]
     for order in (events, list(reversed(events))):
