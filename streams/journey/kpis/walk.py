@@ -18,6 +18,12 @@ what it said) is kept per touchpoint object (`Step`, in `FactsWalk.known`) and c
 walks of a journey, also across a late touchpoint: a late one voids the walk (`stale`), and
 the walk made afresh re-derives only the touchpoints it has not seen. A shuffled backlog makes
 most changes late, so this is the usual path of the worker's facts.
+
+The tapes of bare event times (marketing touches, form views, ...) are as long as the journey:
+their JSON is kept with the tapes too (`Tapes.times_json`, a cache of a function of a prefix
+that never changes), extended by what was appended, and spliced into the facts' JSON
+(`facts.journey_facts_json`). A walk made afresh steps the usual touchpoints inline
+(`FactsWalk.walk_all`): the first facts of a long journey walk every touchpoint it has seen.
 """
 
 from __future__ import annotations
@@ -126,7 +132,9 @@ class Tapes:
     ledger: list[LedgerItem] = field(default_factory=list)
     sales_keys: list[Key] = field(default_factory=list)
     said: list[Said] = field(default_factory=list)
-    written: dict[int, tuple[int, str]] = field(default_factory=dict, init=False)
+    written: dict[int, tuple[int, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     """Per time tape (by its index in `TIMES`): how many of its times were written last, and
     their JSON without the brackets — the tapes only grow, so it is extended, not rewritten."""
 
