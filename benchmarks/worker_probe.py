@@ -26,6 +26,7 @@ from typing import Any
 
 KPI_ENTRY_POINTS = (
     "streams.journey.kpis:journey_facts",
+    "streams.journey.kpis:journey_facts_json",  # what the worker calls: the facts and their JSON
     "streams.kpi_store:KpiStore.queue_facts",
 )
 

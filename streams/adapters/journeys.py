@@ -42,7 +42,7 @@ def prepare(customer_id: str, stored: StoredJourney, playbook: Playbook) -> Jour
     if isinstance(stored, MovedJourney | ForgottenJourney):
         return JourneyWrite(customer_id, stored)
     snapshot, snapshot_json = core.snapshot_json(stored, playbook)
-    facts = kpis.journey_facts(stored, playbook).model_dump_json(exclude_defaults=True)
+    facts = kpis.journey_facts_json(stored, playbook)
     return JourneyWrite(
         customer_id,
         stored,

@@ -88,15 +88,22 @@ class Totals:
         for s in summaries:
             kind, at = s.type, s.occurred_at
             counts[kind] = counts.get(kind, 0) + 1
-            if s.amount is not None and kind in ("sales.deal_won", "sales.renewed"):
-                currency = s.currency or NO_CURRENCY
-                revenue[currency] = revenue.get(currency, Decimal(0)) + s.amount
-            elif s.amount is not None and kind in LEDGER_TYPES:
-                key = f"{s.campaign_id or '-'}|{s.currency or NO_CURRENCY}"
-                spend[key] = spend.get(key, Decimal(0)) + s.amount
-            if kind not in LEDGER_TYPES and (first_key is None or (at, s.event_id) < first_key):
+            if s.amount is not None:
+                if kind in ("sales.deal_won", "sales.renewed"):
+                    currency = s.currency or NO_CURRENCY
+                    revenue[currency] = revenue.get(currency, Decimal(0)) + s.amount
+                elif kind in LEDGER_TYPES:
+                    key = f"{s.campaign_id or '-'}|{s.currency or NO_CURRENCY}"
+                    spend[key] = spend.get(key, Decimal(0)) + s.amount
+            # The key compared only when the time does not decide (most are later in time).
+            if kind not in LEDGER_TYPES and (
+                first_key is None
+                or at < first_key[0]
+                or (at == first_key[0] and s.event_id < first_key[1])
+            ):
                 first, first_key = s, (at, s.event_id)
-            last_at = at if last_at is None else max(last_at, at)
+            if last_at is None or at > last_at:
+                last_at = at
         return cls(revenue, spend, counts, first, last_at, len(summaries))
 
     def plus(self, s: CompactedTouchpoint) -> Totals:

@@ -20,7 +20,7 @@ Modules: `units` (time, money, the funnel, windows), `facts` (journey → facts)
 """
 
 from streams.journey.kpis.attribution import attribute, credits
-from streams.journey.kpis.facts import journey_facts
+from streams.journey.kpis.facts import journey_facts, journey_facts_json
 from streams.journey.kpis.recompute import GROUP_KEYS, compute_kpis, default_currency
 from streams.journey.kpis.units import (
     ATTRIBUTION_QUANTUM,
@@ -45,6 +45,7 @@ __all__ = [
     "default_currency",
     "from_micros",
     "journey_facts",
+    "journey_facts_json",
     "micros",
 ]
 

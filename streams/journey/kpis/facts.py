@@ -30,7 +30,7 @@ from schemas.playbook import Playbook
 from streams.journey import memo
 from streams.journey.account import account_of
 from streams.journey.kpis.units import micros
-from streams.journey.kpis.walk import FactsWalk, Win
+from streams.journey.kpis.walk import TIMES, FactsWalk, Win
 from streams.journey.memo import NO_CURRENCY
 
 
@@ -154,11 +154,55 @@ def _trusted(**values: Any) -> JourneyFacts:
 
 def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
     """The KPI facts of one journey under `playbook` (pure; see docs/kpis.md)."""
+    return _facts(record, playbook, None)
+
+
+def journey_facts_json(record: JourneyRecord, playbook: Playbook) -> str:
+    """`journey_facts(record, playbook).model_dump_json(exclude_defaults=True)`, the same text.
+
+    The lists of bare event times (marketing touches, form views, ...) grow with the journey:
+    they are written once into the JSON kept with the walk's tapes and spliced in, so a change
+    does not write every time again. The facts are built with one placeholder time per long
+    list (an impossible value, so the splice finds only it), then the JSON is spliced.
+    """
+    spliced: dict[str, str] = {}
+    text = _facts(record, playbook, spliced).model_dump_json(exclude_defaults=True)
+    if not spliced:
+        return text
+    parts: list[str] = []
+    start = 0
+    for name, times in spliced.items():  # in field order, as written
+        placeholder = f'"{name}":[{_PLACEHOLDER}'
+        at = text.index(placeholder, start)
+        parts += (text[start:at], f'"{name}":[', times)
+        start = at + len(placeholder)  # the closing bracket is kept
+    parts.append(text[start:])
+    return "".join(parts)
+
+
+_PLACEHOLDER = -(2**62)
+"""A time no list of facts holds (4.6e18 µs before 1970), standing for a spliced list."""
+
+SPLICED_FROM = 64
+"""Lists of times at least this long are spliced (shorter ones are cheaper to write)."""
+
+
+def _facts(
+    record: JourneyRecord, playbook: Playbook, spliced: dict[str, str] | None
+) -> JourneyFacts:
+    # `spliced` None: every list as it is; else each long list of times is a placeholder
+    # in the facts and its JSON is put in `spliced` under its field's name.
     entry = memo.lookup(record, playbook)
     state, walk = entry.state, _walk(record, entry)
     history = list(state.history)
     retained = _retained(record, entry)
-    tapes = walk.read()
+    skip: frozenset[int] = frozenset()
+    if spliced is not None:
+        skip = frozenset(i for i in TIMES if walk.sizes[i] >= SPLICED_FROM)
+        spliced.update((TIMES[i][1], walk.times_json(i)) for i in sorted(skip))  # field order
+    tapes = walk.read(skip)
+    for index in skip:
+        setattr(tapes, TIMES[index][0], [_PLACEHOLDER])
     voices, nps = _voices(record, walk, retained, history)
     first = walk.first_person
     source: Source | None = None

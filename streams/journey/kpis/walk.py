@@ -18,6 +18,12 @@ what it said) is kept per touchpoint object (`Step`, in `FactsWalk.known`) and c
 walks of a journey, also across a late touchpoint: a late one voids the walk (`stale`), and
 the walk made afresh re-derives only the touchpoints it has not seen. A shuffled backlog makes
 most changes late, so this is the usual path of the worker's facts.
+
+The tapes of bare event times (marketing touches, form views, ...) are as long as the journey:
+their JSON is kept with the tapes too (`Tapes.times_json`, a cache of a function of a prefix
+that never changes), extended by what was appended, and spliced into the facts' JSON
+(`facts.journey_facts_json`). A walk made afresh steps the usual touchpoints inline
+(`FactsWalk.walk_all`): the first facts of a long journey walk every touchpoint it has seen.
 """
 
 from __future__ import annotations
@@ -45,6 +51,15 @@ from streams.journey.memo import NO_CURRENCY, Walk
 from streams.journey.record import compact_summary
 
 Key = tuple[datetime, str]
+
+TIMES = {
+    1: ("lost", "lost"),
+    3: ("form_views", "form_views"),
+    4: ("form_submissions", "form_submissions"),
+    5: ("marketing", "marketing_touches"),
+}
+"""The tapes of bare event times: their index in `Tapes` → (the tape, the facts field it
+becomes). They grow with the journey, so their JSON is kept with the tapes (`times_json`)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,9 @@ class Step(NamedTuple):
         return cls(touchpoint, (s.occurred_at, s.event_id), s, at, _said(touchpoint, at))
 
 
+Stepped = tuple[Key, CompactedTouchpoint, int, Said | None]
+"""A walk step's input: its key, its summary, its time in µs, what it said."""
+
 Known = dict[int, Step]
 """`id(touchpoint)` → its step (the step holds the touchpoint: the id is not reused)."""
 
@@ -114,6 +132,24 @@ class Tapes:
     ledger: list[LedgerItem] = field(default_factory=list)
     sales_keys: list[Key] = field(default_factory=list)
     said: list[Said] = field(default_factory=list)
+    written: dict[int, tuple[int, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Per time tape (by its index in `TIMES`): how many of its times were written last, and
+    their JSON without the brackets — the tapes only grow, so it is extended, not rewritten."""
+
+    def times_json(self, index: int, n: int) -> str:
+        """The JSON of the first `n` times of the tape at `index` (`TIMES`) without the
+        brackets, as pydantic writes integers; costs what was appended since the last call."""
+        tape: list[int] = self._tapes()[index]
+        done, text = self.written.get(index, (0, ""))
+        if done > n:  # an older walk's shorter prefix: written afresh, not kept
+            return ",".join(map(str, tape[:n]))
+        if n > done:
+            more = ",".join(map(str, tape[done:n]))
+            text = f"{text},{more}" if text else more
+            self.written[index] = (n, text)
+        return text
 
     def sizes(self) -> tuple[int, ...]:
         """How long each tape is."""
@@ -122,6 +158,14 @@ class Tapes:
     def prefix(self, sizes: tuple[int, ...]) -> Tapes:
         """New tapes holding the first `sizes` of these."""
         cut = [tape[:n] for tape, n in zip(self._tapes(), sizes, strict=True)]
+        return Tapes(*cut)
+
+    def read(self, sizes: tuple[int, ...], skip: frozenset[int]) -> Tapes:
+        """Fresh lists of the first `sizes` of these, the tapes at `skip` left empty."""
+        if not skip:
+            return self.prefix(sizes)
+        cut = [[] if i in skip else tape[:n]
+               for i, (tape, n) in enumerate(zip(self._tapes(), sizes, strict=True))]  # fmt: skip
         return Tapes(*cut)
 
     def _tapes(self) -> tuple[list[Any], ...]:
@@ -184,7 +228,7 @@ class FactsWalk:
         compacted = record.compacted.touchpoints if record.compacted else []
         walk = cls()
         fresh, known = walk.known, known or {}
-        steps: list[tuple[Key, CompactedTouchpoint, int, Said | None]] = [
+        steps: list[Stepped] = [
             ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
         ]
         for tp in record.touchpoints:
@@ -194,10 +238,52 @@ class FactsWalk:
             fresh[id(tp)] = step  # only the retained ones: compacted ones are dropped
             steps.append((step.key, step.summary, step.at, step.said))
         steps.sort(key=itemgetter(0))
-        for key, summary, at, said in steps:
-            walk._step(key, summary, at, said)
+        walk.walk_all(steps)
         walk.sizes = walk.tapes.sizes()
         return walk
+
+    def walk_all(self, steps: Sequence[Stepped]) -> None:
+        """`_step` through each of `steps` in turn, the usual touchpoint (a person's, that
+        is no deal, renewal or form) stepped inline: the first need of a long journey's walk
+        steps through every touchpoint it has seen."""
+        if not steps:
+            return
+        marketing, sales_keys, said_tape = (
+            self.tapes.marketing,
+            self.tapes.sales_keys,
+            self.tapes.said,
+        )
+        channels, campaigns = self.channels, self.campaigns
+        inline = 0
+        for key, s, at, said in steps:
+            kind = s.type
+            if kind in _STEPPED_APART:
+                self._step(key, s, at, said)
+                continue
+            inline += 1
+            if kind.startswith("marketing."):
+                marketing.append(at)
+            elif kind.startswith("sales."):
+                sales_keys.append(key)
+            if self.first_person is None:
+                self.first_person = s
+            channel, campaign = s.channel, s.campaign_id
+            if channel is not None:
+                self.first_channel = self.first_channel or channel or None
+                if channels.first is None:
+                    channels.first = channel
+                channels.last = channel
+                channels.counts[channel] = channels.counts.get(channel, 0) + 1
+            if campaign is not None:
+                self.first_campaign = self.first_campaign or campaign or None
+                if campaigns.first is None:
+                    campaigns.first = campaign
+                campaigns.last = campaign
+                campaigns.counts[campaign] = campaigns.counts.get(campaign, 0) + 1
+            if said is not None:
+                said_tape.append(said)
+        self.count += inline
+        self.last_key = steps[-1][0]
 
     def known_of(self, record: JourneyRecord) -> Known:
         """The steps known of a record's retained touchpoints (a new dict)."""
@@ -261,9 +347,15 @@ class FactsWalk:
         if said is not None:
             tapes.said.append(said)
 
-    def read(self) -> Tapes:
-        """This walk's own prefix of the tapes (fresh lists)."""
-        return self.tapes.prefix(self.sizes)
+    def read(self, skip: frozenset[int] = frozenset()) -> Tapes:
+        """This walk's own prefix of the tapes (fresh lists; those at `skip` left empty, for
+        time tapes read as `times_json`)."""
+        return self.tapes.read(self.sizes, skip)
+
+    def times_json(self, index: int) -> str:
+        """The JSON of this walk's prefix of the time tape at `index` without the brackets
+        (see `TIMES`)."""
+        return self.tapes.times_json(index, self.sizes[index])
 
     def said_from(self, first: Key | None) -> Sequence[Said]:
         """What the touchpoints from `first` on told, in order (fresh list; none: None)."""
@@ -271,6 +363,13 @@ class FactsWalk:
             return []
         said = self.tapes.said[: self.sizes[-1]]
         return said[bisect.bisect_left(said, first, key=lambda s: s.key) :]
+
+
+_STEPPED_APART = LEDGER_TYPES | {
+    "sales.deal_won", "sales.deal_lost", "sales.renewed",
+    "marketing.form_viewed", "marketing.form_submitted",
+}  # fmt: skip
+"""Kinds `walk_all` leaves to `_step` (they add to more than the marketing or sales tapes)."""
 
 
 def _micros(at: datetime) -> int:

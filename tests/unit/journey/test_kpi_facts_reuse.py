@@ -102,3 +102,38 @@ def test_an_absorb_hands_the_steps_on_and_gives_the_facts_of_a_fresh_walk() -> N
     assert all(steps[key] is step for key, step in walk.known.items())  # none derived again
     assert facts == fresh_facts(merged)
     assert facts.model_dump_json() == fresh_facts(merged).model_dump_json()
+
+
+def test_the_facts_json_is_the_facts_models_json_however_the_journey_grew() -> None:
+    # The lists of times are spliced in from JSON kept with the walk's tapes: the text must be
+    # pydantic's, in order and late, on a forked walk, and after the tapes were written longer.
+    memo.forget()
+    events = won_journey() + [
+        tp(
+            "marketing.page_viewed",
+            f"v{n}",
+            at(days=40, minutes=n),
+            email="ada@lovelace.example",
+            props={"url": "u"},
+            channel="email",
+        )
+        for n in range(150)
+    ]
+    for order in (events, list(reversed(events))):
+        memo.forget()
+        record = core.new_journey("cus_json")
+        empty = kpis.journey_facts(record, PB).model_dump_json(exclude_defaults=True)
+        assert kpis.journey_facts_json(record, PB) == empty
+        records = []
+        for event in order:
+            record = core.apply_touchpoint(record, event, PB, max_retained=16).record
+            records.append(record)
+            expected = kpis.journey_facts(record, PB).model_dump_json(exclude_defaults=True)
+            assert kpis.journey_facts_json(record, PB) == expected
+        for earlier in (records[len(records) // 2], records[5]):  # shorter prefixes, then a fork
+            expected = kpis.journey_facts(earlier, PB).model_dump_json(exclude_defaults=True)
+            assert kpis.journey_facts_json(earlier, PB) == expected
+            forked = core.apply_touchpoint(earlier, events[-1], PB).record
+            expected = kpis.journey_facts(forked, PB).model_dump_json(exclude_defaults=True)
+            assert kpis.journey_facts_json(forked, PB) == expected
+        assert '"marketing_touches":[' in kpis.journey_facts_json(record, PB)
