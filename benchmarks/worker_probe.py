@@ -4,7 +4,8 @@ Wraps the worker's KPI entry points (`KPI_ENTRY_POINTS`: building a changed jour
 facts, queueing their version-checked write in the Redis pipeline) so each call adds the CPU
 time of the thread that ran it (`time.thread_time`, so work done in a worker thread counts
 too), and every half second writes, to the file named by ``TANDEM_BENCH_PROBE``, the
-process's CPU time and the KPI share of it. Costs two clock reads per call. A coroutine
+process's CPU time and the KPI share of it, and the collector's pauses per generation (those
+of 50 ms or more with their time). Costs two clock reads per call and per collection. A coroutine
 function is timed around its await: right for these, which queue into a pipeline and never
 wait on I/O (one that did would be charged for whatever ran meanwhile).
 
@@ -15,6 +16,7 @@ one is reported (``missing``), never an error — update the list when the names
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import inspect
 import json
@@ -86,6 +88,30 @@ def install() -> list[str]:
     return missing
 
 
+LONG_PAUSE_S = 0.05
+"""A collection at least this long is listed with its time (it shows in a latency tail)."""
+
+_gc: dict[int, list[float]] = {0: [0, 0.0, 0.0], 1: [0, 0.0, 0.0], 2: [0, 0.0, 0.0]}
+_long_pauses: list[tuple[float, int, float]] = []
+_gc_started = 0.0
+
+
+def _collecting(phase: str, info: dict[str, Any]) -> None:
+    """`gc.callbacks` hook: count each generation's collections and their pauses."""
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+        return
+    spent = time.perf_counter() - _gc_started
+    seen = _gc[info["generation"]]
+    seen[0] += 1
+    seen[1] += spent
+    seen[2] = max(seen[2], spent)
+    if spent >= LONG_PAUSE_S:
+        _long_pauses.append((time.time(), info["generation"], spent))
+        del _long_pauses[:-200]
+
+
 def _report(path: str, missing: list[str]) -> None:
     while True:
         with _lock:
@@ -95,6 +121,11 @@ def _report(path: str, missing: list[str]) -> None:
                 "kpi_cpu_s": sum(_cpu.values()),
                 "by_entry_point": {k: {"cpu_s": v, "calls": _calls[k]} for k, v in _cpu.items()},
                 "missing": missing,
+                "gc": {
+                    str(generation): {"collections": n, "pause_s": total, "max_pause_s": most}
+                    for generation, (n, total, most) in _gc.items()
+                },
+                "gc_long_pauses": list(_long_pauses),
             }
         temporary = f"{path}.tmp"
         with open(temporary, "w") as out:
@@ -105,6 +136,7 @@ def _report(path: str, missing: list[str]) -> None:
 
 def main() -> None:
     missing = install()
+    gc.callbacks.append(_collecting)
     path = os.environ.get("TANDEM_BENCH_PROBE")
     if path:
         threading.Thread(target=_report, args=(path, missing), daemon=True).start()

@@ -112,3 +112,12 @@ def test_seeded_state_is_what_the_workflow_keeps_for_each_person() -> None:
     assert owners == set(journeys)
     assert all(f"members:{customer_id}" in identity for customer_id in journeys)
     assert set(timers) <= set(journeys)
+
+
+def test_collector_pauses_are_matched_to_the_slow_probes_they_delayed() -> None:
+    from benchmarks.measures.latency import collector_in_tail
+
+    windows = [(0.0, 0.1), (1.0, 1.4), (2.0, 2.3), (3.0, 3.5)]
+    pauses = [[1.2, 2, 0.3], [5.0, 2, 0.4]]
+
+    assert collector_in_tail(windows, pauses, 250.0) == (3, 1)
