@@ -26,6 +26,7 @@ import pydantic_core
 
 from schemas.journey import ScoreItem
 from streams.journey import scoring
+from streams.journey.trusted import trusted
 
 ScoreEntry = tuple[datetime, float, str, str, int]
 """A touchpoint with points, as the fold keeps it: (time, points, event id, type, cycle)."""
@@ -92,9 +93,10 @@ def evaluate_once(
             or item.points != points
             or item.type != type_
         ):
-            item = ScoreItem(
-                event_id=event_id, type=type_, occurred_at=t, points=points, decayed=value
-            )
+            item = trusted(
+                ScoreItem, event_id=event_id, type=type_, occurred_at=t, points=points,
+                decayed=value,
+            )  # fmt: skip
             once[event_id] = item
         items.append(item)
     return items

@@ -59,6 +59,7 @@ from schemas.playbook import Playbook
 from streams.journey import scoring, stages
 from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
 from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, signal_id
+from streams.journey.trusted import trusted
 
 RECENT_PER_DOMAIN = 5
 """How many of the latest marketing and of the latest sales touchpoints a hand-off carries."""
@@ -323,11 +324,12 @@ class FoldState:
             carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
         evaluate = breakdown if again else evaluate_once
         items = evaluate(self.items, at, half_life, self.score_items) if listed else []
-        return EngagementScore(
+        return trusted(
+            EngagementScore,
             score=round(self.engagement(at, cycle_only=False), 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),
             as_of=at,
-            half_life_days=half_life,
+            half_life_days=float(half_life),
             carried=round(carried, 3),
             breakdown=items,
         )
@@ -473,7 +475,8 @@ class FoldState:
         # Built unvalidated: every field is already of its type (an aware event time, a Stage,
         # a cycle ≥ 0), and refolds make thousands of these.
         self.history.append(
-            StageChange.model_construct(
+            trusted(
+                StageChange,
                 stage=stage,
                 entered_at=tp.occurred_at,
                 cause_event_id=tp.event_id,
@@ -537,7 +540,9 @@ class FoldState:
         if kept is not None and kept[0] is self.playbook and kept[1] is tp and kept[2] == inputs:
             self.triggers.append(kept[3])
             return
-        trigger = SignalTrigger(
+        # Unvalidated (`trusted`): every value below is of its field's type and freshly made.
+        trigger = trusted(
+            SignalTrigger,
             rule=rule,
             key=key,
             cycle=self.cycle,

@@ -56,14 +56,17 @@ def customer_id_for(identifier: str) -> str:
     return "cus_" + hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:16]
 
 
+@lru_cache(maxsize=65_536)
 def signal_id(customer_id: str, rule: str, key: str) -> str:
     """The deterministic id of a rule's signal for a customer: the same inputs, the same id."""
     digest = hashlib.sha256(f"{customer_id}|{rule}|{key}".encode()).hexdigest()
     return "sig_" + digest[:20]
 
 
+@lru_cache(maxsize=65_536)
 def strength(identifier: str) -> tuple[int, str]:
     """Sort key: stronger identifiers first (contact < email < anon, then the value)."""
+    # Cached (like `_blocked`): every sort of a journey's identifiers asks again.
     kind, _, value = identifier.partition(":")
     rank = IDENTIFIER_KINDS.index(kind) if kind in IDENTIFIER_KINDS else len(IDENTIFIER_KINDS)
     return (rank, value)

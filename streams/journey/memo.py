@@ -260,6 +260,48 @@ def refold(
     return _keep(entry, predecessor)
 
 
+def _shared_prefix(a: Sequence[Touchpoint], b: Sequence[Touchpoint]) -> int:
+    """How many touchpoints `a` and `b` begin with in common (the very same objects)."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x is not y:
+            break
+        count += 1
+    return count
+
+
+def fold_merged(record: JourneyRecord, playbook: Playbook, *sources: JourneyRecord) -> None:
+    """Keep the entry of `record`, the union of `sources` (nothing compacted in any), folded
+    on from the latest checkpoint of the kept source it shares the most touchpoints with:
+    the state after a prefix depends on that prefix alone. Without one, nothing is kept
+    (the next operation folds `record` in full)."""
+    if record.compacted is not None or _KEPT.get(_key(record)) is not None:
+        return
+    best: tuple[int, FoldState, list[tuple[int, FoldState]]] | None = None
+    for source in sources:
+        kept = _KEPT.get(_key(source))
+        if (
+            source.compacted is not None
+            or kept is None
+            or kept.touchpoints is not source.touchpoints
+            or kept.compacted is not None
+            or kept.playbook is not playbook
+        ):
+            continue
+        shared = _shared_prefix(kept.touchpoints, record.touchpoints)
+        checkpoints = [c for c in kept.checkpoints if c[0] <= shared]
+        begin, start = checkpoints[-1]
+        if shared == len(kept.touchpoints):
+            begin, start = shared, kept.state
+        if best is None or begin > best[0]:
+            best = (begin, start, checkpoints)
+    if best is None or best[0] == 0:
+        return
+    begin, start, checkpoints = best
+    state = _fold(record.touchpoints, start, begin, checkpoints)
+    _keep(Derived(record.touchpoints, None, playbook, state, checkpoints))
+
+
 def carry_walks(record: JourneyRecord, playbook: Playbook, *sources: JourneyRecord) -> None:
     """Give `record`, made of the touchpoints of `sources` (a merge), a voided walk that
     keeps what their walks derived per touchpoint: its walk is made afresh on next need

@@ -500,6 +500,7 @@ def absorb(
             "playbook_version": playbook.version,
         }
     )
+    memo.fold_merged(merged, playbook, record, other)
     memo.carry_walks(merged, playbook, record, other)
     merged = compact(merged, playbook, max_retained)
     merged, signals = _reconcile(merged, playbook, at)

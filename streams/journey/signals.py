@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Literal, TypedDict
 
 from schemas.journey import (
@@ -255,7 +255,14 @@ def material_hash(signal: Signal, playbook: Playbook) -> str:
         }
     else:
         return content_hash(signal)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return _parts_hash(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in parts.items()))
+
+
+@lru_cache(maxsize=4096)
+def _parts_hash(parts: tuple[tuple[str, object], ...]) -> str:
+    # A few distinct values (stage, persona, bands, track, content): hashed once each.
+    text = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _sent_active(entry: LedgerEntry) -> bool:
