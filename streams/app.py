@@ -34,6 +34,7 @@ from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` 
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import InOrder, ProcessedMessages, commit_only_processed
+from streams.adapters.deadlines import encode_due, is_due
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.supervision import AgentSupervisor
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
@@ -248,8 +249,9 @@ def _wake_journeys(
                 if version is not None and version != playbook.version:
                     await resolved.send(key=key, value=encode(Reevaluate()))
         now = utcnow()
+        cut = encode_due(now)
         for key, due in list(deadlines.items()):
-            if due and datetime.fromisoformat(due.decode()) <= now:
+            if due and is_due(due, cut, now):
                 await resolved.send(key=key, value=encode(Tick(now=now)))
 
     async def wake_unless_stopping() -> None:

@@ -28,6 +28,7 @@ from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
 from streams.account_service import due_account_handoffs
+from streams.adapters.deadlines import encode_due
 from streams.adapters.journeys import (
     PreparedBatch,
     check_writable,
@@ -339,7 +340,7 @@ class Agents:
     def _set_deadline(self, key: bytes, due: datetime | None) -> None:
         stored = self.deadlines.get(key)
         if due is not None:
-            value = due.isoformat().encode()
+            value = encode_due(due)
             if value != stored:  # a changelog write only when the deadline moves
                 self.deadlines[key] = value
         elif stored is not None:
