@@ -267,19 +267,10 @@ class FactsWalk:
                 sales_keys.append(key)
             if self.first_person is None:
                 self.first_person = s
-            channel, campaign = s.channel, s.campaign_id
-            if channel is not None:
-                self.first_channel = self.first_channel or channel or None
-                if channels.first is None:
-                    channels.first = channel
-                channels.last = channel
-                channels.counts[channel] = channels.counts.get(channel, 0) + 1
-            if campaign is not None:
-                self.first_campaign = self.first_campaign or campaign or None
-                if campaigns.first is None:
-                    campaigns.first = campaign
-                campaigns.last = campaign
-                campaigns.counts[campaign] = campaigns.counts.get(campaign, 0) + 1
+            self.first_channel = self.first_channel or s.channel or None
+            self.first_campaign = self.first_campaign or s.campaign_id or None
+            channels.add(s.channel)
+            campaigns.add(s.campaign_id)
             if said is not None:
                 said_tape.append(said)
         self.count += inline
