@@ -8,21 +8,25 @@ offsets, and the consumer-group lag that defines "drained".
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from events import Touchpoint
 from events.publisher import TouchpointPublisher
-from streams.kafka_admin import create_topics, delete_topics
+from streams.kafka_admin import (
+    NamedTopic,
+    catalogue_topics,
+    create_named_topics,
+    delete_topics,
+    wait_until_visible,
+)
 from streams.settings import Settings
 from streams.topics import (
     ALERTS,
@@ -91,17 +95,11 @@ class Deployment:
         Returns once every partition has a leader: a worker that joins its group before then
         can be assigned none of them (and sit idle until the next rebalance).
         """
-        created = await create_topics(self.settings)
-        if extra_topics:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            await admin.start()
-            try:
-                await admin.create_topics(
-                    [NewTopic(name, self.settings.partitions, 1) for name in extra_topics]
-                )
-            finally:
-                await admin.close()
-        await _await_leaders(self.bootstrap, [*created, *extra_topics])
+        partitions = self.settings.partitions
+        topics = catalogue_topics(self.settings)
+        topics += [NamedTopic(name, partitions, {}) for name in extra_topics]
+        await create_named_topics(self.settings, topics)
+        await wait_until_visible(self.settings, {topic.name: topic.partitions for topic in topics})
 
     async def publish(self, touchpoints: Iterable[Touchpoint]) -> int:
         """Publish touchpoints the way tools do (`TouchpointPublisher`); all acknowledged."""
@@ -128,26 +126,6 @@ class Deployment:
             return int(await redis.scard(f"{self.settings.redis_prefix}journeys"))
         finally:
             await redis.aclose()
-
-
-async def _await_leaders(bootstrap: str, topics: Sequence[str], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        while time.monotonic() < deadline:
-            described = await admin.describe_topics(list(topics))
-            if all(
-                topic["error_code"] == 0
-                and topic["partitions"]
-                and all(p["leader"] >= 0 for p in topic["partitions"])
-                for topic in described
-            ):
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-    raise TimeoutError(f"topics without leaders after {timeout:.0f} s: {', '.join(topics)}")
 
 
 async def partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
