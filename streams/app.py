@@ -19,6 +19,7 @@ repeats the batch; every handler ignores what it has already done.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,7 @@ from streams.adapters.agents import FORGET_KEY as FORGET_KEY  # `tandem forget` 
 from streams.adapters.agents import UNMERGE_KEY as UNMERGE_KEY  # `tandem unmerge` sends it
 from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import InOrder, ProcessedMessages, commit_only_processed
-from streams.adapters.deadlines import encode_due, is_due
+from streams.adapters.deadlines import TicksInFlight, encode_due, is_due
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.supervision import AgentSupervisor
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
@@ -236,6 +237,7 @@ def _wake_journeys(
     journeys: Any,
     deadlines: Any,
     resolved: faust.TopicT,
+    ticks: TicksInFlight,
 ) -> None:
     """The timer that wakes journeys: due SLA and nurture timers, and, once per start, those
     evaluated under another playbook version (re-evaluated now, not at their next message)."""
@@ -250,9 +252,13 @@ def _wake_journeys(
                     await resolved.send(key=key, value=encode(Reevaluate()))
         now = utcnow()
         cut = encode_due(now)
-        for key, due in list(deadlines.items()):
-            if due and is_due(due, cut, now):
-                await resolved.send(key=key, value=encode(Tick(now=now)))
+        due = [(key, stored) for key, stored in list(deadlines.items())
+               if stored and is_due(stored, cut, now)]  # fmt: skip
+        keys = ticks.to_tick(due, time.monotonic())
+        WORKER.timer_ticks.labels(outcome="sent").inc(len(keys))
+        WORKER.timer_ticks.labels(outcome="held").inc(len(due) - len(keys))
+        for key in keys:
+            await resolved.send(key=key, value=encode(Tick(now=now)))
 
     async def wake_unless_stopping() -> None:
         try:
@@ -300,6 +306,7 @@ def _agents(
         identities=TableIdentityStore(identities, _suppressions(app, settings)),
         journeys=TableJourneyStore(journeys),
         deadlines=deadlines,
+        ticks=TicksInFlight(resend_after_s=12 * settings.timer_interval_s),
         projection=JourneyProjection.from_url(
             settings.redis_url, settings.redis_prefix, timeout_s=settings.redis_timeout_s
         ),
@@ -357,7 +364,7 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
                 await agents.journeys_batch(events, out)
             app.processed.mark(events)
 
-    _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED])
+    _wake_journeys(app, settings, playbook, journeys, deadlines, topics[RESOLVED], agents.ticks)
     return TandemApp(app=app, settings=settings, playbook=playbook, topics=topics)
 
 

@@ -84,6 +84,10 @@ class WorkerMetrics:
             "tandem_kafka_errors", "Messages the broker did not acknowledge (each is sent "
             "again), by (unprefixed) topic", ["topic"], registry=r,
         )  # fmt: skip
+        self.timer_ticks = Counter(
+            "tandem_timer_ticks", "Due journeys the timer sweep found, by outcome: sent a "
+            "tick, or held (its last tick not handled yet)", ["outcome"], registry=r,
+        )  # fmt: skip
 
     def _touchpoint_counters(self, r: CollectorRegistry) -> None:
         """The per-delivery counters of the journeys stage (``received = applied + duplicate

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -28,7 +28,7 @@ from events.vocabulary import TOUCHPOINT
 from schemas.deadletter import DeadLetter, Origin, dead_letter_for
 from schemas.playbook import Playbook
 from streams.account_service import due_account_handoffs
-from streams.adapters.deadlines import encode_due
+from streams.adapters.deadlines import TicksInFlight, encode_due
 from streams.adapters.journeys import (
     PreparedBatch,
     check_writable,
@@ -46,6 +46,7 @@ from streams.workflow import handlers
 from streams.workflow.messages import (
     ForgetRequest,
     JourneyMessage,
+    Tick,
     TouchpointArrived,
     UnmergeRequest,
     decode_journey_message,
@@ -133,6 +134,7 @@ class Agents:
     journeys: TableJourneyStore
     deadlines: Any
     projection: JourneyProjection
+    ticks: TicksInFlight = field(default_factory=TicksInFlight)
 
     async def dead_letter(
         self, out: KafkaSender, rejection: Rejection, raw: bytes, event: Event
@@ -235,9 +237,10 @@ class Agents:
         dead-lettered (`processing_failed`) and the journey stays as it was before it.
         """
         suspects: set[str] = set()
+        ticked: set[str] = set()
         while True:
             unit = JourneyUnit(self.journeys, self.playbook)
-            handled, last_event = self._handle_journeys(events, unit, suspects)
+            handled, last_event = self._handle_journeys(events, unit, suspects, ticked)
             batch = prepare_batch(unit, self.playbook)
             if not batch.failed or suspects:
                 break
@@ -253,9 +256,11 @@ class Agents:
         WORKER.merges.inc(unit.counters.moves)
         WORKER.forgotten.inc(unit.counters.forgotten)
         await self.flush_journeys(out, unit, batch, last_event)
+        for customer_id in ticked:  # their next deadlines are written: the sweep may tick again
+            self.ticks.settle(customer_id.encode())
 
     def _handle_journeys(
-        self, events: Sequence[Event], unit: JourneyUnit, suspects: set[str]
+        self, events: Sequence[Event], unit: JourneyUnit, suspects: set[str], ticked: set[str]
     ) -> tuple[list[HandledMessage], dict[str, Event]]:
         """Run each message's handler on the unit; a failing one is rolled back."""
         handled: list[HandledMessage] = []
@@ -268,6 +273,8 @@ class Agents:
             message: JourneyMessage | None = None
             try:
                 message = decode_journey_message(_raw(event))
+                if isinstance(message, Tick):
+                    ticked.add(customer_id)
                 before = unit.counters.duplicates, unit.counters.suppressed, len(unit.outbox)
                 handlers.handle_journey_message(customer_id, message, unit)
                 for touched in set(unit.touched()) & suspects:
