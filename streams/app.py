@@ -37,6 +37,7 @@ from streams.adapters.agents import Agents, Event, utcnow
 from streams.adapters.consumer import InOrder, ProcessedMessages, commit_only_processed
 from streams.adapters.deadlines import TicksInFlight, encode_due, is_due
 from streams.adapters.kafka import KafkaSender
+from streams.adapters.recovery import BulkRecoveryTableManager
 from streams.adapters.supervision import AgentSupervisor
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.kafka_admin import NamedTopic
@@ -144,6 +145,8 @@ def _faust_app(settings: Settings) -> _FaustApp:
         # Batches of hundreds of small sends per partition.
         producer_linger_ms=1,
         producer_max_batch_size=512 * 1024,
+        # Tables recover by reading their changelogs in batches (streams/adapters/recovery.py).
+        TableManager=BulkRecoveryTableManager,
     )
     app.processed = ProcessedMessages()
     app.source_topics = frozenset(
