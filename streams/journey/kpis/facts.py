@@ -59,7 +59,7 @@ def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
     if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
         walk = FactsWalk.of(record, walk.known if isinstance(walk, FactsWalk) else None)
         entry.walk = walk
-    elif len(walk.known) > 2 * len(record.touchpoints) + 64:
+    if len(walk.known) > 2 * len(record.touchpoints) + 64:
         walk.known = walk.known_of(record)  # compacted touchpoints' steps, let go
     return walk
 
@@ -84,23 +84,27 @@ def _won(walk: FactsWalk, wins: list[Win], retained: dict[str, Touchpoint]) -> l
 
 
 def _handoff_values(
-    history: Sequence[StageChange], sales_keys: Sequence[tuple[datetime, str]], playbook: Playbook
+    history: Sequence[StageChange],
+    sales_keys: Sequence[tuple[datetime, str]],
+    n: int,
+    playbook: Playbook,
 ) -> list[tuple[int, int, int, int | None, int | None]]:
-    """(at, cycle, deadline, answered_at, first_sales_touch_at) of every hand-off."""
+    """(at, cycle, deadline, answered_at, first_sales_touch_at) of every hand-off, answered
+    by the first `n` sales touches."""
     sla = timedelta(hours=playbook.handoff.sla_hours)
     handoffs: list[tuple[int, int, int, int | None, int | None]] = []
     for i, entry in enumerate(history):
         if entry.stage != Stage.MQL:
             continue  # every MQL entry is a hand-off (the fold fires it with the stage)
         key = (entry.entered_at, entry.cause_event_id)
-        after = bisect.bisect_right(sales_keys, key)
+        after = bisect.bisect_right(sales_keys, key, 0, n)
         handoffs.append(
             (
                 micros(entry.entered_at),
                 entry.cycle,
                 micros(entry.entered_at + sla),
                 micros(history[i + 1].entered_at) if i + 1 < len(history) else None,
-                micros(sales_keys[after][0]) if after < len(sales_keys) else None,
+                micros(sales_keys[after][0]) if after < n else None,
             )
         )
     return handoffs
@@ -178,7 +182,7 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
     return _trusted(
         customer_id=record.customer_id,
         version=record.version,
-        **c.scalars,
+        **dict(zip(_SCALARS, c.scalars, strict=True)),
         stages=[_stage_entry(h.stage, h.entered_at, h.cycle) for h in c.history],
         won=_won(c.walk, tapes.won, c.retained),
         lost=tapes.lost,
@@ -186,7 +190,10 @@ def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
         form_views=tapes.form_views,
         form_submissions=tapes.form_submissions,
         marketing_touches=tapes.marketing,
-        handoffs=[_handoff(*h) for h in _handoff_values(c.history, tapes.sales_keys, playbook)],
+        handoffs=[
+            _handoff(*h)
+            for h in _handoff_values(c.history, tapes.sales_keys, len(tapes.sales_keys), playbook)
+        ],
         nps=c.nps,
         voices=c.voices,
         ledger=tapes.ledger,
@@ -217,6 +224,12 @@ SPLICED_FROM = 64
 (`FactsWalk.times_json`: extended, not rewritten; shorter ones are cheaper to write anew)."""
 
 
+_SCALARS = (
+    "playbook_version", "persona", "source", "account",
+    "first_touch_at", "first_channel", "first_campaign",
+)  # fmt: skip
+
+
 class _Common(NamedTuple):
     """What both the facts model and their JSON are made of."""
 
@@ -225,8 +238,8 @@ class _Common(NamedTuple):
     retained: dict[str, Touchpoint]
     voices: list[Voice]
     nps: list[NpsResponse]
-    scalars: dict[str, Any]
-    """The fields from `playbook_version` to `first_campaign`, in field order."""
+    scalars: tuple[str | int | None, ...]
+    """The fields `_SCALARS` name, in field order."""
 
 
 def _common(
@@ -240,15 +253,15 @@ def _common(
     source: Source | None = None
     if first is not None:
         source = "outbound" if first.type.startswith("sales.") else "inbound"
-    scalars = {
-        "playbook_version": playbook.version,
-        "persona": state.fit().persona,
-        "source": source,
-        "account": account,
-        "first_touch_at": None if first is None else micros(first.occurred_at),
-        "first_channel": walk.first_channel,
-        "first_campaign": walk.first_campaign,
-    }
+    scalars = (
+        playbook.version,
+        state.fit().persona,
+        source,
+        account,
+        None if first is None else micros(first.occurred_at),
+        walk.first_channel,
+        walk.first_campaign,
+    )
     return _Common(walk, history, retained, voices, nps, scalars)
 
 
@@ -259,7 +272,11 @@ def _facts_text(
     version: what comes before it, and what after."""
     c = _common(record, playbook, entry, account)
     walk, sizes, tapes = c.walk, c.walk.sizes, c.walk.tapes
-    fields = [f'"{name}":{_json_scalar(v)}' for name, v in c.scalars.items() if v is not None]
+    fields = [
+        f'"{name}":{_json_str(v) if isinstance(v, str) else v}'
+        for name, v in zip(_SCALARS, c.scalars, strict=True)
+        if v is not None
+    ]
     if c.history:
         stages = ",".join(_stage_json(h.stage, h.entered_at, h.cycle) for h in c.history)
         fields.append(f'"stages":[{stages}]')
@@ -272,7 +289,7 @@ def _facts_text(
         fields.append(f'"renewals":{renewals.decode()}')
     for index in (3, 4, 5):
         _times(fields, walk, index)
-    handoffs = _handoff_values(c.history, tapes.sales_keys[: sizes[7]], playbook)
+    handoffs = _handoff_values(c.history, tapes.sales_keys, sizes[7], playbook)
     if handoffs:
         fields.append(f'"handoffs":[{",".join(_handoff_json(*h) for h in handoffs)}]')
     if c.nps:
@@ -310,10 +327,6 @@ def _json_str(text: str) -> str:
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'
     return to_json(text).decode()
-
-
-def _json_scalar(value: str | int) -> str:
-    return _json_str(value) if isinstance(value, str) else str(value)
 
 
 @functools.lru_cache(maxsize=16_384)
