@@ -175,7 +175,7 @@ def _handoff(
 def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
     """The KPI facts of one journey under `playbook` (pure; see docs/kpis.md)."""
     entry = memo.lookup(record, playbook)
-    c = _common(record, playbook, entry, account_of(record, playbook))
+    c = _common(record, playbook, entry, account_of(record, playbook, entry))
     tapes = c.walk.read()
     # Every value is already of its field's type (built by validated constructors): skip a
     # second validation of lists as long as the journey.
@@ -209,7 +209,7 @@ def journey_facts_json(record: JourneyRecord, playbook: Playbook) -> str:
     that leaves the touchpoints alone (a timer, a signal, a link) only writes the version anew.
     """
     entry = memo.lookup(record, playbook)
-    account = account_of(record, playbook)
+    account = account_of(record, playbook, entry)
     kept = entry.facts
     if kept is None or kept[0] != record.customer_id or kept[1] != account:
         head, tail = _facts_text(record, playbook, entry, account)
@@ -301,7 +301,7 @@ def _facts_text(
         ledger = _LEDGER.dump_json(tapes.ledger[: sizes[6]], exclude_defaults=True)
         fields.append(f'"ledger":{ledger.decode()}')
     head = f'{{"customer_id":{_json_str(record.customer_id)}'
-    return head, "".join("," + f for f in fields) + "}"
+    return head, ("," + ",".join(fields) if fields else "") + "}"
 
 
 _WON = TypeAdapter(list[WonDeal])

@@ -153,7 +153,7 @@ class Tapes:
 
     def sizes(self) -> tuple[int, ...]:
         """How long each tape is."""
-        return tuple(len(tape) for tape in self._tapes())
+        return tuple(map(len, self._tapes()))
 
     def prefix(self, sizes: tuple[int, ...]) -> Tapes:
         """New tapes holding the first `sizes` of these."""
