@@ -91,8 +91,10 @@ def _handoff_values(
 ) -> list[tuple[int, int, int, int | None, int | None]]:
     """(at, cycle, deadline, answered_at, first_sales_touch_at) of every hand-off, answered
     by the first `n` sales touches."""
-    sla = timedelta(hours=playbook.handoff.sla_hours)
     handoffs: list[tuple[int, int, int, int | None, int | None]] = []
+    if Stage.MQL not in {entry.stage for entry in history}:
+        return handoffs  # most journeys: no hand-off yet
+    sla = timedelta(hours=playbook.handoff.sla_hours)
     for i, entry in enumerate(history):
         if entry.stage != Stage.MQL:
             continue  # every MQL entry is a hand-off (the fold fires it with the stage)
@@ -119,6 +121,8 @@ def _voices(
     # What the retained touchpoints told, with the stage right after each.
     # Compacted touchpoints tell nothing any more; they are mostly before the first retained
     # one (not all: a conflicting duplicate can move a retained one behind the horizon).
+    if not walk.sizes[-1]:
+        return [], []  # the usual case: nothing said
     first = record.touchpoints[0].order_key if record.touchpoints else None
     told = walk.said_from(first)
     voices: list[Voice] = []
