@@ -326,8 +326,10 @@ def _times(fields: list[str], walk: FactsWalk, index: int) -> None:
     fields.append(f'"{name}":[{text}]')
 
 
+@functools.lru_cache(maxsize=65_536)
 def _json_str(text: str) -> str:
-    # Plain printable ASCII is written as it is; anything else as pydantic escapes it.
+    # Plain printable ASCII is written as it is; anything else as pydantic escapes it. The
+    # same few names (channels, personas, the playbook's version) come back on every change.
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'
     return to_json(text).decode()

@@ -21,7 +21,7 @@ most changes late, so this is the usual path of the worker's facts.
 
 The tapes of bare event times (marketing touches, form views, ...) are as long as the journey:
 their JSON is kept with the tapes too (`Tapes.times_json`, a cache of a function of a prefix
-that never changes), extended by what was appended, and spliced into the facts' JSON
+that never changes), extended by what was appended, and written as such into the facts' JSON
 (`facts.journey_facts_json`). A walk made afresh steps the usual touchpoints inline
 (`FactsWalk.walk_all`): the first facts of a long journey walk every touchpoint it has seen.
 """
