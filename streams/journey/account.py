@@ -52,12 +52,14 @@ def _prefix_named(
     return entry.prefix_named
 
 
-def _latest_named(record: JourneyRecord, playbook: Playbook) -> str | None:
+def _latest_named(
+    record: JourneyRecord, playbook: Playbook, entry: memo.Derived | None = None
+) -> str | None:
     # Retained touchpoints are sorted by order key; compacted summaries too, and all of them
     # come before (or tie with) the retained ones only mostly: compare keys, not positions.
     # The fold of the retained touchpoints (kept with the journey) knows their latest one.
     best: tuple[tuple[datetime, str], str] | None = None
-    entry = memo.lookup(record, playbook)
+    entry = memo.lookup(record, playbook) if entry is None else entry
     tp = entry.state.named
     if tp is not None and tp.identity is not None and tp.identity.account_id is not None:
         best = (tp.order_key, tp.identity.account_id)
@@ -85,9 +87,12 @@ def company_domain(
     return None
 
 
-def account_of(record: JourneyRecord, playbook: Playbook) -> str | None:
-    """The account a journey belongs to (see the module doc), or None."""
-    named = _latest_named(record, playbook)
+def account_of(
+    record: JourneyRecord, playbook: Playbook, entry: memo.Derived | None = None
+) -> str | None:
+    """The account a journey belongs to (see the module doc), or None (`entry`: the record's
+    `memo.lookup`, if the caller has it)."""
+    named = _latest_named(record, playbook, entry)
     if named is not None or not playbook.accounts.domain_fallback:
         return named
     domain = company_domain(record.identifiers, playbook.accounts, playbook.identity.blocklist)

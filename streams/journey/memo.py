@@ -160,6 +160,9 @@ class Derived:
     prefix_named: tuple[tuple[datetime, str], str] | None = None
     """The compacted prefix's latest summary naming an account: ((time, event id), account)."""
     prefix_named_known: bool = False
+    facts: tuple[str, str | None, str, str] | None = None
+    """The KPI facts' JSON of these touchpoints (`kpis.journey_facts_json`): (customer id,
+    account, the text before the version, the text after it)."""
 
 
 _KEPT: OrderedDict[tuple[int, int], Derived] = OrderedDict()
@@ -363,7 +366,7 @@ def successor(
     are the record's (carried forward), or None."""
     touchpoints = record.touchpoints
     if changed_from is None:
-        following = replace(entry, touchpoints=touchpoints, compacted=record.compacted)
+        following = replace(entry, touchpoints=touchpoints, compacted=record.compacted, facts=None)
     else:
         kept = [c for c in entry.checkpoints if c[0] <= changed_from]
         if changed_from == len(entry.touchpoints):

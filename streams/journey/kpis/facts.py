@@ -13,13 +13,18 @@ import bisect
 import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+
+from pydantic import TypeAdapter
+from pydantic_core import to_json
 
 from events.vocabulary import DealWon, Touchpoint
 from schemas.journey import JourneyRecord, Stage, StageChange
 from schemas.kpis import (
+    Amount,
     HandoffFacts,
     JourneyFacts,
+    LedgerItem,
     NpsResponse,
     Source,
     StageEntry,
@@ -54,7 +59,7 @@ def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
     if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
         walk = FactsWalk.of(record, walk.known if isinstance(walk, FactsWalk) else None)
         entry.walk = walk
-    elif len(walk.known) > 2 * len(record.touchpoints) + 64:
+    if len(walk.known) > 2 * len(record.touchpoints) + 64:
         walk.known = walk.known_of(record)  # compacted touchpoints' steps, let go
     return walk
 
@@ -78,25 +83,30 @@ def _won(walk: FactsWalk, wins: list[Win], retained: dict[str, Touchpoint]) -> l
     return won
 
 
-def _handoffs(
-    history: Sequence[StageChange], sales_keys: Sequence[tuple[datetime, str]], playbook: Playbook
-) -> list[HandoffFacts]:
+def _handoff_values(
+    history: Sequence[StageChange],
+    sales_keys: Sequence[tuple[datetime, str]],
+    n: int,
+    playbook: Playbook,
+) -> list[tuple[int, int, int, int | None, int | None]]:
+    """(at, cycle, deadline, answered_at, first_sales_touch_at) of every hand-off, answered
+    by the first `n` sales touches."""
+    handoffs: list[tuple[int, int, int, int | None, int | None]] = []
+    if Stage.MQL not in {entry.stage for entry in history}:
+        return handoffs  # most journeys: no hand-off yet
     sla = timedelta(hours=playbook.handoff.sla_hours)
-    handoffs: list[HandoffFacts] = []
     for i, entry in enumerate(history):
         if entry.stage != Stage.MQL:
             continue  # every MQL entry is a hand-off (the fold fires it with the stage)
         key = (entry.entered_at, entry.cause_event_id)
-        after = bisect.bisect_right(sales_keys, key)
+        after = bisect.bisect_right(sales_keys, key, 0, n)
         handoffs.append(
-            HandoffFacts(
-                at=micros(entry.entered_at),
-                cycle=entry.cycle,
-                deadline=micros(entry.entered_at + sla),
-                answered_at=micros(history[i + 1].entered_at) if i + 1 < len(history) else None,
-                first_sales_touch_at=(
-                    micros(sales_keys[after][0]) if after < len(sales_keys) else None
-                ),
+            (
+                micros(entry.entered_at),
+                entry.cycle,
+                micros(entry.entered_at + sla),
+                micros(history[i + 1].entered_at) if i + 1 < len(history) else None,
+                micros(sales_keys[after][0]) if after < n else None,
             )
         )
     return handoffs
@@ -111,6 +121,8 @@ def _voices(
     # What the retained touchpoints told, with the stage right after each.
     # Compacted touchpoints tell nothing any more; they are mostly before the first retained
     # one (not all: a conflicting duplicate can move a retained one behind the horizon).
+    if not walk.sizes[-1]:
+        return [], []  # the usual case: nothing said
     first = record.touchpoints[0].order_key if record.touchpoints else None
     told = walk.said_from(first)
     voices: list[Voice] = []
@@ -152,83 +164,197 @@ def _trusted(**values: Any) -> JourneyFacts:
     return facts
 
 
+def _handoff(
+    at: int, cycle: int, deadline: int, answered_at: int | None, first_sales: int | None
+) -> HandoffFacts:
+    return HandoffFacts(
+        at=at,
+        cycle=cycle,
+        deadline=deadline,
+        answered_at=answered_at,
+        first_sales_touch_at=first_sales,
+    )
+
+
 def journey_facts(record: JourneyRecord, playbook: Playbook) -> JourneyFacts:
     """The KPI facts of one journey under `playbook` (pure; see docs/kpis.md)."""
-    return _facts(record, playbook, None)
-
-
-def journey_facts_json(record: JourneyRecord, playbook: Playbook) -> str:
-    """`journey_facts(record, playbook).model_dump_json(exclude_defaults=True)`, the same text.
-
-    The lists of bare event times (marketing touches, form views, ...) grow with the journey:
-    they are written once into the JSON kept with the walk's tapes and spliced in, so a change
-    does not write every time again. The facts are built with one placeholder time per long
-    list (an impossible value, so the splice finds only it), then the JSON is spliced.
-    """
-    spliced: dict[str, str] = {}
-    text = _facts(record, playbook, spliced).model_dump_json(exclude_defaults=True)
-    if not spliced:
-        return text
-    parts: list[str] = []
-    start = 0
-    for name, times in spliced.items():  # in field order, as written
-        placeholder = f'"{name}":[{_PLACEHOLDER}'
-        at = text.index(placeholder, start)
-        parts += (text[start:at], f'"{name}":[', times)
-        start = at + len(placeholder)  # the closing bracket is kept
-    parts.append(text[start:])
-    return "".join(parts)
-
-
-_PLACEHOLDER = -(2**62)
-"""A time no list of facts holds (4.6e18 µs before 1970), standing for a spliced list."""
-
-SPLICED_FROM = 64
-"""Lists of times at least this long are spliced (shorter ones are cheaper to write)."""
-
-
-def _facts(
-    record: JourneyRecord, playbook: Playbook, spliced: dict[str, str] | None
-) -> JourneyFacts:
-    # `spliced` None: every list as it is; else each long list of times is a placeholder
-    # in the facts and its JSON is put in `spliced` under its field's name.
     entry = memo.lookup(record, playbook)
-    state, walk = entry.state, _walk(record, entry)
-    history = list(state.history)
-    retained = _retained(record, entry)
-    skip: frozenset[int] = frozenset()
-    if spliced is not None:
-        skip = frozenset(i for i in TIMES if walk.sizes[i] >= SPLICED_FROM)
-        spliced.update((TIMES[i][1], walk.times_json(i)) for i in sorted(skip))  # field order
-    tapes = walk.read(skip)
-    for index in skip:
-        setattr(tapes, TIMES[index][0], [_PLACEHOLDER])
-    voices, nps = _voices(record, walk, retained, history)
-    first = walk.first_person
-    source: Source | None = None
-    if first is not None:
-        source = "outbound" if first.type.startswith("sales.") else "inbound"
+    c = _common(record, playbook, entry, account_of(record, playbook, entry))
+    tapes = c.walk.read()
     # Every value is already of its field's type (built by validated constructors): skip a
     # second validation of lists as long as the journey.
     return _trusted(
         customer_id=record.customer_id,
         version=record.version,
-        playbook_version=playbook.version,
-        persona=state.fit().persona,
-        source=source,
-        account=account_of(record, playbook),
-        first_touch_at=None if first is None else micros(first.occurred_at),
-        first_channel=walk.first_channel,
-        first_campaign=walk.first_campaign,
-        stages=[_stage_entry(h.stage, h.entered_at, h.cycle) for h in history],
-        won=_won(walk, tapes.won, retained),
+        **dict(zip(_SCALARS, c.scalars, strict=True)),
+        stages=[_stage_entry(h.stage, h.entered_at, h.cycle) for h in c.history],
+        won=_won(c.walk, tapes.won, c.retained),
         lost=tapes.lost,
         renewals=tapes.renewals,
         form_views=tapes.form_views,
         form_submissions=tapes.form_submissions,
         marketing_touches=tapes.marketing,
-        handoffs=_handoffs(history, tapes.sales_keys, playbook),
-        nps=nps,
-        voices=voices,
+        handoffs=[
+            _handoff(*h)
+            for h in _handoff_values(c.history, tapes.sales_keys, len(tapes.sales_keys), playbook)
+        ],
+        nps=c.nps,
+        voices=c.voices,
         ledger=tapes.ledger,
+    )
+
+
+def journey_facts_json(record: JourneyRecord, playbook: Playbook) -> str:
+    """`journey_facts(record, playbook).model_dump_json(exclude_defaults=True)`, the same text.
+
+    Written directly (no model is built), and kept with the journey's fold state
+    (`memo.Derived.facts`): the facts are a function of the touchpoints the state is kept for,
+    the customer id, the account (it also follows the identifiers) and the version, so a change
+    that leaves the touchpoints alone (a timer, a signal, a link) only writes the version anew.
+    """
+    entry = memo.lookup(record, playbook)
+    account = account_of(record, playbook, entry)
+    kept = entry.facts
+    if kept is None or kept[0] != record.customer_id or kept[1] != account:
+        head, tail = _facts_text(record, playbook, entry, account)
+        kept = entry.facts = (record.customer_id, account, head, tail)
+    version = record.version
+    # As pydantic writes it: a field at its default (version 0) is left out.
+    return f'{kept[2]},"version":{version}{kept[3]}' if version else kept[2] + kept[3]
+
+
+SPLICED_FROM = 64
+"""Lists of times at least this long are written from the JSON kept with the walk's tapes
+(`FactsWalk.times_json`: extended, not rewritten; shorter ones are cheaper to write anew)."""
+
+
+_SCALARS = (
+    "playbook_version", "persona", "source", "account",
+    "first_touch_at", "first_channel", "first_campaign",
+)  # fmt: skip
+
+
+class _Common(NamedTuple):
+    """What both the facts model and their JSON are made of."""
+
+    walk: FactsWalk
+    history: list[StageChange]
+    retained: dict[str, Touchpoint]
+    voices: list[Voice]
+    nps: list[NpsResponse]
+    scalars: tuple[str | int | None, ...]
+    """The fields `_SCALARS` name, in field order."""
+
+
+def _common(
+    record: JourneyRecord, playbook: Playbook, entry: memo.Derived, account: str | None
+) -> _Common:
+    state, walk = entry.state, _walk(record, entry)
+    history = list(state.history)
+    retained = _retained(record, entry)
+    voices, nps = _voices(record, walk, retained, history)
+    first = walk.first_person
+    source: Source | None = None
+    if first is not None:
+        source = "outbound" if first.type.startswith("sales.") else "inbound"
+    scalars = (
+        playbook.version,
+        state.fit().persona,
+        source,
+        account,
+        None if first is None else micros(first.occurred_at),
+        walk.first_channel,
+        walk.first_campaign,
+    )
+    return _Common(walk, history, retained, voices, nps, scalars)
+
+
+def _facts_text(
+    record: JourneyRecord, playbook: Playbook, entry: memo.Derived, account: str | None
+) -> tuple[str, str]:
+    """The facts' JSON (as `model_dump_json(exclude_defaults=True)` writes it) around the
+    version: what comes before it, and what after."""
+    c = _common(record, playbook, entry, account)
+    walk, sizes, tapes = c.walk, c.walk.sizes, c.walk.tapes
+    fields = [
+        f'"{name}":{_json_str(v) if isinstance(v, str) else v}'
+        for name, v in zip(_SCALARS, c.scalars, strict=True)
+        if v is not None
+    ]
+    if c.history:
+        stages = ",".join(_stage_json(h.stage, h.entered_at, h.cycle) for h in c.history)
+        fields.append(f'"stages":[{stages}]')
+    if sizes[0]:
+        won = _won(walk, tapes.won[: sizes[0]], c.retained)
+        fields.append(f'"won":{_WON.dump_json(won, exclude_defaults=True).decode()}')
+    _times(fields, walk, 1)
+    if sizes[2]:
+        renewals = _AMOUNTS.dump_json(tapes.renewals[: sizes[2]], exclude_defaults=True)
+        fields.append(f'"renewals":{renewals.decode()}')
+    for index in (3, 4, 5):
+        _times(fields, walk, index)
+    handoffs = _handoff_values(c.history, tapes.sales_keys, sizes[7], playbook)
+    if handoffs:
+        fields.append(f'"handoffs":[{",".join(_handoff_json(*h) for h in handoffs)}]')
+    if c.nps:
+        nps = ",".join(f'{{"at":{n.at},"score":{n.score}}}' for n in c.nps)
+        fields.append(f'"nps":[{nps}]')
+    if c.voices:
+        fields.append(f'"voices":[{",".join(_voice_json(v) for v in c.voices)}]')
+    if sizes[6]:
+        ledger = _LEDGER.dump_json(tapes.ledger[: sizes[6]], exclude_defaults=True)
+        fields.append(f'"ledger":{ledger.decode()}')
+    head = f'{{"customer_id":{_json_str(record.customer_id)}'
+    return head, ("," + ",".join(fields) if fields else "") + "}"
+
+
+_WON = TypeAdapter(list[WonDeal])
+_AMOUNTS = TypeAdapter(list[Amount])
+_LEDGER = TypeAdapter(list[LedgerItem])
+"""The rarer lists of models with money in them, written by pydantic itself."""
+
+
+def _times(fields: list[str], walk: FactsWalk, index: int) -> None:
+    n = walk.sizes[index]
+    if not n:
+        return  # an empty list is the field's default: left out
+    tape, name = TIMES[index]
+    if n >= SPLICED_FROM:
+        text = walk.times_json(index)
+    else:
+        text = ",".join(map(str, getattr(walk.tapes, tape)[:n]))
+    fields.append(f'"{name}":[{text}]')
+
+
+@functools.lru_cache(maxsize=65_536)
+def _json_str(text: str) -> str:
+    # Plain printable ASCII is written as it is; anything else as pydantic escapes it. The
+    # same few names (channels, personas, the playbook's version) come back on every change.
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return to_json(text).decode()
+
+
+@functools.lru_cache(maxsize=16_384)
+def _stage_json(stage: Stage, entered_at: datetime, cycle: int) -> str:
+    cycled = f',"cycle":{cycle}' if cycle else ""
+    return f'{{"stage":{_json_str(stage.value)},"at":{micros(entered_at)}{cycled}}}'
+
+
+def _handoff_json(
+    at: int, cycle: int, deadline: int, answered_at: int | None, first_sales: int | None
+) -> str:
+    text = f'{{"at":{at}' + (f',"cycle":{cycle}' if cycle else "") + f',"deadline":{deadline}'
+    if answered_at is not None:
+        text += f',"answered_at":{answered_at}'
+    if first_sales is not None:
+        text += f',"first_sales_touch_at":{first_sales}'
+    return text + "}"
+
+
+def _voice_json(voice: Voice) -> str:
+    stage = "" if voice.stage is None else f',"stage":{_json_str(voice.stage.value)}'
+    return (
+        f'{{"at":{voice.at},"kind":{_json_str(voice.kind)},'
+        f'"value":{_json_str(voice.value)}{stage}}}'
     )

@@ -41,7 +41,9 @@ NEVER = FOREVER + 1  # a reach time that is in no window (and after every window
 
 def micros(at: datetime) -> int:
     """An aware datetime as exact microseconds since the Unix epoch (the facts' time unit)."""
-    return (at - EPOCH) // timedelta(microseconds=1)
+    # The same integer as `(at - EPOCH) // timedelta(microseconds=1)`, without the division.
+    since = at - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def from_micros(us: int) -> datetime:

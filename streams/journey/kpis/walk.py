@@ -21,7 +21,7 @@ most changes late, so this is the usual path of the worker's facts.
 
 The tapes of bare event times (marketing touches, form views, ...) are as long as the journey:
 their JSON is kept with the tapes too (`Tapes.times_json`, a cache of a function of a prefix
-that never changes), extended by what was appended, and spliced into the facts' JSON
+that never changes), extended by what was appended, and written as such into the facts' JSON
 (`facts.journey_facts_json`). A walk made afresh steps the usual touchpoints inline
 (`FactsWalk.walk_all`): the first facts of a long journey walk every touchpoint it has seen.
 """
@@ -153,7 +153,7 @@ class Tapes:
 
     def sizes(self) -> tuple[int, ...]:
         """How long each tape is."""
-        return tuple(len(tape) for tape in self._tapes())
+        return tuple(map(len, self._tapes()))
 
     def prefix(self, sizes: tuple[int, ...]) -> Tapes:
         """New tapes holding the first `sizes` of these."""
@@ -227,15 +227,16 @@ class FactsWalk:
         re-deriving only the retained touchpoints `known` has no step of."""
         compacted = record.compacted.touchpoints if record.compacted else []
         walk = cls()
-        fresh, known = walk.known, known or {}
+        if known is not None:
+            walk.known = known  # shared, like `plus` shares it (`facts._walk` prunes it)
         steps: list[Stepped] = [
             ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
         ]
+        fresh = walk.known
         for tp in record.touchpoints:
-            step = known.get(id(tp))
+            step = fresh.get(id(tp))
             if step is None:
-                step = Step.of(tp)
-            fresh[id(tp)] = step  # only the retained ones: compacted ones are dropped
+                step = fresh[id(tp)] = Step.of(tp)
             steps.append((step.key, step.summary, step.at, step.said))
         steps.sort(key=itemgetter(0))
         walk.walk_all(steps)
@@ -254,6 +255,7 @@ class FactsWalk:
             self.tapes.said,
         )
         channels, campaigns = self.channels, self.campaigns
+        channel_counts, campaign_counts = channels.counts, campaigns.counts
         inline = 0
         for key, s, at, said in steps:
             kind = s.type
@@ -267,10 +269,20 @@ class FactsWalk:
                 sales_keys.append(key)
             if self.first_person is None:
                 self.first_person = s
-            self.first_channel = self.first_channel or s.channel or None
-            self.first_campaign = self.first_campaign or s.campaign_id or None
-            channels.add(s.channel)
-            campaigns.add(s.campaign_id)
+            channel, campaign = s.channel, s.campaign_id
+            self.first_channel = self.first_channel or channel or None
+            self.first_campaign = self.first_campaign or campaign or None
+            # `Path.add` of each, inline (the hot loop of a walk made afresh).
+            if channel is not None:
+                if channels.first is None:
+                    channels.first = channel
+                channels.last = channel
+                channel_counts[channel] = channel_counts.get(channel, 0) + 1
+            if campaign is not None:
+                if campaigns.first is None:
+                    campaigns.first = campaign
+                campaigns.last = campaign
+                campaign_counts[campaign] = campaign_counts.get(campaign, 0) + 1
             if said is not None:
                 said_tape.append(said)
         self.count += inline
