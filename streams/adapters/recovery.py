@@ -109,7 +109,13 @@ class BulkRecovery(Recovery):
             counts[0] += len(records)
 
         reader = ChangelogReader(bootstrap_servers(self.app), self.app.conf.broker_client_id)
-        left = await reader.read(behind, apply, self._mark_read, deadline)
+        try:
+            left = await reader.read(behind, apply, self._mark_read, deadline)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an optimisation only: Faust's loop reads what is left
+            log.warning("bulk changelog read failed (%s); Faust's recovery reads the rest", exc)
+            return
         log.info(
             "Read %d changelog entries of %d partitions in bulk in %.1f s%s",
             counts[0],
@@ -154,9 +160,9 @@ class ChangelogReader:
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=4 * FETCH_BYTES,
         )
-        await reader.start()
         remaining = dict(behind)
         try:
+            await reader.start()
             partitions = {tp: TopicPartition(tp.topic, tp.partition) for tp in behind}
             reader.assign(list(partitions.values()))
             for tp, (offset, _) in behind.items():

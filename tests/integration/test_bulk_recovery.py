@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
@@ -18,7 +18,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams.adapters.recovery import ChangelogReader, bulk_readable, changelog_entries
+from streams.adapters.recovery import (
+    BulkRecoveryTableManager,
+    ChangelogReader,
+    bulk_readable,
+    changelog_entries,
+)
 from streams.kafka_admin import NamedTopic, create_named_topics, delete_topics
 from streams.settings import Settings
 
@@ -159,3 +164,21 @@ def test_only_raw_tables_without_callbacks_are_read_in_bulk() -> None:
 
 async def _ignore(event: Any) -> None:
     return None
+
+
+async def test_a_bulk_read_that_fails_leaves_the_partitions_to_faust(
+    changelog: tuple[Settings, str],
+) -> None:
+    # No broker answers on port 1: the bulk read is an optimisation, so recovery goes on.
+    app = faust.App("bulk-test", broker="kafka://127.0.0.1:1", store="memory://",
+                    TableManager=BulkRecoveryTableManager)  # fmt: skip
+    table = app.Table("journeys", key_type=bytes, value_type=bytes, default=None)
+    recovery: Any = app.tables.recovery
+    tp = TP(changelog[1], 0)
+    recovery.tp_to_table[tp] = table
+    recovery.active_offsets[tp], recovery.active_highwaters[tp] = -1, 5
+
+    await recovery._read_in_bulk({tp: (-1, 5)}, time.monotonic() + 30)
+
+    assert recovery.active_offsets[tp] == -1  # nothing marked read: Faust's loop reads it all
+    assert dict(cast(Any, table.data).data) == {}
