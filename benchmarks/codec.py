@@ -16,8 +16,14 @@ KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
 
 def encode_journey(record: JourneyRecord) -> bytes:
-    """The bytes the worker writes to its journeys table (and changelog) for this record."""
+    """The head entry the worker writes to its journeys table (and changelog) on a change."""
     return codec.encode_journey(record)
+
+
+def entry_sizes(record: JourneyRecord) -> list[int]:
+    """The sizes of every table entry of this record: its head first, then its segments."""
+    entries = codec.journey_entries(record)
+    return [len(entries.head), *(len(s.entry()) for s in entries.segments)]
 
 
 def decode_journey(raw: bytes) -> object:
@@ -28,7 +34,8 @@ def decode_journey(raw: bytes) -> object:
 def journey_cap() -> tuple[int, str]:
     """The hard cap on a serialized journey, and where it comes from.
 
-    The engine's own cap when it declares one (``MAX_JOURNEY_BYTES`` in `streams.journey` or
+    The engine's own cap on any one entry when it declares one (``MAX_JOURNEY_BYTES`` in
+    `streams.journey` or
     `streams.workflow.codec`); otherwise the broker's default message size, past which a
     journey stops.
     """

@@ -317,7 +317,7 @@ class Agents:
                      unit.counters.forgotten, unit.counters.suppressed)  # fmt: skip
         for write in batch.writes:
             in_partition_of(last_event[write.customer_id])
-            self.journeys.put(write.customer_id, write.stored)
+            self.journeys.put(write.customer_id, write.stored, write.entries)
         for customer_id, when in batch.due:
             in_partition_of(last_event[customer_id])
             self._set_deadline(customer_id.encode(), when)

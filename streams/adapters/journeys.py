@@ -6,7 +6,7 @@ changed journey before anything is written, so a journey is never half-written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from schemas.journey import JourneyRecord
@@ -14,6 +14,7 @@ from schemas.playbook import Playbook
 from streams import journey as core
 from streams.journey import kpis
 from streams.projection import ErasedJourney, LiveJourney, MovedPointer
+from streams.workflow.codec import JourneyEntries, journey_entries
 from streams.workflow.ports import ForgottenJourney, MovedJourney, StoredJourney
 from streams.workflow.unit import Emitted, JourneyUnit, Outgoing
 
@@ -29,6 +30,8 @@ class JourneyWrite:
     identities: tuple[str, ...] = ()
     facts_json: str | None = None
     account: str | None = None
+    entries: JourneyEntries | None = None
+    """Its table entries (`streams.workflow.codec`), encoded with the rest of the batch."""
 
     @property
     def state_value(self) -> bytes | None:
@@ -59,6 +62,7 @@ def check_writable(customer_id: str, stored: StoredJourney | None, playbook: Pla
     a customer whose batch failed, to find the message that breaks it)."""
     if stored is not None:
         prepare(customer_id, stored, playbook)
+        journey_entries(stored)  # within the cap
         next_due(stored if isinstance(stored, JourneyRecord) else None, playbook)
 
 
@@ -81,7 +85,8 @@ def prepare_batch(unit: JourneyUnit, playbook: Playbook) -> PreparedBatch:
     writes: list[JourneyWrite] = []
     for customer_id, stored in changes:
         try:
-            writes.append(prepare(customer_id, stored, playbook))
+            write = prepare(customer_id, stored, playbook)
+            writes.append(replace(write, entries=journey_entries(stored)))
         except Exception as exc:
             failed[customer_id] = exc
     due: list[tuple[str, datetime | None]] = []

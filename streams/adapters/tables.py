@@ -17,7 +17,13 @@ from faust.types import EventT
 
 from streams.journey.forget import Erasure
 from streams.journey.identity import IdentityDecision
-from streams.workflow.codec import decode_journey, encode_journey
+from streams.workflow.codec import (
+    JourneyEntries,
+    decode_journey,
+    journey_entries,
+    segment_digests,
+    segment_key,
+)
 from streams.workflow.ports import StoredJourney
 
 DECODED_CACHE_SIZE = 20_000
@@ -32,8 +38,11 @@ def in_partition_of(event: EventT[Any]) -> None:
 class TableJourneyStore:
     """Customer id → journey (or pointer), on the journeys table, with a decoded cache.
 
-    The cache holds the bytes it decoded: an entry counts only while the table still holds
-    the same bytes, so state recovered from the changelog after a rebalance is never shadowed.
+    A long journey is a head entry plus segments (`streams.workflow.codec`): they are written
+    first, the head after, and segments the head no longer lists are deleted last, all in the
+    customer's partition. The cache holds the head bytes it decoded: an entry counts only
+    while the table still holds the same bytes, so state recovered from the changelog after a
+    rebalance is never shadowed.
     """
 
     def __init__(self, table: Any, cache_size: int = DECODED_CACHE_SIZE) -> None:
@@ -50,15 +59,28 @@ class TableJourneyStore:
         if cached is not None and (cached[0] is raw or cached[0] == raw):
             self._decoded.move_to_end(customer_id)
             return cached[1]
-        journey = decode_journey(raw)
+        journey = decode_journey(
+            raw, lambda digest: self.table.get(segment_key(customer_id, digest))
+        )
         self._remember(customer_id, raw, journey)
         return journey
 
-    def put(self, customer_id: str, journey: StoredJourney) -> None:
-        """Write a journey (or pointer); the caller has named one of the customer's events."""
-        raw = encode_journey(journey)
-        self.table[customer_id.encode()] = raw
-        self._remember(customer_id, raw, journey)
+    def put(
+        self, customer_id: str, journey: StoredJourney, entries: JourneyEntries | None = None
+    ) -> None:
+        """Write a journey (or pointer), as `entries` if the caller encoded it already; the
+        caller has named one of the customer's events."""
+        entries = entries or journey_entries(journey)
+        key = customer_id.encode()
+        before = self.table.get(key)
+        held = set(segment_digests(before)) if before is not None else set()
+        for segment in entries.segments:
+            if segment.digest not in held:
+                self.table[segment_key(customer_id, segment.digest)] = segment.entry()
+        self.table[key] = entries.head
+        for digest in held.difference(s.digest for s in entries.segments):
+            del self.table[segment_key(customer_id, digest)]
+        self._remember(customer_id, entries.head, journey)
 
     def _remember(self, customer_id: str, raw: bytes, journey: StoredJourney) -> None:
         self._decoded[customer_id] = (raw, journey)

@@ -1,66 +1,266 @@
-"""How a stored journey is written to the journeys table: compact bytes, read back exactly.
+"""How a stored journey is written to the journeys table: bounded entries, read back exactly.
 
-A record is compressed JSON (zlib, fast level): a journey's touchpoints repeat the same field
-names and values, so it shrinks several-fold for a few tens of microseconds. Its playbook
-version stays readable in a short header, so the worker can find journeys to re-evaluate
-under a new playbook without decoding them. The compacted prefix of a long journey is
-compressed on its own and kept compressed while it is unchanged (it changes only when the
-journey compacts again), so a change to a long journey re-encodes only its retained part.
-A pointer left by a moved journey, or the marker a forgotten one leaves, is small JSON. The
-first byte names the format; a record
-written before the codec existed (plain JSON, starting with ``{``) still reads.
+A journey is a *head* entry under its customer id plus, once it is long, *segments*: sealed
+chunks of its touchpoints and of its compacted prefix's summaries, each under a key of its own
+(the customer id, a NUL, the segment's digest). No entry is larger than `MAX_JOURNEY_BYTES`,
+whatever the journey's length (docs/performance.md, "A hard cap on a journey's entries"):
 
-Layout of a record: ``Z`` playbook-version ``\\n`` prefix-length (4 bytes, big-endian)
-compressed-prefix compressed-rest (prefix length 0: no prefix).
+* a chunk is sealed once it holds `SEGMENT_ITEMS` items or `SEGMENT_BYTES` bytes of JSON, so
+  a segment is at most `SEGMENT_BYTES` (or one touchpoint, itself under the input limit);
+* the head keeps what the fold needs as it stands — the bookkeeping, the prefix's fold state,
+  the unsealed tails of both lists — and the digests of its segments (8 bytes each);
+* `journey_entries` raises `JourneyTooLarge` for a head over the cap (bookkeeping no real
+  journey reaches): the worker then dead-letters the message that would have grown it.
+
+A segment's key names its content, so it is written once and only read after: a long journey's
+change rewrites its head and at most its newest chunk. The store writes new segments before the
+head and deletes the ones the head no longer lists after it (`TableJourneyStore.put`); the
+changelog is one partition, in order, so a crash part-way leaves the old head whole, or the new.
+
+Entries are compressed JSON (zlib, fast level): touchpoints repeat the same field names and
+values, so they shrink several-fold for a few tens of microseconds. The head's playbook version
+stays readable before the compressed part, so the worker finds journeys to re-evaluate under a
+new playbook without decoding them. A pointer left by a moved journey, or the marker a forgotten
+one leaves, is small JSON. The first byte names the format; records written by earlier versions
+(``Z``: one entry with the whole prefix; plain JSON, starting with ``{``) still read.
+
+Layout of a head: ``J`` playbook-version ``\\n`` touchpoint-segment-count (2 bytes) summary-
+segment-count (2 bytes) digests (8 bytes each) compressed(record ``\\n`` tail-touchpoints
+``\\n`` tail-summaries), the record's own lists left empty. A segment: ``G`` compressed(JSON
+array).
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from schemas.journey import CompactedPrefix, JourneyRecord
+from pydantic import TypeAdapter
+
+from events.vocabulary import Touchpoint
+from schemas.journey import CompactedPrefix, CompactedTouchpoint, JourneyRecord
 from streams.workflow.ports import ForgottenJourney, MovedJourney, StoredJourney
 
-_RECORD = b"Z"
+MAX_JOURNEY_BYTES = 1_000_000
+"""The hard cap on any table entry of a journey (under Kafka's default 1 MB message)."""
+
+SEGMENT_BYTES = 384 * 1024
+"""JSON bytes at which a chunk is sealed: the head's two tails stay under twice this."""
+
+SEGMENT_ITEMS = {"touchpoints": 128, "summaries": 1024}
+"""Items at which a chunk is sealed: touchpoints are rewritten in small chunks as they compact;
+summaries only grow, in big ones."""
+
+_HEAD = b"J"
+_SEGMENT = b"G"
+_RECORD = b"Z"  # one entry, the prefix compressed apart (written until 2026-12-01)
 _POINTER = b"M"
 _FORGOTTEN = b"F"
 _LEVEL = 1  # zlib's fastest level already removes most of the repetition
-_PREFIXES: OrderedDict[int, tuple[CompactedPrefix, bytes]] = OrderedDict()
+_DIGEST = 8
+_SEPARATOR = b"\x00"
+_TOUCHPOINTS = TypeAdapter(list[Touchpoint])
+_SUMMARIES = TypeAdapter(list[CompactedTouchpoint])
+
+
+class JourneyTooLarge(ValueError):
+    """A journey's head would be over `MAX_JOURNEY_BYTES`."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A sealed chunk of a journey's touchpoints or summaries."""
+
+    digest: bytes
+    items: tuple[Any, ...]
+    packed: bytes | None = None
+    """Its entry's bytes, when this encoding made them (None: sealed before; see `entry`)."""
+
+    def entry(self) -> bytes:
+        """The segment's table entry."""
+        if self.packed is not None:
+            return self.packed
+        return _pack(_join([_item_json(item) for item in self.items]))
+
+
+@dataclass(frozen=True)
+class JourneyEntries:
+    """A journey's table entries: its head, and the segments the head lists."""
+
+    head: bytes
+    segments: tuple[Segment, ...] = ()
+
+
+def segment_key(customer_id: str, digest: bytes) -> bytes:
+    """The table key of one of a customer's segments."""
+    return customer_id.encode() + _SEPARATOR + digest.hex().encode()
+
+
+def is_segment_key(key: bytes) -> bool:
+    """Whether a journeys-table key is a segment's (not a customer's head)."""
+    return _SEPARATOR in key
+
+
+# --- sealed chunks, reused while their items are the same objects ---------------------------
+
+_SEALED: OrderedDict[int, Segment] = OrderedDict()
+_SEALED_KEPT = 4096
+
+
+def _remember(segment: Segment) -> None:
+    # Keyed by the first item's id; the segment keeps its items alive, so no id is reused.
+    _SEALED[id(segment.items[0])] = Segment(segment.digest, segment.items)
+    _SEALED.move_to_end(id(segment.items[0]))
+    while len(_SEALED) > _SEALED_KEPT:
+        _SEALED.popitem(last=False)
+
+
+def _sealed_at(items: Sequence[Any], start: int) -> Segment | None:
+    known = _SEALED.get(id(items[start]))
+    if known is None or len(known.items) > len(items) - start:
+        return None
+    following = items[start : start + len(known.items)]
+    if all(a is b for a, b in zip(known.items, following, strict=True)):
+        _SEALED.move_to_end(id(items[start]))
+        return known
+    return None
+
+
+def _item_json(item: Any) -> bytes:
+    return item.model_dump_json().encode()  # type: ignore[no-any-return]
+
+
+def _join(parts: Sequence[bytes]) -> bytes:
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _pack(array_json: bytes) -> bytes:
+    return _SEGMENT + zlib.compress(array_json, _LEVEL)
+
+
+def _seal(items: Sequence[Any], parts: list[bytes]) -> Segment:
+    array = _join(parts)
+    digest = hashlib.blake2b(array, digest_size=_DIGEST).digest()
+    segment = Segment(digest, tuple(items), _pack(array))
+    _remember(segment)
+    return segment
+
+
+def _chunked(items: Sequence[Any], limit: int) -> tuple[list[Segment], bytes]:
+    """The sealed segments of a list and the JSON array of its unsealed tail."""
+    sealed: list[Segment] = []
+    pending: list[Any] = []
+    parts: list[bytes] = []
+    size = 0
+    index = 0
+    while index < len(items):
+        known = _sealed_at(items, index)
+        if known is not None:
+            if pending:  # what came before a chunk sealed earlier is sealed too
+                sealed.append(_seal(pending, parts))
+                pending, parts, size = [], [], 0
+            sealed.append(known)
+            index += len(known.items)
+            continue
+        part = _item_json(items[index])
+        if pending and (len(pending) >= limit or size + len(part) > SEGMENT_BYTES):
+            sealed.append(_seal(pending, parts))
+            pending, parts, size = [], [], 0
+        pending.append(items[index])
+        parts.append(part)
+        size += len(part) + 1
+        index += 1
+    return sealed, _join(parts)
+
+
+_PREFIXES: OrderedDict[int, tuple[CompactedPrefix, list[Segment], bytes]] = OrderedDict()
 _PREFIXES_KEPT = 1024
 
 
-def _compressed_prefix(prefix: CompactedPrefix) -> bytes:
-    # Keyed by the (immutable) object, kept alive with its bytes so its id cannot be reused.
+def _prefix_chunks(prefix: CompactedPrefix) -> tuple[list[Segment], bytes]:
+    # A prefix changes only when its journey compacts: between, its chunks are the same.
+    # Keyed by the (immutable) object, kept alive with them so its id cannot be reused.
     kept = _PREFIXES.get(id(prefix))
     if kept is not None and kept[0] is prefix:
         _PREFIXES.move_to_end(id(prefix))
-        return kept[1]
-    packed = zlib.compress(prefix.model_dump_json().encode(), _LEVEL)
-    _PREFIXES[id(prefix)] = (prefix, packed)
+        return kept[1], kept[2]
+    sealed, tail = _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"])
+    _PREFIXES[id(prefix)] = (prefix, [Segment(s.digest, s.items) for s in sealed], tail)
     while len(_PREFIXES) > _PREFIXES_KEPT:
         _PREFIXES.popitem(last=False)
-    return packed
+    return sealed, tail
+
+
+# --- encoding and decoding -------------------------------------------------------------------
+
+
+def journey_entries(journey: StoredJourney) -> JourneyEntries:
+    """The table entries of a journey (or of the pointer or marker it left).
+
+    Raises `JourneyTooLarge` if the head would be over `MAX_JOURNEY_BYTES`.
+    """
+    if isinstance(journey, MovedJourney):
+        return JourneyEntries(_POINTER + journey.model_dump_json().encode())
+    if isinstance(journey, ForgottenJourney):
+        return JourneyEntries(_FORGOTTEN + journey.model_dump_json().encode())
+    prefix = journey.compacted
+    touchpoint_segments, touchpoints = _chunked(journey.touchpoints, SEGMENT_ITEMS["touchpoints"])
+    summary_segments, summaries = (
+        ([], b"[]") if prefix is None else _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"])
+    )
+    bare = journey.model_copy(
+        update={
+            "touchpoints": [],
+            "compacted": None if prefix is None else prefix.model_copy(update={"touchpoints": []}),
+        }
+    )
+    body = b"\n".join((bare.model_dump_json().encode(), touchpoints, summaries))
+    segments = (*touchpoint_segments, *summary_segments)
+    head = b"".join(
+        (
+            _HEAD,
+            (journey.playbook_version or "").encode(),
+            b"\n",
+            len(touchpoint_segments).to_bytes(2, "big"),
+            len(summary_segments).to_bytes(2, "big"),
+            *(s.digest for s in segments),
+            zlib.compress(body, _LEVEL),
+        )
+    )
+    if len(head) > MAX_JOURNEY_BYTES:
+        raise JourneyTooLarge(
+            f"journey {journey.customer_id} would take {len(head):,} bytes, over the "
+            f"{MAX_JOURNEY_BYTES:,}-byte cap"
+        )
+    return JourneyEntries(head, segments)
 
 
 def encode_journey(journey: StoredJourney) -> bytes:
-    """The table bytes of a journey (or of the pointer a moved journey left)."""
-    if isinstance(journey, MovedJourney):
-        return _POINTER + journey.model_dump_json().encode()
-    if isinstance(journey, ForgottenJourney):
-        return _FORGOTTEN + journey.model_dump_json().encode()
-    header = _RECORD + (journey.playbook_version or "").encode() + b"\n"
-    prefix = b"" if journey.compacted is None else _compressed_prefix(journey.compacted)
-    rest = journey if journey.compacted is None else journey.model_copy(update={"compacted": None})
-    body = zlib.compress(rest.model_dump_json().encode(), _LEVEL)
-    return header + len(prefix).to_bytes(4, "big") + prefix + body
+    """The head entry of a journey (all of it while the journey has no segment)."""
+    return journey_entries(journey).head
+
+
+def segment_digests(raw: bytes) -> list[bytes]:
+    """The digests of the segments a head lists (none for anything else)."""
+    if raw[:1] != _HEAD:
+        return []
+    start = raw.index(b"\n") + 1
+    count = int.from_bytes(raw[start : start + 2], "big") + int.from_bytes(
+        raw[start + 2 : start + 4], "big"
+    )
+    first = start + 4
+    return [raw[first + i * _DIGEST : first + (i + 1) * _DIGEST] for i in range(count)]
 
 
 def playbook_version_of(raw: bytes) -> str | None:
     """The playbook version a stored record was last evaluated under, without decoding it
-    (None for a pointer, or a record never evaluated)."""
+    (None for a pointer, a segment, or a record never evaluated)."""
     tag = raw[:1]
-    if tag == _RECORD:
+    if tag in (_HEAD, _RECORD):
         version = raw[1 : raw.index(b"\n")].decode()
         return version or None
     if tag == b"{":
@@ -69,9 +269,14 @@ def playbook_version_of(raw: bytes) -> str | None:
     return None
 
 
-def decode_journey(raw: bytes) -> StoredJourney:
-    """A journey (or pointer) from its table bytes; raises ValueError on anything else."""
+def decode_journey(
+    raw: bytes, segment: Callable[[bytes], bytes | None] | None = None
+) -> StoredJourney:
+    """A journey (or pointer) from its head's bytes, reading its segments by digest with
+    `segment`; raises ValueError on anything else, or on a segment that can't be read."""
     tag = raw[:1]
+    if tag == _HEAD:
+        return _decode_head(raw, segment)
     if tag == _RECORD:
         start = raw.index(b"\n") + 1
         length = int.from_bytes(raw[start : start + 4], "big")
@@ -88,3 +293,38 @@ def decode_journey(raw: bytes) -> StoredJourney:
     if tag == b"{":
         return JourneyRecord.model_validate_json(raw)
     raise ValueError(f"not a stored journey (starts with {raw[:8]!r})")
+
+
+def _decode_head(raw: bytes, segment: Callable[[bytes], bytes | None] | None) -> JourneyRecord:
+    start = raw.index(b"\n") + 1
+    counts = (
+        int.from_bytes(raw[start : start + 2], "big"),
+        int.from_bytes(raw[start + 2 : start + 4], "big"),
+    )
+    digests = segment_digests(raw)
+    bare_json, touchpoints_json, summaries_json = zlib.decompress(
+        raw[start + 4 + len(digests) * _DIGEST :]
+    ).split(b"\n", 2)
+    record = JourneyRecord.model_validate_json(bare_json)
+    touchpoints = _read(digests[: counts[0]], segment, _TOUCHPOINTS)
+    touchpoints += _TOUCHPOINTS.validate_json(touchpoints_json)
+    update: dict[str, Any] = {"touchpoints": touchpoints}
+    if record.compacted is not None:
+        summaries = _read(digests[counts[0] :], segment, _SUMMARIES)
+        summaries += _SUMMARIES.validate_json(summaries_json)
+        update["compacted"] = record.compacted.model_copy(update={"touchpoints": summaries})
+    return record.model_copy(update=update)
+
+
+def _read(
+    digests: list[bytes], segment: Callable[[bytes], bytes | None] | None, items: TypeAdapter[Any]
+) -> list[Any]:
+    found: list[Any] = []
+    for digest in digests:
+        packed = None if segment is None else segment(digest)
+        if packed is None or packed[:1] != _SEGMENT:
+            raise ValueError(f"segment {digest.hex()} of the journey is missing")
+        chunk = items.validate_json(zlib.decompress(packed[1:]))
+        _remember(Segment(digest, tuple(chunk)))  # the next encoding reuses it unwritten
+        found += chunk
+    return found
