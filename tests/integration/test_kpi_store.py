@@ -81,7 +81,8 @@ async def test_redelivered_reordered_concurrent_writes_equal_the_latest_facts(
     assert await read_all(store) == memory.snapshot() == kpis.aggregate(latest)
     for window in ({}, {"since": T0, "until": T0 + timedelta(days=10), "by": "channel"}):
         expected = kpis.compute_kpis(latest, now=NOW, **window)  # type: ignore[arg-type]
-        assert await store.report(now=NOW, **window) == expected  # type: ignore[arg-type]
+        answer = await store.report(now=NOW, **window)  # type: ignore[arg-type]
+        assert answer.model_dump_json() == expected.model_dump_json()  # money spelled alike
     # A moved journey's contributions go, and a stale write cannot bring them back.
     for customer in ("c1", "c2", "c3", "c4"):
         await store.write_facts([(customer, 100, None), (customer, 99, facts[0])])

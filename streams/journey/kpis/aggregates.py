@@ -20,27 +20,13 @@ from streams.journey.kpis.attribution import AttributionSums
 from streams.journey.kpis.contributions import BLOCK_DAYS, SEP, second_days
 from streams.journey.kpis.formulas import Dist, Sums, kpis_of, persona_engagement, voice_counts
 from streams.journey.kpis.series import SERIES_COUNTS
-from streams.journey.kpis.units import (
-    ATTRIBUTION_QUANTUM,
-    CENT,
-    EPOCH_DAY,
-    FUNNEL,
-    US_PER_DAY,
-    Window,
-    micros,
-)
+from streams.journey.kpis.units import EPOCH_DAY, FUNNEL, US_PER_DAY, Window, micros, money
 from streams.journey.view import NO_CURRENCY
 
 Buckets = Mapping[str, Mapping[str, int]]
 _LEDGER_DIMS = ("channel", "campaign")
 _DEAL_AND_MONEY_KINDS = frozenset({"won", "lost", "rev", "mon", "mw", "pay", "lsp", "lco"})
 """Bucket fields `Answer._deal_and_money` reads (layout: `kpis.contributions`)."""
-
-
-def money(units: int) -> Decimal:
-    """Money units (0.0001) as an amount: cents, or 4 decimals when the cents are not exact."""
-    amount = Decimal(units) * ATTRIBUTION_QUANTUM
-    return amount.quantize(CENT) if units % 100 == 0 else amount
 
 
 def _num(value: str) -> int | None:

@@ -23,7 +23,7 @@ from schemas.kpis import (
     PathSummary,
     WonDeal,
 )
-from streams.journey.kpis.units import ATTRIBUTION_QUANTUM, units_of
+from streams.journey.kpis.units import ATTRIBUTION_QUANTUM, money, units_of
 
 CreditKey = tuple[str, str, str, int]
 """(dimension, model, value, denominator) of a credit sum."""
@@ -108,7 +108,7 @@ class AttributionSums:
             )
 
         return AttributionReport(
-            won_revenue=self.total_units * ATTRIBUTION_QUANTUM if total is None else total,
+            won_revenue=money(self.total_units) if total is None else total,
             deals=self.deals,
             channel=build("channel"),
             campaign=build("campaign"),

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from schemas.journey import Stage
 from schemas.kpis import FunnelStep, Kpis, PersonaEngagement, StageTime, VoiceCounts
-from streams.journey.kpis.units import CENT, FUNNEL, US_PER_DAY, US_PER_HOUR
+from streams.journey.kpis.units import CENT, FUNNEL, US_PER_DAY, US_PER_HOUR, as_money
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,10 @@ def money_ratio(numerator: Decimal, denominator: Decimal | int) -> Decimal | Non
 def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> Kpis:
     """The KPIs of a slice's sums; `ledger` (spend, cost) None: not attributable to it."""
     period = a.period
-    spend, cost = (None, None) if ledger is None else ledger
-    revenue_previous = a.revenue_previous if previous else None
+    # Sums are spelled as money here, once for both paths: a sum of facts keeps its terms'
+    # exponents ("3162000"), the aggregates' integer units do not ("3162000.00").
+    spend, cost = (None, None) if ledger is None else (as_money(ledger[0]), as_money(ledger[1]))
+    revenue_previous = as_money(a.revenue_previous) if previous else None
     churn_rate = ratio(a.churned, a.exposed)
     answers = a.promoters + a.passives + a.detractors
     return Kpis(
@@ -119,7 +121,7 @@ def kpis_of(a: Sums, ledger: tuple[Decimal, Decimal] | None, previous: bool) -> 
         sales_cycle_days_median=a.cycle.median(US_PER_DAY),
         days_in_stage=_days_in_stage(a.stays),
         win_rate=ratio(a.deals_won, a.deals_won + a.deals_lost),
-        revenue=a.revenue,
+        revenue=as_money(a.revenue),
         revenue_previous=revenue_previous,
         revenue_growth=_revenue_growth(a.revenue, revenue_previous),
         paying_accounts=a.paying,
@@ -220,7 +222,7 @@ def persona_engagement(a: Sums) -> PersonaEngagement:
         leads=a.period[0],
         customers_won=customers,
         lead_to_customer_rate=ratio(a.funnel[-1], a.funnel[0]),
-        revenue=a.revenue,
+        revenue=as_money(a.revenue),
         verdict=verdict,
     )
 

@@ -41,6 +41,7 @@ from streams.journey.kpis.units import (
     FUNNEL_VALUES,
     NEVER,
     Window,
+    as_money,
     micros,
 )
 from streams.journey.view import NO_CURRENCY
@@ -538,10 +539,10 @@ def compute_kpis(
         until=until,
         as_of=now,
         currency=cur,
-        other_currencies=dict(sorted(p.other.items())),
+        other_currencies={c: as_money(amount) for c, amount in sorted(p.other.items())},
         by=by,
         groups=_group_kpis(by, p.groups, ledger, x, has_previous) if by is not None else None,
-        attribution=p.attribution.report(p.attribution_total),
+        attribution=p.attribution.report(as_money(p.attribution_total)),
         feedback=_feedback(p),
         series=p.series.days() if p.series is not None else None,
     )

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from schemas.kpis import DailyKpis
 from streams.journey.kpis.loaded import LedgerTuple, LoadedJourney
-from streams.journey.kpis.units import CHURNED, EPOCH_DAY, FUNNEL_VALUES, US_PER_DAY
+from streams.journey.kpis.units import CHURNED, EPOCH_DAY, FUNNEL_VALUES, US_PER_DAY, as_money
 
 SERIES_COUNTS = (
     "leads",
@@ -77,9 +77,9 @@ class Series:
             DailyKpis(
                 day=EPOCH_DAY + timedelta(days=index),
                 **{name: self.ints[index][name] for name in SERIES_COUNTS},
-                revenue=self.money[index]["revenue"],
-                marketing_spend=self.money[index]["marketing_spend"],
-                sales_cost=self.money[index]["sales_cost"],
+                revenue=as_money(self.money[index]["revenue"]),
+                marketing_spend=as_money(self.money[index]["marketing_spend"]),
+                sales_cost=as_money(self.money[index]["sales_cost"]),
             )
             for index in sorted(self.ints.keys() | self.money.keys())
         ]

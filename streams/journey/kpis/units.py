@@ -65,6 +65,19 @@ def units_of(amount: Decimal) -> int:
     return units
 
 
+def money(units: int) -> Decimal:
+    """Money units (0.0001) as the report spells an amount: cents ("1250.00"), or 4 decimals
+    when the cents are not exact ("0.1234")."""
+    amount = Decimal(units) * ATTRIBUTION_QUANTUM
+    return amount.quantize(CENT) if units % 100 == 0 else amount
+
+
+def as_money(amount: Decimal) -> Decimal:
+    """An exact amount in the report's spelling (`money`), whatever the exponent it was summed
+    with: Decimal("3162000") and Decimal("3162000.0000") both become "3162000.00"."""
+    return money(units_of(amount))
+
+
 @dataclass(frozen=True)
 class Window:
     """An event-time window: `since` inclusive, `until` exclusive; None is unbounded."""
