@@ -32,6 +32,7 @@ class Sizes:
     cost_lengths: tuple[int, ...] = (10, 1_000, 10_000)
     cost_appends: int = 50
     bytes_lengths: tuple[int, ...] = (50, 100_000)
+    live_journey_length: int = 100_000
     latency_s: float = 60.0
     recovery_journeys: int = 100_000
     recovery_stores: tuple[str, ...] = ("memory://", "rocksdb://")
@@ -46,6 +47,7 @@ class Sizes:
             people=250,
             cost_appends=5,
             bytes_lengths=(50, 5_000),
+            live_journey_length=3_000,
             latency_s=10.0,
             recovery_journeys=1_000,
             kpi_journeys=5_000,

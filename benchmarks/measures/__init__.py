@@ -13,6 +13,7 @@ ORDER = (
     "engine",
     "latency",
     "recovery",
+    "live_journey",
     "kpis",
     "hygiene",
 )
