@@ -23,7 +23,7 @@ from events import Touchpoint, parse_touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams.adapters.journeys import next_due
-from streams.workflow.codec import encode_journey
+from streams.workflow.codec import journey_entries, segment_key
 from streams.workflow.replay import Replayer
 
 CHUNK = 5_000
@@ -55,7 +55,10 @@ def changelog_entries(
             progress(n + 1)
     journeys, deadlines = {}, {}
     for customer_id, stored in replayer.journeys.loaded().items():
-        journeys[customer_id] = encode_journey(stored)
+        entries = journey_entries(stored)
+        journeys[customer_id] = entries.head
+        for segment in entries.segments:  # none for these short journeys; kept exact anyway
+            journeys[segment_key(customer_id, segment.digest).decode()] = segment.entry()
         due = next_due(stored, playbook) if isinstance(stored, JourneyRecord) else None
         if due is not None:
             deadlines[customer_id] = due.isoformat().encode()

@@ -21,7 +21,7 @@ from streams.workflow.codec import (
     journey_entries,
     segment_key,
 )
-from streams.workflow.ports import MovedJourney
+from streams.workflow.ports import ForgottenJourney, MovedJourney
 
 PB = core.default_playbook()
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -143,3 +143,12 @@ def test_the_store_writes_segments_and_deletes_those_no_longer_listed(
 
     TableJourneyStore(table).put(customer_id, MovedJourney(moved_to="elsewhere", version=9))
     assert list(table) == [customer_id.encode()]  # a moved journey leaves only its pointer
+
+
+def test_a_forgotten_long_journey_leaves_only_its_marker(long_journey: JourneyRecord) -> None:
+    table: dict[bytes, bytes] = {}
+    customer_id = long_journey.customer_id
+    TableJourneyStore(table).put(customer_id, long_journey)
+    marker = ForgottenJourney(version=long_journey.version + 1, request_id="forget-1")
+    TableJourneyStore(table).put(customer_id, marker)
+    assert table == {customer_id.encode(): journey_entries(marker).head}
