@@ -107,27 +107,41 @@ def is_segment_key(key: bytes) -> bool:
 
 # --- sealed chunks, reused while their items are the same objects ---------------------------
 
-_SEALED: OrderedDict[int, Segment] = OrderedDict()
-_SEALED_KEPT = 4096
 
+class _SealedChunks:
+    """Chunks sealed (or read) lately, by the id of their first item, for reuse.
 
-def _remember(segment: Segment) -> None:
-    # Keyed by the first item's id; the segment keeps its items alive, so no id is reused.
-    _SEALED[id(segment.items[0])] = Segment(segment.digest, segment.items)
-    _SEALED.move_to_end(id(segment.items[0]))
-    while len(_SEALED) > _SEALED_KEPT:
-        _SEALED.popitem(last=False)
+    A chunk keeps its items alive, so no id is reused while it is kept. Most items are the
+    live records' own objects; `items_kept` bounds what records evicted since leave behind.
+    """
 
+    def __init__(self, items_kept: int) -> None:
+        self.items_kept = items_kept
+        self._chunks: OrderedDict[int, Segment] = OrderedDict()
+        self._items = 0
 
-def _sealed_at(items: Sequence[Any], start: int) -> Segment | None:
-    known = _SEALED.get(id(items[start]))
-    if known is None or len(known.items) > len(items) - start:
+    def remember(self, segment: Segment) -> None:
+        key = id(segment.items[0])
+        replaced = self._chunks.pop(key, None)
+        self._items -= 0 if replaced is None else len(replaced.items)
+        self._chunks[key] = Segment(segment.digest, segment.items)  # its bytes are written
+        self._items += len(segment.items)
+        while self._items > self.items_kept and len(self._chunks) > 1:
+            self._items -= len(self._chunks.popitem(last=False)[1].items)
+
+    def at(self, items: Sequence[Any], start: int) -> Segment | None:
+        """The chunk sealed earlier whose items are those from `start` on, if any."""
+        known = self._chunks.get(id(items[start]))
+        if known is None or len(known.items) > len(items) - start:
+            return None
+        following = items[start : start + len(known.items)]
+        if all(a is b for a, b in zip(known.items, following, strict=True)):
+            self._chunks.move_to_end(id(items[start]))
+            return known
         return None
-    following = items[start : start + len(known.items)]
-    if all(a is b for a, b in zip(known.items, following, strict=True)):
-        _SEALED.move_to_end(id(items[start]))
-        return known
-    return None
+
+
+_SEALED = _SealedChunks(items_kept=262_144)
 
 
 def _item_json(item: Any) -> bytes:
@@ -146,7 +160,7 @@ def _seal(items: Sequence[Any], parts: list[bytes]) -> Segment:
     array = _join(parts)
     digest = hashlib.blake2b(array, digest_size=_DIGEST).digest()
     segment = Segment(digest, tuple(items), _pack(array))
-    _remember(segment)
+    _SEALED.remember(segment)
     return segment
 
 
@@ -158,7 +172,7 @@ def _chunked(items: Sequence[Any], limit: int) -> tuple[list[Segment], bytes]:
     size = 0
     index = 0
     while index < len(items):
-        known = _sealed_at(items, index)
+        known = _SEALED.at(items, index)
         if known is not None:
             if pending:  # what came before a chunk sealed earlier is sealed too
                 sealed.append(_seal(pending, parts))
@@ -325,6 +339,6 @@ def _read(
         if packed is None or packed[:1] != _SEGMENT:
             raise ValueError(f"segment {digest.hex()} of the journey is missing")
         chunk = items.validate_json(zlib.decompress(packed[1:]))
-        _remember(Segment(digest, tuple(chunk)))  # the next encoding reuses it unwritten
+        _SEALED.remember(Segment(digest, tuple(chunk)))  # the next encoding reuses it unwritten
         found += chunk
     return found
