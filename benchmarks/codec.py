@@ -15,9 +15,14 @@ KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 """The broker's default ``message.max.bytes``: a bigger table entry no longer fits a message."""
 
 
-def encode_journey(record: JourneyRecord) -> bytes:
-    """The head entry the worker writes to its journeys table (and changelog) on a change."""
-    return codec.encode_journey(record)
+def encode_journey(record: JourneyRecord, table: dict[bytes, bytes]) -> bytes:
+    """What the worker writes to its journeys table (and changelog) on a change: the head
+    entry, returned, and the segments not written before, added to `table` (digest → bytes)."""
+    entries = codec.journey_entries(record)
+    for segment in entries.segments:
+        if segment.digest not in table:
+            table[segment.digest] = segment.entry()
+    return entries.head
 
 
 def entry_sizes(record: JourneyRecord) -> list[int]:
@@ -26,9 +31,9 @@ def entry_sizes(record: JourneyRecord) -> list[int]:
     return [len(entries.head), *(len(s.entry()) for s in entries.segments)]
 
 
-def decode_journey(raw: bytes) -> object:
-    """The record back from its table bytes."""
-    return codec.decode_journey(raw)
+def decode_journey(raw: bytes, table: dict[bytes, bytes]) -> object:
+    """The record back from its head's bytes and its segments in `table`."""
+    return codec.decode_journey(raw, table.get)
 
 
 def journey_cap() -> tuple[int, str]:

@@ -129,6 +129,10 @@ class _SealedChunks:
         while self._items > self.items_kept and len(self._chunks) > 1:
             self._items -= len(self._chunks.popitem(last=False)[1].items)
 
+    def starts(self, item: Any) -> bool:
+        """Whether a chunk kept starts with this very item."""
+        return id(item) in self._chunks
+
     def at(self, items: Sequence[Any], start: int) -> Segment | None:
         """The chunk sealed earlier whose items are those from `start` on, if any."""
         known = self._chunks.get(id(items[start]))
@@ -164,8 +168,14 @@ def _seal(items: Sequence[Any], parts: list[bytes]) -> Segment:
     return segment
 
 
-def _chunked(items: Sequence[Any], limit: int) -> tuple[list[Segment], bytes]:
+def _chunked(
+    items: Sequence[Any], limit: int, adapter: TypeAdapter[Any]
+) -> tuple[list[Segment], bytes]:
     """The sealed segments of a list and the JSON array of its unsealed tail."""
+    if len(items) < limit and not any(_SEALED.starts(item) for item in items):
+        whole = adapter.dump_json(items)
+        if len(whole) <= SEGMENT_BYTES:  # nothing to seal (most journeys): one call
+            return [], whole
     sealed: list[Segment] = []
     pending: list[Any] = []
     parts: list[bytes] = []
@@ -202,7 +212,7 @@ def _prefix_chunks(prefix: CompactedPrefix) -> tuple[list[Segment], bytes]:
     if kept is not None and kept[0] is prefix:
         _PREFIXES.move_to_end(id(prefix))
         return kept[1], kept[2]
-    sealed, tail = _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"])
+    sealed, tail = _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"], _SUMMARIES)
     _PREFIXES[id(prefix)] = (prefix, [Segment(s.digest, s.items) for s in sealed], tail)
     while len(_PREFIXES) > _PREFIXES_KEPT:
         _PREFIXES.popitem(last=False)
@@ -222,10 +232,10 @@ def journey_entries(journey: StoredJourney) -> JourneyEntries:
     if isinstance(journey, ForgottenJourney):
         return JourneyEntries(_FORGOTTEN + journey.model_dump_json().encode())
     prefix = journey.compacted
-    touchpoint_segments, touchpoints = _chunked(journey.touchpoints, SEGMENT_ITEMS["touchpoints"])
-    summary_segments, summaries = (
-        ([], b"[]") if prefix is None else _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"])
+    touchpoint_segments, touchpoints = _chunked(
+        journey.touchpoints, SEGMENT_ITEMS["touchpoints"], _TOUCHPOINTS
     )
+    summary_segments, summaries = ([], b"[]") if prefix is None else _prefix_chunks(prefix)
     bare = journey.model_copy(
         update={
             "touchpoints": [],
