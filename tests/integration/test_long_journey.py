@@ -34,14 +34,17 @@ pytestmark = pytest.mark.integration
 LENGTH = 2_400
 
 
-@pytest_asyncio.fixture
-async def long_settings(settings: Settings, tmp_path: Path) -> AsyncIterator[Settings]:
+@pytest_asyncio.fixture(params=["memory://", "rocksdb://"])
+async def long_settings(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Settings]:
     run_id = uuid.uuid4().hex[:8]
     mine = settings.model_copy(
         update={
             "topic_prefix": f"l{run_id}.",
             "redis_prefix": f"tandem-long-{run_id}:",
             "data_dir": tmp_path,
+            "store": request.param,
         }
     )
     await create_topics(mine)
@@ -94,7 +97,7 @@ async def test_a_long_journey_is_kept_in_bounded_entries_and_survives_a_crash(
         assert max(len(value or b"") for _, value in changelog) <= MAX_JOURNEY_BYTES
         assert sum(1 for key, _ in changelog if is_segment_key(key)) >= 2
 
-        worker.start()  # reads the journey back from its changelog: head and segments
+        worker.start()  # reads the journey back: head and segments (changelog, or local files)
         await publish_documents(settings, second)
         # Replayed in the order they arrived: one person, one partition, in publishing order.
         expected = expected_snapshots([*first, *second], settings)
