@@ -160,9 +160,9 @@ class Derived:
     prefix_named: tuple[tuple[datetime, str], str] | None = None
     """The compacted prefix's latest summary naming an account: ((time, event id), account)."""
     prefix_named_known: bool = False
-    facts: tuple[str, str | None, str, str] | None = None
+    facts: tuple[str, str | None, str, tuple[str, ...]] | None = None
     """The KPI facts' JSON of these touchpoints (`kpis.journey_facts_json`): (customer id,
-    account, the text before the version, the text after it)."""
+    account, the text before the version, the text after it in pieces to join)."""
 
 
 _KEPT: OrderedDict[tuple[int, int], Derived] = OrderedDict()
