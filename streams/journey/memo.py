@@ -263,6 +263,28 @@ def refold(
     return _keep(entry, predecessor)
 
 
+def latest_named(
+    summaries: Sequence[CompactedTouchpoint],
+) -> tuple[tuple[datetime, str], str] | None:
+    """The last of `summaries` (in list order) naming an account: ((time, event id), account)."""
+    for summary in reversed(summaries):
+        if summary.account_id is not None:
+            return (summary.occurred_at, summary.event_id), summary.account_id
+    return None
+
+
+def hand_on_prefix_named(
+    entry: Derived, predecessor: Derived, added: Sequence[CompactedTouchpoint]
+) -> None:
+    """After a compaction that appended `added` to the predecessor's prefix (in order, no
+    sort), the new prefix's `latest_named` from the predecessor's and `added` alone: scanning
+    the whole prefix again cost O(journey length) per compaction chunk."""
+    if predecessor.compacted is not None and not predecessor.prefix_named_known:
+        return  # not known before: found on first need, as usual
+    entry.prefix_named = latest_named(added) or predecessor.prefix_named
+    entry.prefix_named_known = True
+
+
 def _shared_prefix(a: Sequence[Touchpoint], b: Sequence[Touchpoint]) -> int:
     """How many touchpoints `a` and `b` begin with in common (the very same objects)."""
     count = 0
