@@ -43,12 +43,8 @@ def _prefix_named(
     # snapshot and the KPI facts cost O(journey length). Kept per journey, not per prefix
     # object, so a superseded prefix is never held alive.
     if not entry.prefix_named_known and record.compacted is not None:
-        found = None
-        for summary in reversed(record.compacted.touchpoints):
-            if summary.account_id is not None:
-                found = ((summary.occurred_at, summary.event_id), summary.account_id)
-                break
-        entry.prefix_named, entry.prefix_named_known = found, True
+        entry.prefix_named = memo.latest_named(record.compacted.touchpoints)
+        entry.prefix_named_known = True
     return entry.prefix_named
 
 

@@ -160,9 +160,9 @@ class Derived:
     prefix_named: tuple[tuple[datetime, str], str] | None = None
     """The compacted prefix's latest summary naming an account: ((time, event id), account)."""
     prefix_named_known: bool = False
-    facts: tuple[str, str | None, str, str] | None = None
+    facts: tuple[str, str | None, str, tuple[str, ...]] | None = None
     """The KPI facts' JSON of these touchpoints (`kpis.journey_facts_json`): (customer id,
-    account, the text before the version, the text after it)."""
+    account, the text before the version, the text after it in pieces to join)."""
 
 
 _KEPT: OrderedDict[tuple[int, int], Derived] = OrderedDict()
@@ -261,6 +261,28 @@ def refold(
         entry.ids, entry.compacted_ids = ids
     entry.totals, entry.walk = totals, walk
     return _keep(entry, predecessor)
+
+
+def latest_named(
+    summaries: Sequence[CompactedTouchpoint],
+) -> tuple[tuple[datetime, str], str] | None:
+    """The last of `summaries` (in list order) naming an account: ((time, event id), account)."""
+    for summary in reversed(summaries):
+        if summary.account_id is not None:
+            return (summary.occurred_at, summary.event_id), summary.account_id
+    return None
+
+
+def hand_on_prefix_named(
+    entry: Derived, predecessor: Derived, added: Sequence[CompactedTouchpoint]
+) -> None:
+    """After a compaction that appended `added` to the predecessor's prefix (in order, no
+    sort), the new prefix's `latest_named` from the predecessor's and `added` alone: scanning
+    the whole prefix again cost O(journey length) per compaction chunk."""
+    if predecessor.compacted is not None and not predecessor.prefix_named_known:
+        return  # not known before: found on first need, as usual
+    entry.prefix_named = latest_named(added) or predecessor.prefix_named
+    entry.prefix_named_known = True
 
 
 def _shared_prefix(a: Sequence[Touchpoint], b: Sequence[Touchpoint]) -> int:

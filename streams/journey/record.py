@@ -242,10 +242,11 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
     )
     summaries = list(prefix.touchpoints) if prefix else []
     added = [compact_summary(tp) for tp in oldest]
-    if summaries and _summary_key(added[0]) < _summary_key(summaries[-1]):
-        summaries = sorted([*summaries, *added], key=_summary_key)
+    in_order = not summaries or _summary_key(added[0]) >= _summary_key(summaries[-1])
+    if in_order:
+        summaries += added  # the usual case: no sort
     else:
-        summaries += added  # in order (the usual case): no sort
+        summaries = sorted([*summaries, *added], key=_summary_key)
     new_prefix = CompactedPrefix(
         horizon_at=horizon.occurred_at,
         horizon_event_id=horizon.event_id,
@@ -258,7 +259,11 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
         compacted_ids.add(tp.event_id)
     compacted = record.model_copy(update={"touchpoints": kept, "compacted": new_prefix})
     # The same touchpoints, so the same totals; the state is refolded from the new horizon.
-    memo.refold(compacted, playbook, entry, (ids, compacted_ids), entry.totals, entry.walk)
+    kept_entry = memo.refold(
+        compacted, playbook, entry, (ids, compacted_ids), entry.totals, entry.walk
+    )
+    if in_order:
+        memo.hand_on_prefix_named(kept_entry, entry, added)
     return compacted
 
 

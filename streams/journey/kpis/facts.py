@@ -219,8 +219,11 @@ def journey_facts_json(record: JourneyRecord, playbook: Playbook) -> str:
         head, tail = _facts_text(record, playbook, entry, account)
         kept = entry.facts = (record.customer_id, account, head, tail)
     version = record.version
-    # As pydantic writes it: a field at its default (version 0) is left out.
-    return f'{kept[2]},"version":{version}{kept[3]}' if version else kept[2] + kept[3]
+    # As pydantic writes it: a field at its default (version 0) is left out. One join of the
+    # pieces: the text is as long as the journey's lists of times, copied once.
+    if version:
+        return "".join((kept[2], f',"version":{version}', *kept[3]))
+    return "".join((kept[2], *kept[3]))
 
 
 SPLICED_FROM = 64
@@ -271,12 +274,13 @@ def _common(
 
 def _facts_text(
     record: JourneyRecord, playbook: Playbook, entry: memo.Derived, account: str | None
-) -> tuple[str, str]:
+) -> tuple[str, tuple[str, ...]]:
     """The facts' JSON (as `model_dump_json(exclude_defaults=True)` writes it) around the
-    version: what comes before it, and what after."""
+    version: what comes before it, and what after (in pieces to join: the lists of times are
+    kept with the walk in pieces, see `FactsWalk.times_json`)."""
     c = _common(record, playbook, entry, account)
     walk, sizes, tapes = c.walk, c.walk.sizes, c.walk.tapes
-    fields = [
+    fields: list[str | tuple[str, ...]] = [
         f'"{name}":{_json_str(v) if isinstance(v, str) else v}'
         for name, v in zip(_SCALARS, c.scalars, strict=True)
         if v is not None
@@ -305,7 +309,12 @@ def _facts_text(
         ledger = _LEDGER.dump_json(tapes.ledger[: sizes[6]], exclude_defaults=True)
         fields.append(f'"ledger":{ledger.decode()}')
     head = f'{{"customer_id":{_json_str(record.customer_id)}'
-    return head, ("," + ",".join(fields) if fields else "") + "}"
+    tail: list[str] = []
+    for text in fields:  # each field after a comma; a list of times is a tuple of pieces
+        tail.append(",")
+        tail.extend((text,) if isinstance(text, str) else text)
+    tail.append("}")
+    return head, tuple(tail)
 
 
 _WON = TypeAdapter(list[WonDeal])
@@ -314,16 +323,15 @@ _LEDGER = TypeAdapter(list[LedgerItem])
 """The rarer lists of models with money in them, written by pydantic itself."""
 
 
-def _times(fields: list[str], walk: FactsWalk, index: int) -> None:
+def _times(fields: list[str | tuple[str, ...]], walk: FactsWalk, index: int) -> None:
     n = walk.sizes[index]
     if not n:
         return  # an empty list is the field's default: left out
     tape, name = TIMES[index]
     if n >= SPLICED_FROM:
-        text = walk.times_json(index)
+        fields.append((f'"{name}":[', *walk.times_json(index), "]"))
     else:
-        text = ",".join(map(str, getattr(walk.tapes, tape)[:n]))
-    fields.append(f'"{name}":[{text}]')
+        fields.append(f'"{name}":[{",".join(map(str, getattr(walk.tapes, tape)[:n]))}]')
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -61,6 +61,11 @@ TIMES = {
 """The tapes of bare event times: their index in `Tapes` → (the tape, the facts field it
 becomes). They grow with the journey, so their JSON is kept with the tapes (`times_json`)."""
 
+PIECES_KEPT = 32
+"""How many pieces a time tape's kept JSON grows to before they are joined into one: joining
+them on every change copied the whole list of times once more per change (at 10,000
+touchpoints a 170 KB copy); this joins them once per this many changes."""
+
 
 @dataclass(frozen=True)
 class Win:
@@ -132,24 +137,28 @@ class Tapes:
     ledger: list[LedgerItem] = field(default_factory=list)
     sales_keys: list[Key] = field(default_factory=list)
     said: list[Said] = field(default_factory=list)
-    written: dict[int, tuple[int, str]] = field(
+    written: dict[int, tuple[int, list[str]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     """Per time tape (by its index in `TIMES`): how many of its times were written last, and
-    their JSON without the brackets — the tapes only grow, so it is extended, not rewritten."""
+    their JSON without the brackets, in pieces — the tapes only grow, so it is extended, not
+    rewritten (nor copied: a journey's facts are joined once, from the pieces)."""
 
-    def times_json(self, index: int, n: int) -> str:
+    def times_json(self, index: int, n: int) -> tuple[str, ...]:
         """The JSON of the first `n` times of the tape at `index` (`TIMES`) without the
-        brackets, as pydantic writes integers; costs what was appended since the last call."""
+        brackets, as pydantic writes integers, in pieces to join; costs what was appended
+        since the last call (and, every `PIECES_KEPT` calls, one join of the pieces)."""
         tape: list[int] = self._tapes()[index]
-        done, text = self.written.get(index, (0, ""))
+        done, pieces = self.written.get(index, (0, []))
         if done > n:  # an older walk's shorter prefix: written afresh, not kept
-            return ",".join(map(str, tape[:n]))
+            return (",".join(map(str, tape[:n])),)
         if n > done:
             more = ",".join(map(str, tape[done:n]))
-            text = f"{text},{more}" if text else more
-            self.written[index] = (n, text)
-        return text
+            if len(pieces) >= PIECES_KEPT:
+                pieces = ["".join(pieces)]
+            pieces.append(f",{more}" if pieces else more)  # handed out as tuples: not seen
+            self.written[index] = (n, pieces)
+        return tuple(pieces)
 
     def sizes(self) -> tuple[int, ...]:
         """How long each tape is."""
@@ -355,9 +364,9 @@ class FactsWalk:
         time tapes read as `times_json`)."""
         return self.tapes.read(self.sizes, skip)
 
-    def times_json(self, index: int) -> str:
-        """The JSON of this walk's prefix of the time tape at `index` without the brackets
-        (see `TIMES`)."""
+    def times_json(self, index: int) -> tuple[str, ...]:
+        """The JSON of this walk's prefix of the time tape at `index` without the brackets,
+        in pieces to join (see `TIMES`)."""
         return self.tapes.times_json(index, self.sizes[index])
 
     def said_from(self, first: Key | None) -> Sequence[Said]:

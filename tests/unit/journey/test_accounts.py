@@ -237,3 +237,20 @@ def test_the_account_kept_with_the_journey_is_the_walk_over_every_touchpoint(
         snapshot = core.snapshot(record, pb)
         assert written == snapshot.model_dump_json()
         assert bare == snapshot.model_copy(update={"scores": bare.scores})
+
+
+def test_the_account_kept_across_compactions_is_that_of_a_fresh_scan() -> None:
+    # A compaction hands the prefix's latest named account on from the prefix before it and
+    # the summaries it appended (no scan of the whole prefix): after every change, in order
+    # and with late touchpoints, it is what a journey seen for the first time finds.
+    pb = core.default_playbook()
+    names = {3: "acct-a", 9: "acct-b", 10: None, 17: "acct-c", 30: "acct-d"}
+    tps = [touch("marketing.page_viewed", f"e{i:02}", at(i), "ada@acme.example",
+                 names.get(i), {"url": "/"}) for i in range(40)]  # fmt: skip
+    for order in (tps, [*tps[:20], *tps[25:], *tps[20:25]]):
+        record = core.new_journey("cus_acct")
+        for event in order:
+            record = core.apply_touchpoint(record, event, pb, max_retained=4).record
+            fresh = record.model_copy(deep=True)  # other objects: not kept, found afresh
+            assert account_of(record, pb) == account_of(fresh, pb)
+        assert record.compacted is not None and len(record.compacted.touchpoints) >= 32
