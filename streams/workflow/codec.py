@@ -13,9 +13,11 @@ whatever the journey's length (docs/performance.md, "A hard cap on a journey's e
   journey reaches): the worker then dead-letters the message that would have grown it.
 
 A segment's key names its content, so it is written once and only read after: a long journey's
-change rewrites its head and at most its newest chunk. The store writes new segments before the
-head and deletes the ones the head no longer lists after it (`TableJourneyStore.put`); the
-changelog is one partition, in order, so a crash part-way leaves the old head whole, or the new.
+change rewrites its head, plus the chunks it seals — a full tail, or at a compaction (every 125
+appends) the kept touchpoints' chunks, which then start elsewhere. The store writes new
+segments before the head and deletes the ones the head no longer lists after it
+(`TableJourneyStore.put`); the changelog is one partition, in order, so a crash part-way leaves
+the old head whole, or the new.
 
 Entries are compressed JSON (zlib, fast level): touchpoints repeat the same field names and
 values, so they shrink several-fold for a few tens of microseconds. The head's playbook version
