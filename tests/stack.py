@@ -177,11 +177,16 @@ def worker(settings: Settings, topics: dict[str, str]) -> Iterator[WorkerProcess
     process.stop()
 
 
+async def close_read_model(read_model: JourneyProjection, prefix: str) -> None:
+    """Delete every Redis key under `prefix` (a test's own), then close the read model."""
+    keys = [k async for k in read_model.redis.scan_iter(f"{prefix}*")]
+    if keys:
+        await read_model.redis.delete(*keys)
+    await read_model.close()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def projection(settings: Settings) -> AsyncIterator[JourneyProjection]:
     read_model = JourneyProjection.from_url(settings.redis_url, settings.redis_prefix)
     yield read_model
-    keys = [k async for k in read_model.redis.scan_iter(f"{settings.redis_prefix}*")]
-    if keys:
-        await read_model.redis.delete(*keys)
-    await read_model.close()
+    await close_read_model(read_model, settings.redis_prefix)

@@ -28,6 +28,7 @@ from tests.integration.conftest import WorkerProcess
 from tests.integration.helpers import eventually, publish_documents
 from tests.integration.test_forget_rebuild import raw_topic
 from tests.integration.test_pipeline import expected_snapshots, live_snapshots
+from tests.stack import close_read_model
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +110,4 @@ async def test_a_long_journey_is_kept_in_bounded_entries_and_survives_a_crash(
         assert live == expected
     finally:
         worker.stop()
-        keys = [k async for k in projection.redis.scan_iter(f"{settings.redis_prefix}*")]
-        if keys:
-            await projection.redis.delete(*keys)
-        await projection.close()
+        await close_read_model(projection, settings.redis_prefix)

@@ -19,6 +19,7 @@ from streams.settings import Settings
 from tests.integration.conftest import WorkerProcess
 from tests.integration.helpers import eventually, publish_documents
 from tests.integration.test_pipeline import expected_snapshots, live_snapshots
+from tests.stack import close_read_model
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,4 @@ async def test_journeys_survive_a_restart_on_rocksdb(rocksdb_settings: Settings)
         assert live == expected
     finally:
         worker.stop()
-        keys = [k async for k in projection.redis.scan_iter(f"{settings.redis_prefix}*")]
-        if keys:
-            await projection.redis.delete(*keys)
-        await projection.close()
+        await close_read_model(projection, settings.redis_prefix)
