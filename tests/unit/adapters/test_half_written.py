@@ -29,6 +29,7 @@ from streams.adapters.agents import Agents
 from streams.adapters.kafka import KafkaSender
 from streams.adapters.tables import TableIdentityStore, TableJourneyStore
 from streams.topics import DEADLETTER, HANDOFF, JOURNEYS, NURTURE
+from streams.workflow import codec
 from streams.workflow.messages import TouchpointArrived, encode
 
 PB = core.default_playbook()
@@ -176,3 +177,30 @@ async def test_a_batch_without_failures_is_handled_once(monkeypatch: pytest.Monk
     )
     assert calls == ["cus_ada"]  # one write computed for the batch, no per-message checks
     assert not [1 for topic, _, _ in producer.sent if topic == DEADLETTER]
+
+
+async def test_a_message_that_would_take_a_journey_over_the_cap_is_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ada, bob = "cus_ada", "cus_bob"
+    first = [Event(ada, touch(0, "ada@acme.example"), 0)]
+    _, _, _, table = await run_batch(first)
+    # A cap the journey fits under with its first touchpoint, not with a second.
+    monkeypatch.setattr(codec, "MAX_JOURNEY_BYTES", len(table[ada.encode()]) + 10)
+    events = [
+        *first,
+        Event(bob, touch(0, "bob@acme.example"), 1),
+        Event(ada, touch(1, "ada@acme.example"), 2),
+    ]
+    agents, producer, projection, table = await run_batch(events)
+
+    letters = [json.loads(v or b"") for topic, _, v in producer.sent if topic == DEADLETTER]
+    assert [(letter["reason_code"], letter["origin"]["offset"]) for letter in letters] == [
+        ("processing_failed", 2)
+    ]
+    assert "over the" in letters[0]["reason"] and "cap" in letters[0]["reason"]
+    ada_journey = agents.journeys.get(ada)
+    assert isinstance(ada_journey, JourneyRecord)
+    assert [t.event_id for t in ada_journey.touchpoints] == ["ada@acme.example-0"]
+    assert max(len(value) for value in table.values()) <= codec.MAX_JOURNEY_BYTES
+    assert set(projection.live) == {ada, bob}
