@@ -1,6 +1,6 @@
 """How the worker stores a journey in its table: the one place the benchmarks encode one.
 
-The worker writes `streams.workflow.codec.encode_journey` (compressed JSON with a readable
+The worker writes `streams.workflow.codec.journey_entries` (compressed JSON with a readable
 playbook-version header). Should the engine change its encoding, these functions follow it;
 should it move, change the import here and every byte count and per-change cost follows.
 """

@@ -70,7 +70,8 @@ class TableJourneyStore:
     ) -> None:
         """Write a journey (or pointer), as `entries` if the caller encoded it already; the
         caller has named one of the customer's events."""
-        entries = entries or journey_entries(journey)
+        if entries is None:
+            entries = journey_entries(journey)
         key = customer_id.encode()
         before = self.table.get(key)
         held = set(segment_digests(before)) if before is not None else set()

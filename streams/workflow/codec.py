@@ -265,21 +265,24 @@ def journey_entries(journey: StoredJourney) -> JourneyEntries:
     return JourneyEntries(head, segments)
 
 
-def encode_journey(journey: StoredJourney) -> bytes:
-    """The head entry of a journey (all of it while the journey has no segment)."""
-    return journey_entries(journey).head
+def _index(raw: bytes) -> tuple[list[bytes], list[bytes], int]:
+    """A head's segment digests (its touchpoints', its summaries') and where its body starts."""
+    start = raw.index(b"\n") + 1
+    counts = (
+        int.from_bytes(raw[start : start + 2], "big"),
+        int.from_bytes(raw[start + 2 : start + 4], "big"),
+    )
+    first = start + 4
+    digests = [raw[first + i * _DIGEST : first + (i + 1) * _DIGEST] for i in range(sum(counts))]
+    return digests[: counts[0]], digests[counts[0] :], first + len(digests) * _DIGEST
 
 
 def segment_digests(raw: bytes) -> list[bytes]:
     """The digests of the segments a head lists (none for anything else)."""
     if raw[:1] != _HEAD:
         return []
-    start = raw.index(b"\n") + 1
-    count = int.from_bytes(raw[start : start + 2], "big") + int.from_bytes(
-        raw[start + 2 : start + 4], "big"
-    )
-    first = start + 4
-    return [raw[first + i * _DIGEST : first + (i + 1) * _DIGEST] for i in range(count)]
+    touchpoints, summaries, _ = _index(raw)
+    return [*touchpoints, *summaries]
 
 
 def playbook_version_of(raw: bytes) -> str | None:
@@ -322,21 +325,14 @@ def decode_journey(
 
 
 def _decode_head(raw: bytes, segment: Callable[[bytes], bytes | None] | None) -> JourneyRecord:
-    start = raw.index(b"\n") + 1
-    counts = (
-        int.from_bytes(raw[start : start + 2], "big"),
-        int.from_bytes(raw[start + 2 : start + 4], "big"),
-    )
-    digests = segment_digests(raw)
-    bare_json, touchpoints_json, summaries_json = zlib.decompress(
-        raw[start + 4 + len(digests) * _DIGEST :]
-    ).split(b"\n", 2)
+    touchpoint_digests, summary_digests, body = _index(raw)
+    bare_json, touchpoints_json, summaries_json = zlib.decompress(raw[body:]).split(b"\n", 2)
     record = JourneyRecord.model_validate_json(bare_json)
-    touchpoints = _read(digests[: counts[0]], segment, _TOUCHPOINTS)
+    touchpoints = _read(touchpoint_digests, segment, _TOUCHPOINTS)
     touchpoints += _TOUCHPOINTS.validate_json(touchpoints_json)
     update: dict[str, Any] = {"touchpoints": touchpoints}
     if record.compacted is not None:
-        summaries = _read(digests[counts[0] :], segment, _SUMMARIES)
+        summaries = _read(summary_digests, segment, _SUMMARIES)
         summaries += _SUMMARIES.validate_json(summaries_json)
         update["compacted"] = record.compacted.model_copy(update={"touchpoints": summaries})
     return record.model_copy(update=update)
