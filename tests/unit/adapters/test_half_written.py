@@ -94,6 +94,11 @@ def breaking_prepare(real: Any) -> Any:
     return prepare
 
 
+def dead_letters(producer: Producer) -> list[dict[str, Any]]:
+    """The dead letters the batch sent, decoded."""
+    return [json.loads(v or b"") for topic, _, v in producer.sent if topic == DEADLETTER]
+
+
 async def run_batch(events: list[Event]) -> tuple[Agents, Producer, Projection, dict[bytes, Any]]:
     table: dict[bytes, Any] = {}
     producer, projection = Producer(), Projection()
@@ -126,7 +131,7 @@ async def test_only_the_breaking_message_is_dead_lettered(poisoned: None) -> Non
     ]
     agents, producer, projection, _table = await run_batch(events)
 
-    letters = [json.loads(v or b"") for topic, _, v in producer.sent if topic == DEADLETTER]
+    letters = dead_letters(producer)
     assert [(letter["reason_code"], letter["origin"]["offset"]) for letter in letters] == [
         ("processing_failed", 2)
     ]
@@ -194,7 +199,7 @@ async def test_a_message_that_would_take_a_journey_over_the_cap_is_dead_lettered
     ]
     agents, producer, projection, table = await run_batch(events)
 
-    letters = [json.loads(v or b"") for topic, _, v in producer.sent if topic == DEADLETTER]
+    letters = dead_letters(producer)
     assert [(letter["reason_code"], letter["origin"]["offset"]) for letter in letters] == [
         ("processing_failed", 2)
     ]
