@@ -22,7 +22,7 @@ from events import Touchpoint, parse_touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
-from streams.cli._common import tune_gc
+from streams.collector import freeze_survivors
 from streams.journey import kpis
 from streams.workflow.replay import Replayer
 from streams.workload import build
@@ -59,7 +59,7 @@ def measure(people: int) -> dict[str, float | int | str]:
     """Replay the workload of `people`; the facts' cost and digest."""
     workload = build(people, seed=SEED, now=NOW, prefix=f"wl{people}")
     touchpoints: list[Touchpoint] = [parse_touchpoint(d) for d in workload.documents]
-    tune_gc()
+    freeze_survivors()
     probe = FactsProbe(core.default_playbook())
     started = time.process_time()
     for touchpoint in touchpoints:

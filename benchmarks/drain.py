@@ -35,6 +35,8 @@ class Drained:
     at: float
     live_journeys: int
     written_messages: int
+    by_topic: dict[str, int]
+    """Messages in each of the deployment's topics then (its prefix taken off)."""
 
 
 async def _all_topics(deployment: Deployment) -> list[str]:
@@ -45,6 +47,13 @@ async def _all_topics(deployment: Deployment) -> list[str]:
     finally:
         await admin.close()
     return sorted(n for n in names if n.startswith(deployment.settings.topic_prefix))
+
+
+async def _by_topic(watcher: OffsetWatcher) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for partition, end in (await watcher.ends()).items():
+        counts[partition.topic] = counts.get(partition.topic, 0) + end
+    return dict(sorted(counts.items()))
 
 
 async def wait_drained(deployment: Deployment, *, quiet_s: float, timeout: float) -> Drained:
@@ -60,7 +69,7 @@ async def wait_drained(deployment: Deployment, *, quiet_s: float, timeout: float
             elif time.time() - last_change >= quiet_s:
                 lag = await group_lag(deployment, await consumed_topics(deployment))
                 if not any(lag.values()):
-                    return Drained(last_change, state[1], state[0])
+                    return Drained(last_change, state[1], state[0], await _by_topic(watcher))
             await asyncio.sleep(POLL_S)
     lag = await group_lag(deployment, await consumed_topics(deployment))
     raise TimeoutError(f"not drained within {timeout:.0f} s; lag by topic: {lag}")

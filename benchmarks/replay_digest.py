@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.replay_digest [PEOPLE] [--profile FILE]`` replays the bench workload
 of PEOPLE people (default 1,000; the bench's own seed and time) through `streams.workflow`
-with the collector tuned as `tandem replay` tunes it, then prints the CPU seconds, the
+with the collector set as `tandem replay` sets it, then prints the CPU seconds, the
 touchpoints per CPU-second, and sha256 digests of every record and signal (in order) and of
 every journey's snapshot. An optimisation of the core must leave both digests as they were;
 compare them before and after, and time in pairs (before, after, before, after) on a shared
@@ -21,7 +21,7 @@ from benchmarks.context import SEED, WORKLOAD_NOW
 from events import parse_touchpoint
 from streams import journey as core
 from streams import workflow
-from streams.cli._common import tune_gc
+from streams.collector import freeze_survivors
 from streams.workflow.replay import ReplayResult
 from streams.workload import build
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     workload = build(args.people, seed=SEED, now=WORKLOAD_NOW, prefix=f"wl{args.people}")
     touchpoints = [parse_touchpoint(document) for document in workload.documents]
     playbook = core.default_playbook()
-    tune_gc()
+    freeze_survivors()
     profiler = cProfile.Profile() if args.profile else None
     started = time.process_time()
     if profiler is not None:

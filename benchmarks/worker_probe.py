@@ -4,10 +4,10 @@ Wraps the worker's KPI entry points (`KPI_ENTRY_POINTS`: building a changed jour
 facts, queueing their version-checked write in the Redis pipeline) so each call adds the CPU
 time of the thread that ran it (`time.thread_time`, so work done in a worker thread counts
 too), and every half second writes, to the file named by ``TANDEM_BENCH_PROBE``, the
-process's CPU time and the KPI share of it, and the collector's pauses per generation (those
-of 50 ms or more with their time). Costs two clock reads per call and per collection. A coroutine
-function is timed around its await: right for these, which queue into a pipeline and never
-wait on I/O (one that did would be charged for whatever ran meanwhile).
+process's CPU time and the KPI share of it, and the collector's pauses and the garbage it found
+per generation (those of 50 ms or more with their time). Costs two clock reads per call and per
+collection. A coroutine function is timed around its await: right for these, which queue into a
+pipeline and never wait on I/O (one that did would be charged for whatever ran meanwhile).
 
 The entry points are looked up by name: the engine's KPI code is being rebuilt, so a missing
 one is reported (``missing``), never an error — update the list when the names change.
@@ -91,7 +91,8 @@ def install() -> list[str]:
 LONG_PAUSE_S = 0.05
 """A collection at least this long is listed with its time (it shows in a latency tail)."""
 
-_gc: dict[int, list[float]] = {0: [0, 0.0, 0.0], 1: [0, 0.0, 0.0], 2: [0, 0.0, 0.0]}
+_gc: dict[int, list[float]] = {g: [0, 0.0, 0.0, 0] for g in range(3)}
+"""Per generation: collections, their pauses in all, the longest, and the garbage found."""
 _long_pauses: list[tuple[float, int, float]] = []
 _gc_started = 0.0
 
@@ -107,6 +108,7 @@ def _collecting(phase: str, info: dict[str, Any]) -> None:
     seen[0] += 1
     seen[1] += spent
     seen[2] = max(seen[2], spent)
+    seen[3] += info["collected"]
     if spent >= LONG_PAUSE_S:
         _long_pauses.append((time.time(), info["generation"], spent))
         del _long_pauses[:-200]
@@ -122,8 +124,13 @@ def _report(path: str, missing: list[str]) -> None:
                 "by_entry_point": {k: {"cpu_s": v, "calls": _calls[k]} for k, v in _cpu.items()},
                 "missing": missing,
                 "gc": {
-                    str(generation): {"collections": n, "pause_s": total, "max_pause_s": most}
-                    for generation, (n, total, most) in _gc.items()
+                    str(generation): {
+                        "collections": n,
+                        "pause_s": total,
+                        "max_pause_s": most,
+                        "found": found,
+                    }
+                    for generation, (n, total, most, found) in _gc.items()
                 },
                 "gc_long_pauses": list(_long_pauses),
             }

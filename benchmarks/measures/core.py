@@ -3,7 +3,7 @@
 `streams.workflow.replay` (the handlers the worker runs, on in-memory ports) over the run's
 workload, in its delivery order. Timed: the replay call only; the touchpoints are parsed
 before the clock starts (the worker's decoding is in the engine measure). The collector is
-tuned as `tandem replay` and the worker tune it (`streams.cli._common.tune_gc`).
+set as `tandem replay` sets it (`streams.collector.freeze_survivors`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import time
 from benchmarks.context import Context, Result
 from streams import journey as core
 from streams import workflow
-from streams.cli._common import tune_gc
+from streams.collector import freeze_survivors
 
 
 def run(ctx: Context) -> Result:
     workload, touchpoints = ctx.workload()
     playbook = core.default_playbook()
     ctx.progress(f"replaying {len(touchpoints):,} touchpoints of {len(workload.people):,} people")
-    tune_gc()
+    freeze_survivors()
     started = time.perf_counter()
     result = workflow.replay(touchpoints, playbook)
     elapsed = time.perf_counter() - started

@@ -9,7 +9,7 @@ metric is the mean over those appends — the marginal cost near L, not an avera
 empty journey. Encoding the record for the table (`codec`, once per customer per batch in the
 worker) and decoding it are timed too and reported beside it.
 
-The collector is tuned as in the worker (`streams.cli._common.tune_gc`), so the measure is the
+The collector is tuned as in the worker (`streams.collector.tune_worker_gc`), so the measure is the
 same whether it runs alone (`--only cost`) or after `core`. The first append to a journey the
 process has not seen change pays one-time walks over every touchpoint (the KPI facts' walk,
 the totals): it is in the mean, and reported beside it with the mean of the others.
@@ -30,7 +30,7 @@ from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
 from streams import journey as core
 from streams.adapters.journeys import next_due, prepare
-from streams.cli._common import tune_gc
+from streams.collector import tune_worker_gc
 
 PER_CHANGE = ("apply", "timers", "snapshot+facts")
 """The steps of the headline cost; "encode" and "decode" are reported beside it."""
@@ -79,7 +79,7 @@ def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[
 
 
 def run(ctx: Context) -> Result:
-    tune_gc()
+    tune_worker_gc()
     playbook = core.default_playbook()
     metrics, notes, details = {}, {}, {}
     for length in ctx.sizes.cost_lengths:

@@ -55,8 +55,16 @@ def run(ctx: Context) -> Result:
         "touchpoints": count, "seconds": seconds, "startup_s": ready - worker.started_at,
         "live_journeys": drained.live_journeys, "replay_journeys": expected,
         "dead_letters": dead, "kpi_probe": {"before": probe_before, "after": probe_after},
+        "messages_per_touchpoint": _per_touchpoint(drained.by_topic, deployment, count),
     }  # fmt: skip
     return Result(metrics, notes, details)
+
+
+def _per_touchpoint(by_topic: dict[str, int], deployment: Any, count: int) -> dict[str, float]:
+    """Messages in each topic per touchpoint of the backlog (the prefix taken off): what one
+    touchpoint costs in Kafka writes, table changelogs included."""
+    prefix = deployment.settings.topic_prefix
+    return {name.removeprefix(prefix): round(n / count, 3) for name, n in by_topic.items() if n}
 
 
 def _kpi_share(

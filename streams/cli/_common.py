@@ -13,7 +13,6 @@ Exit codes (the same for every command; docs/cli.md):
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import re
 import sys
@@ -315,15 +314,3 @@ def progress_for(
     else:
         with PlainProgress(label, unit) as plain:
             yield plain
-
-
-GC_THRESHOLDS = (50_000, 20, 20)
-"""Collector thresholds for the long folds (worker, replay): journeys, fold states and
-pydantic objects are many and long-lived, and Python's default (700 allocations) scans them
-so often that collection took 20–40 % of a replay (measured: 1,503–1,730 → 2,215–2,253
-touchpoints/s on the 2,700-person bench workload)."""
-
-
-def tune_gc() -> None:
-    """Collect young objects less often (see `GC_THRESHOLDS`)."""
-    gc.set_threshold(*GC_THRESHOLDS)

@@ -44,9 +44,9 @@ from streams.cli._common import (
     parse_time,
     parse_tz,
     progress_for,
-    tune_gc,
 )
 from streams.cli.publish import InputError, RejectedLine, decode_lines, open_input
+from streams.collector import freeze_survivors
 from streams.playbooks import load_configured_playbook
 from streams.settings import get_settings
 
@@ -318,7 +318,7 @@ def _open_replay(
 ) -> tuple[IO[bytes], int | None, ReplaySummary]:
     """The input stream, its size when known, and the summary the replay fills."""
     stream, total, source = open_input(file)
-    tune_gc()
+    freeze_survivors()
     summary = ReplaySummary(
         source=source,
         playbook_version=playbook.version,

@@ -14,8 +14,8 @@ from streams.cli._common import (
     fail,
     restore_clients_logging,
     run,
-    tune_gc,
 )
+from streams.collector import tune_worker_gc
 from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def worker(
     )
     if settings.metrics_port:
         _serve_metrics(settings, tandem)
-    tune_gc()
+    tune_worker_gc()
     worker_process = Worker(tandem.app, loglevel=loglevel)
     # The Kafka clients log every produce request at DEBUG; building those records costs ~6 %
     # of the worker's time even when nothing prints them.
