@@ -61,10 +61,15 @@ def run(ctx: Context) -> Result:
 
 
 def _per_touchpoint(by_topic: dict[str, int], deployment: Any, count: int) -> dict[str, float]:
-    """Messages in each topic per touchpoint of the backlog (the prefix taken off): what one
-    touchpoint costs in Kafka writes, table changelogs included."""
+    """Messages in each of the worker's topics per touchpoint of the backlog (the prefix taken
+    off, the ceilings' output topics left out): what one touchpoint costs in Kafka messages,
+    table changelogs included."""
     prefix = deployment.settings.topic_prefix
-    return {name.removeprefix(prefix): round(n / count, 3) for name, n in by_topic.items() if n}
+    return {
+        name.removeprefix(prefix): round(n / count, 3)
+        for name, n in by_topic.items()
+        if n and not name.removeprefix(prefix).startswith("bench.")
+    }
 
 
 def _kpi_share(
