@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -23,10 +24,10 @@ class Handoff:
 async def handoffs(deployment: Deployment, *, since_ms: int = 0) -> list[Handoff]:
     """Every hand-off on the deployment's signals.handoff (Kafka timestamp >= `since_ms`)."""
     topic = deployment.topic(HANDOFF)
+    assigned = await _described(deployment.bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=deployment.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        assigned = await partitions(deployment.bootstrap, [topic])
         consumer.assign(assigned)
         ends = await consumer.end_offsets(assigned)
         await consumer.seek_to_beginning()
@@ -45,6 +46,16 @@ async def handoffs(deployment: Deployment, *, since_ms: int = 0) -> list[Handoff
         return found
     finally:
         await consumer.stop()
+
+
+async def _described(bootstrap: str, topic: str, attempts: int = 5) -> list[TopicPartition]:
+    """The topic's partitions; an error if the broker keeps describing none (read as "no
+    hand-offs", a moment's missing metadata would blame the worker)."""
+    for attempt in range(attempts):
+        if found := await partitions(bootstrap, [topic]):
+            return found
+        await asyncio.sleep(1.0 + attempt)
+    raise RuntimeError(f"the broker described no partition of {topic}: hand-offs not read")
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
