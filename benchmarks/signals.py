@@ -25,7 +25,14 @@ async def handoffs(deployment: Deployment, *, since_ms: int = 0) -> list[Handoff
     """Every hand-off on the deployment's signals.handoff (Kafka timestamp >= `since_ms`)."""
     topic = deployment.topic(HANDOFF)
     assigned = await _described(deployment.bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=deployment.bootstrap, enable_auto_commit=False)
+    # A consumer without a group resets each assigned partition by `auto_offset_reset` in the
+    # background. Left at "latest", that reset can land after `seek_to_beginning` and put
+    # every position at the end: the topic then reads as empty (seen: 0 of 328 hand-offs).
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=deployment.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         consumer.assign(assigned)

@@ -24,7 +24,10 @@ async def passthrough(deployment: Deployment, expected: int) -> float:
     """Move `expected` messages from the inputs to the output topic; the seconds it took."""
     output = deployment.topic(OUTPUT)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=deployment.bootstrap, enable_auto_commit=False, max_poll_records=1000
+        bootstrap_servers=deployment.bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=1000,
+        auto_offset_reset="earliest",  # a background reset to "latest" can land after the seek
     )
     producer = AIOKafkaProducer(bootstrap_servers=deployment.bootstrap, acks="all", linger_ms=5)
     await consumer.start()

@@ -42,7 +42,10 @@ async def _changelog(deployment: Deployment) -> list[tuple[bytes, int]]:
     settings = deployment.settings
     topic = f"{settings.topic_prefix}{settings.app_id}-journeys-changelog"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=deployment.bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=deployment.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a background reset to "latest" can land after the seek
     )
     await consumer.start()
     try:

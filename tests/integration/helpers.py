@@ -32,7 +32,10 @@ async def read_topic(settings: Settings, topic: str) -> list[tuple[str | None, A
     """Every message of a topic from the beginning to its current end: (key, JSON value)."""
     name = full_name(topic, settings.topic_prefix)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",  # a background reset to "latest" can land after the seek
     )
     await consumer.start()
     try:

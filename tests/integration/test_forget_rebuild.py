@@ -91,7 +91,10 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 async def raw_topic(settings: Settings, topic: str) -> list[tuple[bytes, bytes | None]]:
     """Every record of a topic (full name), raw: for the tables' changelogs."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a background reset to "latest" can land after the seek
     )
     await consumer.start()
     try:
