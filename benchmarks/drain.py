@@ -36,7 +36,7 @@ class Drained:
     live_journeys: int
     written_messages: int
     by_topic: dict[str, int]
-    """Messages in each of the deployment's topics then (its prefix taken off)."""
+    """Messages in each of the deployment's topics then, by full name."""
 
 
 async def _all_topics(deployment: Deployment) -> list[str]:
