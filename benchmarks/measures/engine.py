@@ -51,25 +51,22 @@ def run(ctx: Context) -> Result:
         f"{drained.live_journeys:,} live journeys, replay {expected:,}",
         "kpi_cpu_share": kpi_note,
     }
+    prefix = deployment.settings.topic_prefix
     details = {
         "touchpoints": count, "seconds": seconds, "startup_s": ready - worker.started_at,
         "live_journeys": drained.live_journeys, "replay_journeys": expected,
         "dead_letters": dead, "kpi_probe": {"before": probe_before, "after": probe_after},
-        "messages_per_touchpoint": _per_touchpoint(drained.by_topic, deployment, count),
+        "messages_per_touchpoint": _per_touchpoint(drained.by_topic, prefix, count),
     }  # fmt: skip
     return Result(metrics, notes, details)
 
 
-def _per_touchpoint(by_topic: dict[str, int], deployment: Any, count: int) -> dict[str, float]:
+def _per_touchpoint(by_topic: dict[str, int], prefix: str, count: int) -> dict[str, float]:
     """Messages in each of the worker's topics per touchpoint of the backlog (the prefix taken
     off, the ceilings' output topics left out): what one touchpoint costs in Kafka messages,
     table changelogs included."""
-    prefix = deployment.settings.topic_prefix
-    return {
-        name.removeprefix(prefix): round(n / count, 3)
-        for name, n in by_topic.items()
-        if n and not name.removeprefix(prefix).startswith("bench.")
-    }
+    named = ((name.removeprefix(prefix), n) for name, n in by_topic.items())
+    return {name: round(n / count, 3) for name, n in named if n and not name.startswith("bench.")}
 
 
 def _kpi_share(
