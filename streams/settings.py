@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         "127.0.0.1", description="interface the worker's metrics listen on (0.0.0.0: all)"
     )
     timer_interval_s: float = Field(5.0, gt=0, description="how often SLA/nurture timers run")
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        le=300.0,
+        description="how long the group waits for a worker that stopped answering before its "
+        "partitions go to the others (a restarted worker waits it out once; the broker's "
+        "minimum is 6 s)",
+    )
     batch_size: int = Field(500, ge=1, description="messages an agent takes per batch at most")
     batch_within_s: float = Field(
         0.02, gt=0, description="longest an agent waits to fill a batch (adds to latency)"

@@ -97,6 +97,8 @@ def settings(
         data_dir=tmp_path_factory.mktemp("tandem-data"),
         playbook=TEST_PLAYBOOK,
         timer_interval_s=1.0,
+        # A killed worker's successor waits this out before it joins: the broker's minimum.
+        session_timeout_s=6.0,
         metrics_port=0,  # many workers per machine; a test that scrapes picks a free port
         kafka_bootstrap=Settings().kafka_bootstrap,
         redis_url=Settings().redis_url,
