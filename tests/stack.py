@@ -55,9 +55,16 @@ _STARTED = pytest.StashKey[infra.InfraStatus]()
 STACK_TESTS = ("tests/integration/", "tests/browser/")
 """The tests of the shared stack (the session's worker, topics and Redis prefix)."""
 
-OWN_STACK_TESTS = ("tests/integration/test_crash_loop.py",)
-"""Integration tests that start their own broker and Redis: the other xdist worker may take
-them (the crash loop, the longest test, then runs beside the shared stack's tests)."""
+OWN_STACK_TESTS = tuple(
+    f"tests/integration/test_{name}.py"
+    for name in (
+        "crash_loop", "redis_outage", "several_workers", "live_equals_replay", "long_journey",
+        "forget_rebuild", "playbook_change", "worker_metrics", "tail",
+    )
+)  # fmt: skip
+"""Integration tests with a deployment of their own (topics, consumer group, Redis keys, worker;
+the crash loop and the outages also their own broker or Redis): any xdist worker may take them,
+beside the shared stack's tests."""
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
