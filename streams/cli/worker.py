@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from streams.cli._common import (
     run,
 )
 from streams.collector import tune_worker_gc
+from streams.event_loop import use_uvloop
 from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def worker(
     from streams.playbooks import load_configured_playbook
 
     settings = get_settings()
-    loop = _use_uvloop()
+    loop = use_uvloop()
     try:
         playbook = load_configured_playbook(settings)
     except Exception as exc:
@@ -67,18 +67,6 @@ def worker(
     for name in ("aiokafka", "faust", "mode"):
         logging.getLogger(name).setLevel(level)
     worker_process.execute_from_commandline()
-
-
-def _use_uvloop() -> str:
-    """Run the worker's event loops (Faust's, and its consumer thread's) on uvloop where it is
-    installed: the worker moves thousands of small messages a second through asyncio, and
-    uvloop's loop costs less per callback (measured in docs/performance.md)."""
-    try:
-        import uvloop
-    except ImportError:  # not on every platform (Windows): asyncio's own loop then
-        return "asyncio"
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
 
 
 async def _prepare_topics(settings: Settings, tandem: TandemApp) -> None:

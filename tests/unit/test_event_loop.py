@@ -1,4 +1,4 @@
-"""`tandem worker` runs its event loops on uvloop (cheaper per callback; docs/performance.md)."""
+"""The worker's event loops are uvloop's (cheaper per callback; docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import asyncio
 
 import uvloop
 
-from streams.cli.worker import _use_uvloop
+from streams.event_loop import use_uvloop
 
 
 def test_the_worker_sets_uvloop_for_every_loop_it_makes() -> None:
     policy = asyncio.get_event_loop_policy()
     try:
-        assert _use_uvloop() == "uvloop"
+        assert use_uvloop() == "uvloop"
         # Faust's consumer thread makes its own loop with `new_event_loop`: uvloop's too.
         loop = asyncio.new_event_loop()
         try:
