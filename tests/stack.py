@@ -69,7 +69,7 @@ beside the shared stack's tests."""
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """One xdist worker runs every test of the shared stack, in order (one session worker,
-    its topics and Redis prefix); the other takes the unit and property tests meanwhile.
+    its topics and Redis prefix); the others take every other test meanwhile.
     (`--dist loadgroup` with `xdist_group` marks does not group under pytest 9.)"""
     from xdist.scheduler import LoadScopeScheduling
 
