@@ -32,7 +32,7 @@ def build(settings: Settings, output: str) -> faust.App:
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.session_timeout_s / 5,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_every=100,
         broker_commit_interval=1.0,
         web_enabled=False,

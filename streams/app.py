@@ -129,7 +129,7 @@ def _faust_app(settings: Settings) -> _FaustApp:
         consumer_auto_offset_reset="earliest",
         # A restarted worker must not wait a minute for its dead former self.
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.session_timeout_s / 5,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         # A commit flushes the producer first: once per batch or second, not per 100 messages.
         broker_commit_every=settings.batch_size,
         broker_commit_interval=1.0,

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     webhooks_file: Path | None = Field(None, description="the same, from a JSON or YAML file")
 
     @property
+    def heartbeat_interval_s(self) -> float:
+        """How often a worker tells its group it is alive: well inside the session timeout, so
+        a late heartbeat or two never costs it its partitions."""
+        return self.session_timeout_s / 5
+
+    @property
     def broker_url(self) -> str:
         return f"kafka://{self.kafka_bootstrap}"
 
