@@ -39,7 +39,7 @@ def worker(
     from streams.playbooks import load_configured_playbook
 
     settings = get_settings()
-    loop = use_uvloop()
+    use_uvloop()
     try:
         playbook = load_configured_playbook(settings)
     except Exception as exc:
@@ -52,6 +52,9 @@ def worker(
             check_unreachable(exc, kafka=settings.kafka_bootstrap)
             fail(f"cannot prepare topics on {settings.kafka_bootstrap}: {exc}")
         restore_clients_logging()  # from here on the worker's log reports the clients
+    worker_process = Worker(tandem.app, loglevel=loglevel)
+    # The loop the worker will run, named by its own module ("uvloop", "asyncio").
+    loop = type(worker_process.loop).__module__.partition(".")[0]
     console.print(
         f"tandem worker: app {tandem.app.conf.id}, broker {settings.kafka_bootstrap}, "
         f"redis {settings.redis_url}, store {settings.store}, playbook {playbook.version}, "
@@ -60,7 +63,6 @@ def worker(
     if settings.metrics_port:
         _serve_metrics(settings, tandem)
     tune_worker_gc()
-    worker_process = Worker(tandem.app, loglevel=loglevel)
     # The Kafka clients log every produce request at DEBUG; building those records costs ~6 %
     # of the worker's time even when nothing prints them.
     level = max(logging.INFO, logging.getLevelName(loglevel.upper()))
