@@ -307,7 +307,7 @@ def _agents(
         marketing_topic=full_name(MARKETING, settings.topic_prefix),
         playbook=playbook,
         identities=TableIdentityStore(identities, _suppressions(app, settings)),
-        journeys=TableJourneyStore(journeys),
+        journeys=TableJourneyStore(journeys, cache_size=settings.journeys_in_memory),
         deadlines=deadlines,
         ticks=TicksInFlight(resend_after_s=12 * settings.timer_interval_s),
         projection=JourneyProjection.from_url(
@@ -326,6 +326,9 @@ def build_app(settings: Settings, playbook: core.Playbook) -> TandemApp:
     # holds more than `max_messages` (100): a batch writes hundreds at once, by design.
     app.producer.buffer.max_messages = 8 * settings.batch_size
     agents = _agents(app, settings, playbook, identities, journeys, deadlines)
+    # As many fold states as decoded journeys: a cached journey whose state was dropped would
+    # refold in full, and walk every touchpoint again for its KPI facts, on its next change.
+    core.keep_fold_states(settings.journeys_in_memory)
 
     def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[Event]]:
         """The stream in batches: up to `batch_size` events, or what came within the wait."""

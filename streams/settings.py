@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         "partitions go to the others (a restarted worker waits it out once; the broker's "
         "minimum is 6 s)",
     )
+    journeys_in_memory: int = Field(
+        20_000,
+        ge=100,
+        description="journeys a worker keeps decoded, with their fold state, in memory: "
+        "more than its active customers keeps every change incremental; each costs memory "
+        "(docs/operations.md)",
+    )
     batch_size: int = Field(500, ge=1, description="messages an agent takes per batch at most")
     batch_within_s: float = Field(
         0.02, gt=0, description="longest an agent waits to fill a batch (adds to latency)"

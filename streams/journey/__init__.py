@@ -36,6 +36,7 @@ from streams.journey.identity import (
     signal_id,
     unmerge_identity,
 )
+from streams.journey.memo import keep_at_most as keep_fold_states
 from streams.journey.playbook import (
     PlaybookError,
     default_playbook,
@@ -95,6 +96,7 @@ __all__ = [
     "default_playbook",
     "evaluate_timers",
     "fold",
+    "keep_fold_states",
     "load_playbook",
     "load_playbook_file",
     "merge",

@@ -57,8 +57,12 @@ held by 2,700 journeys (≤ 7 more checkpoints of a short state each)."""
 
 Summarize = Callable[[Touchpoint], CompactedTouchpoint]
 
-JOURNEYS_KEPT = 4096
-"""How many journeys' states are kept (least recently used are dropped and refolded on need)."""
+JOURNEYS_KEPT = 20_000
+"""How many journeys' states are kept (least recently used are dropped and refolded on need):
+the worker sets it to as many as it keeps decoded (`keep_at_most`). Too few costs a refold and a
+new KPI facts walk on nearly every change once more customers are active than fit: on a
+5,000-person backlog, 4,096 gave 148 touchpoints/s and a KPI CPU share of 0.062, 20,000 gave
+175/s and 0.043 (docs/performance.md)."""
 
 NO_CURRENCY = "XXX"
 """ISO 4217's code for "no currency": amounts that name none are counted under it."""
@@ -200,9 +204,36 @@ def _keep(entry: Derived, predecessor: Derived | None = None) -> Derived:
     return entry
 
 
+def keep_at_most(journeys: int) -> None:
+    """Keep the states of at most this many journeys (the least recently used go first)."""
+    global JOURNEYS_KEPT
+    if journeys < 1:
+        raise ValueError("keep at least one journey's state")
+    JOURNEYS_KEPT = journeys
+    while len(_KEPT) > JOURNEYS_KEPT:
+        _KEPT.popitem(last=False)
+
+
 def forget() -> None:
     """Drop every kept state (the next operation on any record folds it in full)."""
     _KEPT.clear()
+
+
+def drop(*records: JourneyRecord, keeping: JourneyRecord) -> None:
+    """Drop the kept states of records that are gone (merged into `keeping`, whose state
+    stays): left to age out, each would hold a place among the `JOURNEYS_KEPT` that a live
+    journey's state needs."""
+    for record in records:
+        key = _key(record)
+        if key == _key(keeping):
+            continue
+        entry = _KEPT.get(key)
+        if (
+            entry is not None
+            and entry.touchpoints is record.touchpoints
+            and entry.compacted is record.compacted
+        ):
+            _KEPT.pop(key, None)
 
 
 def _checkpoint_at(n: int) -> bool:

@@ -509,6 +509,7 @@ def absorb(
     memo.carry_walks(merged, playbook, record, other)
     merged = compact(merged, playbook, max_retained)
     merged, signals = _reconcile(merged, playbook, at)
+    memo.drop(record, other, keeping=merged)
     version = max(record.version, other.version) + 1
     return Outcome(merged.model_copy(update={"version": version}), True, False, signals)
 
