@@ -104,6 +104,9 @@ HEADLINE = (
     "cost_per_touchpoint_us_1000",
     "cost_per_touchpoint_us_10000",
     "cost_flatness",
+    "cost_first_change_us_10",
+    "cost_first_change_us_1000",
+    "cost_first_change_us_10000",
     "journey_bytes_50",
     "journey_bytes_100000",
     "journey_bytes_over_cap",
@@ -121,6 +124,7 @@ HEADLINE = (
     "kpi_query_s",
     "kpi_query_journeys",
     "kpi_cpu_share",
+    "worker_peak_rss_mb",
 )
 
 

@@ -4,10 +4,11 @@ Wraps the worker's KPI entry points (`KPI_ENTRY_POINTS`: building a changed jour
 facts, queueing their version-checked write in the Redis pipeline) so each call adds the CPU
 time of the thread that ran it (`time.thread_time`, so work done in a worker thread counts
 too), and every half second writes, to the file named by ``TANDEM_BENCH_PROBE``, the
-process's CPU time and the KPI share of it, and the collector's pauses and the garbage it found
-per generation (those of 50 ms or more with their time). Costs two clock reads per call and per
-collection. A coroutine function is timed around its await: right for these, which queue into a
-pipeline and never wait on I/O (one that did would be charged for whatever ran meanwhile).
+process's CPU time and the KPI share of it, its peak resident memory, and the collector's
+pauses and the garbage it found per generation (those of 50 ms or more with their time). Costs
+two clock reads per call and per collection. A coroutine function is timed around its await:
+right for these, which queue into a pipeline and never wait on I/O (one that did would be
+charged for whatever ran meanwhile).
 
 The entry points are looked up by name: the engine's KPI code is being rebuilt, so a missing
 one is reported (``missing``), never an error — update the list when the names change.
@@ -21,6 +22,7 @@ import importlib
 import inspect
 import json
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -120,6 +122,8 @@ def _report(path: str, missing: list[str]) -> None:
             state = {
                 "at": time.time(),
                 "process_cpu_s": time.process_time(),
+                # Linux reports kilobytes.
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "kpi_cpu_s": sum(_cpu.values()),
                 "by_entry_point": {k: {"cpu_s": v, "calls": _calls[k]} for k, v in _cpu.items()},
                 "missing": missing,

@@ -1,18 +1,35 @@
 """``cost_per_touchpoint_us`` at journey length 10, 1,000 and 10,000: flat or not.
 
 For each length L a journey of L in-order touchpoints is built (`journeys.long_journey`, not
-timed), then the next `cost_appends` in-order touchpoints go through what the worker does for
-a changed journey (`worker_change`): the touchpoint applied (`core.apply_touchpoint`, what the
+timed), then the next in-order touchpoints go through what the worker does for a changed
+journey (`worker_change`): the touchpoint applied (`core.apply_touchpoint`, what the
 workflow's handler calls), the next timer (`adapters.journeys.next_due`), the snapshot and the
-KPI facts (`adapters.journeys.prepare`, the very functions the journeys agent calls). The
-metric is the mean over those appends — the marginal cost near L, not an average from an
-empty journey. Encoding the record for the table (`codec`, once per customer per batch in the
-worker) and decoding it are timed too and reported beside it.
+KPI facts (`adapters.journeys.prepare`, the very functions the journeys agent calls), the
+record encoded for the table (`codec`, once per customer per batch in the worker).
 
-The collector is tuned as in the worker (`streams.collector.tune_worker_gc`), so the measure is the
-same whether it runs alone (`--only cost`) or after `core`. The first append to a journey the
-process has not seen change pays one-time walks over every touchpoint (the KPI facts' walk,
-the totals): it is in the mean, and reported beside it with the mean of the others.
+The metric is the mean over `cost_appends` appends of apply, timers, snapshot and facts — the
+marginal cost near L of a journey the worker holds, not an average from an empty journey.
+A journey at the retention cap compacts its oldest touchpoints every `compaction_chunk` appends
+(a quarter of the cap): where the appends reach the cap, they are one such cycle
+(`appends_for`), so the compaction counts at the rate the worker pays it. Encoding is timed
+and reported beside it.
+
+Two costs are kept out of the mean and reported apart, because the worker does not pay them
+per touchpoint:
+
+* **The first change** (`first_change_us`). A journey built here (by merging chunks) has
+  never had its KPI facts, totals or breakdown asked for, so its first change walks every
+  touchpoint it has seen, compacted ones included. The worker pays that once per journey per
+  start, or when the journey's fold state was dropped to bound memory
+  (`streams.journey.memo.JOURNEYS_KEPT`); a journey that grew change by change keeps these
+  up to date. It is the first append here, timed on its own.
+* **Decoding** (`decode`). The worker's table store hands back the journey it decoded or wrote
+  last while the table holds the same bytes (`adapters.tables.TableJourneyStore`), so a
+  journey is decoded after a restart or a rebalance, not per change. It is timed after the
+  appends, on the bytes they left.
+
+The collector is tuned as in the worker (`streams.collector.tune_worker_gc`), so the measure is
+the same whether it runs alone (`--only cost`) or after `core`.
 """
 
 from __future__ import annotations
@@ -31,9 +48,13 @@ from schemas.playbook import Playbook
 from streams import journey as core
 from streams.adapters.journeys import next_due, prepare
 from streams.collector import tune_worker_gc
+from streams.journey.record import compaction_chunk
 
 PER_CHANGE = ("apply", "timers", "snapshot+facts")
 """The steps of the headline cost; "encode" and "decode" are reported beside it."""
+
+DECODES = 5
+"""How many times the stored journey is decoded after the appends (each timed)."""
 
 
 def worker_change(
@@ -42,9 +63,10 @@ def worker_change(
     playbook: Playbook,
     clock: Callable[[str], None],
     segments: dict[bytes, bytes],
-) -> JourneyRecord:
+) -> tuple[JourneyRecord, bytes]:
     """One touchpoint the way the worker handles it; `clock(step)` after each step.
-    `segments`: the journey's segments written so far (a long journey's table entries)."""
+    `segments`: the journey's segments written so far (a long journey's table entries).
+    Returns the journey and its head entry as written."""
     record = core.apply_touchpoint(record, touchpoint, playbook).record
     clock("apply")
     next_due(record, playbook)
@@ -53,28 +75,43 @@ def worker_change(
     clock("snapshot+facts")
     raw = encode_journey(record, segments)
     clock("encode")
-    decode_journey(raw, segments)
-    clock("decode")
-    return record
+    return record, raw
+
+
+def appends_for(length: int, appends: int) -> int:
+    """How many appends to time near `length`: `appends`, or a whole compaction cycle once
+    the journey reaches the retention cap (one compaction in the mean, at its steady rate;
+    the first change has just compacted: it is timed apart)."""
+    if length + appends <= core.MAX_RETAINED_TOUCHPOINTS:
+        return appends
+    cycle = compaction_chunk(core.MAX_RETAINED_TOUCHPOINTS)
+    return -(-appends // cycle) * cycle
 
 
 def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[float]]:
-    """Seconds per step for `appends` in-order touchpoints after the first `length`."""
+    """Seconds per step for `appends` in-order touchpoints after the first `length` and its
+    first change (steps "first:<step>"), and for decoding the journey they left ("decode")."""
     record = long_journey(length, playbook)
     segments: dict[bytes, bytes] = {}
-    encode_journey(record, segments)  # as stored before the appends: not timed
+    raw = encode_journey(record, segments)  # as stored before the appends: not timed
     steps: dict[str, list[float]] = defaultdict(list)
     last = 0.0
+    prefix = "first:"
 
     def clock(step: str) -> None:
         nonlocal last
         now = time.perf_counter()
-        steps[step].append(now - last)
+        steps[prefix + step].append(now - last)
         last = now
 
-    for touchpoint in page_views(length, appends):
+    for n, touchpoint in enumerate(page_views(length, appends + 1)):
+        prefix = "first:" if n == 0 else ""
         last = time.perf_counter()
-        record = worker_change(record, touchpoint, playbook, clock, segments)
+        record, raw = worker_change(record, touchpoint, playbook, clock, segments)
+    for _ in range(DECODES):
+        started = time.perf_counter()
+        decode_journey(raw, segments)
+        steps["decode"].append(time.perf_counter() - started)
     return dict(steps)
 
 
@@ -82,22 +119,29 @@ def run(ctx: Context) -> Result:
     tune_worker_gc()
     playbook = core.default_playbook()
     metrics, notes, details = {}, {}, {}
+    appended = {}
     for length in ctx.sizes.cost_lengths:
-        ctx.progress(f"journey of {length:,} touchpoints: {ctx.sizes.cost_appends} appends")
-        steps = appends_at(length, ctx.sizes.cost_appends, playbook)
+        appends = appended[str(length)] = appends_for(length, ctx.sizes.cost_appends)
+        ctx.progress(f"journey of {length:,} touchpoints: {appends} appends")
+        steps = appends_at(length, appends, playbook)
         per_change = [sum(parts) for parts in zip(*(steps[s] for s in PER_CHANGE), strict=True)]
+        first = sum(steps[f"first:{s}"][0] for s in PER_CHANGE) * 1e6
         name = f"cost_per_touchpoint_us_{length}"
         metrics[name] = statistics.fmean(per_change) * 1e6
-        first, rest = per_change[0] * 1e6, statistics.fmean(per_change[1:] or per_change) * 1e6
+        metrics[f"cost_first_change_us_{length}"] = first
         notes[name] = (
-            f"p50 {statistics.median(per_change) * 1e6:,.0f} µs; first {first:,.0f}, "
-            f"then mean {rest:,.0f}; "
+            f"p50 {statistics.median(per_change) * 1e6:,.0f} µs; "
             + ", ".join(
                 f"{s} {statistics.fmean(steps[s]) * 1e6:,.0f}" for s in (*PER_CHANGE, "encode")
             )
+            + f"; decode {statistics.median(steps['decode']) * 1e6:,.0f} (not per change)"
+        )
+        notes[f"cost_first_change_us_{length}"] = (
+            "the journey's first change: walks every touchpoint (once per start or eviction)"
         )
         details[str(length)] = {
             step: {"mean_us": statistics.fmean(v) * 1e6, "p50_us": statistics.median(v) * 1e6}
             for step, v in steps.items()
-        } | {"first_append_us": first, "mean_after_first_us": rest}
-    return Result(metrics, notes, {"appends": ctx.sizes.cost_appends, "by_length": details})
+            if not step.startswith("first:")
+        } | {"first_change_us": first}
+    return Result(metrics, notes, {"appends": appended, "by_length": details})

@@ -9,7 +9,7 @@ nothing written and no journey added for a quiet window; the end is the last cha
 
 ``kpi_cpu_share``: of the worker's CPU time over the same span, the share spent in KPI code
 (`worker_probe.KPI_ENTRY_POINTS`: building the KPI facts of a changed journey, queueing their
-write).
+write). ``worker_peak_rss_mb``: the worker's peak resident memory by the end of the drain.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def run(ctx: Context) -> Result:
     )
     share, kpi_note = _kpi_share(probe_before, probe_after)
     metrics = {"engine_events_per_s": count / seconds, "kpi_cpu_share": share}
+    if probe_after is not None and "peak_rss_mb" in probe_after:
+        metrics["worker_peak_rss_mb"] = probe_after["peak_rss_mb"]
     notes = {
         "engine_events_per_s": f"{count:,} touchpoints in {seconds:.1f} s; "
         f"{drained.live_journeys:,} live journeys, replay {expected:,}",
