@@ -12,7 +12,8 @@ the same fold; the entry keeps them alive so their ids cannot be reused), with:
 * the journey's totals (counts, revenue, spend, first and last touch) over every touchpoint,
   compacted or retained;
 * a `Walk` of every touchpoint in (event time, event id) order (the KPI facts' walk, see
-  `streams.journey.kpis.walk`), made on first need and extended by in-order touchpoints.
+  `streams.journey.kpis.walk`), made on first need and extended by in-order touchpoints, and
+  the walk of the compacted prefix alone, which a walk made afresh goes on from.
 
 The operations on a record (`streams.journey.record`) derive the successor's entry from the
 predecessor's: an in-order touchpoint steps a `clone` of the state once; a late one refolds from
@@ -144,6 +145,10 @@ class Walk(Protocol):
         """A walk to make afresh on next need, keeping what these walks derived per
         touchpoint (for a union of their journeys)."""
 
+    def then(self, summaries: Sequence[CompactedTouchpoint]) -> Walk | None:
+        """This walk and these compacted touchpoints (in order); None unless they come after
+        every touchpoint walked so far."""
+
 
 @dataclass
 class Derived:
@@ -164,6 +169,10 @@ class Derived:
     prefix_named: tuple[tuple[datetime, str], str] | None = None
     """The compacted prefix's latest summary naming an account: ((time, event id), account)."""
     prefix_named_known: bool = False
+    prefix_walk: Walk | None = None
+    """The walk of the compacted prefix alone (None: not made yet): a walk made afresh after a
+    late touchpoint goes on from it through the retained touchpoints, which all come after
+    the horizon, instead of walking the whole journey again."""
     facts: tuple[str, str | None, str, tuple[str, ...]] | None = None
     """The KPI facts' JSON of these touchpoints (`kpis.journey_facts_json`): (customer id,
     account, the text before the version, the text after it in pieces to join)."""
@@ -189,8 +198,10 @@ def _keep(entry: Derived, predecessor: Derived | None = None) -> Derived:
         # The same prefix object (it changes once per compaction chunk): the same answer.
         entry.prefix_named = predecessor.prefix_named
         entry.prefix_named_known = predecessor.prefix_named_known
+        entry.prefix_walk = predecessor.prefix_walk
     else:  # another prefix (an entry made by `replace` copied the old one's answer)
         entry.prefix_named, entry.prefix_named_known = None, False
+        entry.prefix_walk = None
     if predecessor is not None and predecessor is not entry:
         # The predecessor was superseded: keep one entry per journey in the usual flow.
         old = (id(predecessor.touchpoints), id(predecessor.compacted))
@@ -314,6 +325,15 @@ def hand_on_prefix_named(
         return  # not known before: found on first need, as usual
     entry.prefix_named = latest_named(added) or predecessor.prefix_named
     entry.prefix_named_known = True
+
+
+def hand_on_prefix_walk(
+    entry: Derived, predecessor: Derived, added: Sequence[CompactedTouchpoint]
+) -> None:
+    """After a compaction that appended `added` to the predecessor's prefix (in order), the
+    new prefix's walk from the predecessor's, if it had one: O(chunk), not O(journey)."""
+    if predecessor.prefix_walk is not None:
+        entry.prefix_walk = predecessor.prefix_walk.then(added)
 
 
 def _shared_prefix(a: Sequence[Touchpoint], b: Sequence[Touchpoint]) -> int:

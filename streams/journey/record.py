@@ -264,6 +264,7 @@ def compact(record: JourneyRecord, playbook: Playbook, max_retained: int) -> Jou
     )
     if in_order:
         memo.hand_on_prefix_named(kept_entry, entry, added)
+        memo.hand_on_prefix_walk(kept_entry, entry, added)
     return compacted
 
 

@@ -57,11 +57,22 @@ def _walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk:
     walk = entry.walk
     compacted = len(record.compacted.touchpoints) if record.compacted else 0
     if not isinstance(walk, FactsWalk) or walk.count != compacted + len(record.touchpoints):
-        walk = FactsWalk.of(record, walk.known if isinstance(walk, FactsWalk) else None)
+        known = walk.known if isinstance(walk, FactsWalk) else None
+        walk = FactsWalk.of(record, known, _prefix_walk(record, entry))
         entry.walk = walk
     if len(walk.known) > 2 * len(record.touchpoints) + 64:
         walk.known = walk.known_of(record)  # compacted touchpoints' steps, let go
     return walk
+
+
+def _prefix_walk(record: JourneyRecord, entry: memo.Derived) -> FactsWalk | None:
+    """The walk of the record's compacted prefix, made once per prefix (None: no prefix)."""
+    if record.compacted is None:
+        return None
+    kept = entry.prefix_walk
+    if not isinstance(kept, FactsWalk) or kept.count != len(record.compacted.touchpoints):
+        kept = entry.prefix_walk = FactsWalk.of_summaries(record.compacted.touchpoints)
+    return kept
 
 
 def _won(walk: FactsWalk, wins: list[Win], retained: dict[str, Touchpoint]) -> list[WonDeal]:

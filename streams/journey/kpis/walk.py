@@ -32,6 +32,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -231,25 +232,75 @@ class FactsWalk:
     """The steps of retained touchpoints seen by this journey's walks (shared by them)."""
 
     @classmethod
-    def of(cls, record: JourneyRecord, known: Known | None = None) -> FactsWalk:
+    def of(
+        cls, record: JourneyRecord, known: Known | None = None, prefix: FactsWalk | None = None
+    ) -> FactsWalk:
         """The walk over every touchpoint of a record (compacted ones as their summaries),
-        re-deriving only the retained touchpoints `known` has no step of."""
+        re-deriving only the retained touchpoints `known` has no step of. With `prefix`, the
+        walk of the record's compacted prefix alone (`of_summaries`), it goes on from that
+        through the retained touchpoints (O(retained), not O(journey)) when they all come
+        after it, as they do: a touchpoint behind the horizon is compacted on arrival."""
         compacted = record.compacted.touchpoints if record.compacted else []
-        walk = cls()
-        if known is not None:
-            walk.known = known  # shared, like `plus` shares it (`facts._walk` prunes it)
-        steps: list[Stepped] = [
-            ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
-        ]
-        fresh = walk.known
+        steps: list[Stepped] = []
+        fresh: Known = {} if known is None else known
         for tp in record.touchpoints:
             step = fresh.get(id(tp))
             if step is None:
                 step = fresh[id(tp)] = Step.of(tp)
             steps.append((step.key, step.summary, step.at, step.said))
         steps.sort(key=itemgetter(0))
+        if (
+            prefix is not None
+            and prefix.count == len(compacted)
+            and (not steps or prefix.last_key is None or steps[0][0] > prefix.last_key)
+        ):
+            walk = prefix._forked()
+        else:
+            walk = cls()
+            head: list[Stepped] = [
+                ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in compacted
+            ]
+            steps = sorted(head + steps, key=itemgetter(0)) if head else steps
+        walk.known = fresh  # shared, like `plus` shares it (`facts._walk` prunes it)
         walk.walk_all(steps)
         walk.sizes = walk.tapes.sizes()
+        return walk
+
+    @classmethod
+    def of_summaries(cls, summaries: Sequence[CompactedTouchpoint]) -> FactsWalk:
+        """The walk over compacted touchpoints alone (a prefix, in its order)."""
+        walk = cls()
+        walk.walk_all(
+            sorted(
+                (((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in summaries),
+                key=itemgetter(0),
+            )
+        )
+        walk.sizes = walk.tapes.sizes()
+        return walk
+
+    def then(self, summaries: Sequence[CompactedTouchpoint]) -> FactsWalk | None:
+        """This walk and these compacted touchpoints (in order); None unless they come after
+        every touchpoint walked so far."""
+        steps: list[Stepped] = [
+            ((s.occurred_at, s.event_id), s, _micros(s.occurred_at), None) for s in summaries
+        ]
+        if self.stale or any(a[0] >= b[0] for a, b in pairwise(steps)):
+            return None
+        if steps and self.last_key is not None and steps[0][0] <= self.last_key:
+            return None
+        walk = self._forked()
+        walk.known = {}
+        walk.walk_all(steps)
+        walk.sizes = walk.tapes.sizes()
+        return walk
+
+    def _forked(self) -> FactsWalk:
+        """A copy to extend: its own paths; the tapes shared if this walk is their longest
+        reader, else its prefix of them copied (like `plus`)."""
+        walk = replace(self, channels=self.channels.copy(), campaigns=self.campaigns.copy())
+        if walk.tapes.sizes() != self.sizes:
+            walk.tapes = walk.tapes.prefix(self.sizes)
         return walk
 
     def walk_all(self, steps: Sequence[Stepped]) -> None:

@@ -8,6 +8,8 @@ model is built without `model_construct`'s field walk. None of it may change a f
 
 from __future__ import annotations
 
+import pytest
+
 from schemas.kpis import JourneyFacts
 from streams import journey as core
 from streams.journey import kpis, memo
@@ -156,3 +158,53 @@ def test_the_facts_json_escapes_names_like_pydantic_and_follows_a_version_only_c
         expected = kpis.journey_facts(later, PB).model_dump_json(exclude_defaults=True)
         assert kpis.journey_facts_json(later, PB) == expected
     assert memo.lookup(later, PB).facts is not None
+
+
+def test_a_late_touchpoint_in_a_long_journey_walks_on_from_the_compacted_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A late touchpoint voids the walk; the walk made afresh goes on from the walk of the
+    # compacted prefix (made once per prefix, handed on by in-order compactions) through the
+    # retained touchpoints only, and gives the facts of a walk from scratch.
+    memo.forget()
+    record = core.new_journey("cus_long_late")
+    events = won_journey() + [
+        tp("marketing.page_viewed", f"v{n}", at(days=40, minutes=2 * n),
+           email="ada@lovelace.example", props={"url": "u"}, channel="email")
+        for n in range(120)
+    ]  # fmt: skip
+    for event in events:
+        record = core.apply_touchpoint(record, event, PB, max_retained=16).record
+        kpis.journey_facts(record, PB)
+    assert record.compacted is not None
+    first_late = tp("marketing.page_viewed", "late0", at(days=40, minutes=2 * 115 + 1),
+                    email="ada@lovelace.example", props={"url": "u"}, channel="social")  # fmt: skip
+    record = core.apply_touchpoint(record, first_late, PB, max_retained=16).record
+    facts = kpis.journey_facts(record, PB)
+    prefix_walk = memo.lookup(record, PB).prefix_walk
+    assert isinstance(prefix_walk, FactsWalk)
+    assert prefix_walk.count == len(record.compacted.touchpoints)
+    assert facts == fresh_facts(record)
+    for n in range(1, 20):  # more in order (compactions hand the prefix walk on), then late
+        event = tp("marketing.page_viewed", f"w{n}", at(days=41, minutes=2 * n),
+                   email="ada@lovelace.example", props={"url": "u"}, channel="email")  # fmt: skip
+        record = core.apply_touchpoint(record, event, PB, max_retained=16).record
+        kpis.journey_facts(record, PB)
+    handed_on = memo.lookup(record, PB).prefix_walk
+    assert isinstance(handed_on, FactsWalk) and handed_on is not prefix_walk
+    assert handed_on.count == len(record.compacted.touchpoints)
+    walked: list[int] = []
+    walk_all = FactsWalk.walk_all
+    monkeypatch.setattr(
+        FactsWalk, "walk_all", lambda w, steps: walked.append(len(steps)) or walk_all(w, steps)
+    )
+    late = tp("marketing.form_viewed", "late1", at(days=41, minutes=2 * 15 + 1),
+              email="ada@lovelace.example", props={"form_id": "f"}, channel="social")  # fmt: skip
+    record = core.apply_touchpoint(record, late, PB, max_retained=16).record
+    facts = kpis.journey_facts(record, PB)
+    monkeypatch.undo()
+    # Walked: the chunk compacted on arrival (handed on to the prefix's walk), then the
+    # retained touchpoints, never the whole journey.
+    assert walked and max(walked) <= len(record.touchpoints) < len(record.compacted.touchpoints)
+    assert facts == fresh_facts(record)
+    assert facts.model_dump_json() == fresh_facts(record).model_dump_json()
