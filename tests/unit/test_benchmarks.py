@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.measures.cost import DECODES, PER_CHANGE, appends_at
 from benchmarks.measures.latency import first_handoff_latencies
 from benchmarks.report import derived, merge_results, percentile, table, verdict
 from benchmarks.signals import Handoff
+from streams import journey as core
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -121,3 +123,12 @@ def test_collector_pauses_are_matched_to_the_slow_probes_they_delayed() -> None:
     pauses = [[1.2, 2, 0.3], [5.0, 2, 0.4]]
 
     assert collector_in_tail(windows, pauses, 250.0) == (3, 1)
+
+
+def test_the_cost_measure_times_the_first_change_and_decoding_apart() -> None:
+    steps = appends_at(10, 3, core.default_playbook())
+    for step in (*PER_CHANGE, "encode"):
+        assert len(steps[step]) == 3  # the appends after the first change
+        assert len(steps[f"first:{step}"]) == 1
+    assert len(steps["decode"]) == DECODES  # after the appends, not between them
+    assert all(seconds > 0 for timed in steps.values() for seconds in timed)
