@@ -230,6 +230,17 @@ def forget() -> None:
     _KEPT.clear()
 
 
+def release(record: JourneyRecord) -> None:
+    """A record that moved away (merged into another journey, still on its way there): its
+    state is the first to go when room is needed, not dropped, so the absorb that takes it in
+    can still fold on from it."""
+    key = _key(record)
+    entry = _KEPT.get(key)
+    if entry is not None and entry.touchpoints is record.touchpoints:
+        with suppress(KeyError):
+            _KEPT.move_to_end(key, last=False)
+
+
 def drop(*records: JourneyRecord, keeping: JourneyRecord) -> None:
     """Drop the kept states of records that are gone (merged into `keeping`, whose state
     stays): left to age out, each would hold a place among the `JOURNEYS_KEPT` that a live

@@ -515,6 +515,12 @@ def absorb(
     return Outcome(merged.model_copy(update={"version": version}), True, False, signals)
 
 
+def moved_away(record: JourneyRecord) -> None:
+    """The journey moved to the customer it merged into: what is kept of it in memory goes
+    first when room is needed (the absorb that takes it in drops it)."""
+    memo.release(record)
+
+
 @dataclass(frozen=True)
 class Split:
     """The two journeys `split` makes of one.

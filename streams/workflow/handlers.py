@@ -202,6 +202,7 @@ def journey_moved(customer_id: str, message: Move, unit: JourneyUnit) -> None:
             message.to,
             Absorb(record=stored, cause_event_id=message.cause_event_id, at=message.at),
         )
+        records.moved_away(stored)
         unit.counters.moves += 1
         version = stored.version + 1
     # Even with nothing here yet: an absorb still on its way to this id must follow.

@@ -13,6 +13,7 @@ import pytest
 
 from streams import journey as core
 from streams.journey import memo
+from streams.journey.record import moved_away
 
 from .builders import at, tp
 
@@ -80,3 +81,18 @@ def test_lowering_the_bound_drops_states_at_once() -> None:
 def test_a_bound_under_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         core.keep_fold_states(0)
+
+
+def test_a_journey_that_moved_away_goes_first_yet_stays_for_its_absorb() -> None:
+    core.keep_fold_states(3)
+    theirs = journey_of("theirs", 3)
+    ours = journey_of("ours", 2)
+    moved_away(theirs)
+    assert kept(theirs)  # still there for the absorb on its way
+    merged = core.absorb(ours, theirs, PB, "link", at(days=1)).record
+    assert kept(merged) and not kept(theirs)
+    moved = journey_of("moved", 1)
+    moved_away(moved)
+    others = [journey_of(f"j{n}", 1) for n in range(2)]
+    assert not kept(moved)  # room was needed: it went first
+    assert kept(merged) and all(kept(j) for j in others)
