@@ -210,9 +210,25 @@ def _keep(entry: Derived, predecessor: Derived | None = None) -> Derived:
     key = (id(entry.touchpoints), id(entry.compacted))
     _KEPT[key] = entry
     _KEPT.move_to_end(key)
+    _evict()
+    return entry
+
+
+def _evict() -> None:
     while len(_KEPT) > JOURNEYS_KEPT:
         _KEPT.popitem(last=False)
-    return entry
+
+
+def _kept_of(record: JourneyRecord) -> Derived | None:
+    """The entry kept for this very record, if any (a key's ids may name a record since gone)."""
+    entry = _KEPT.get(_key(record))
+    if (
+        entry is not None
+        and entry.touchpoints is record.touchpoints
+        and entry.compacted is record.compacted
+    ):
+        return entry
+    return None
 
 
 def keep_at_most(journeys: int) -> None:
@@ -221,8 +237,7 @@ def keep_at_most(journeys: int) -> None:
     if journeys < 1:
         raise ValueError("keep at least one journey's state")
     JOURNEYS_KEPT = journeys
-    while len(_KEPT) > JOURNEYS_KEPT:
-        _KEPT.popitem(last=False)
+    _evict()
 
 
 def forget() -> None:
@@ -234,11 +249,9 @@ def release(record: JourneyRecord) -> None:
     """A record that moved away (merged into another journey, still on its way there): its
     state is the first to go when room is needed, not dropped, so the absorb that takes it in
     can still fold on from it."""
-    key = _key(record)
-    entry = _KEPT.get(key)
-    if entry is not None and entry.touchpoints is record.touchpoints:
+    if _kept_of(record) is not None:
         with suppress(KeyError):
-            _KEPT.move_to_end(key, last=False)
+            _KEPT.move_to_end(_key(record), last=False)
 
 
 def drop(*records: JourneyRecord, keeping: JourneyRecord) -> None:
@@ -247,14 +260,7 @@ def drop(*records: JourneyRecord, keeping: JourneyRecord) -> None:
     journey's state needs."""
     for record in records:
         key = _key(record)
-        if key == _key(keeping):
-            continue
-        entry = _KEPT.get(key)
-        if (
-            entry is not None
-            and entry.touchpoints is record.touchpoints
-            and entry.compacted is record.compacted
-        ):
+        if key != _key(keeping) and _kept_of(record) is not None:
             _KEPT.pop(key, None)
 
 
