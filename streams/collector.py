@@ -3,12 +3,18 @@
 Both hold hundreds of thousands of long-lived objects (journeys, fold states, pydantic
 models) that Python's default thresholds (700 allocations) scan over and over.
 
-* **The worker** raises the thresholds (`WORKER_THRESHOLDS`). Its collections are mostly young
-  ones over what its batches have in flight (events, messages, futures, journeys being
-  changed), and they find cyclic garbage (Faust's and the Kafka client's), so they must run.
-  Freezing the survivors, as a replay does, was measured on the bench drain and not kept: the
-  young collections cost the same (4.5 s against 4.9 s of 137), and the full collections it
-  then needs to reclaim frozen garbage came while the heap grew, as pauses of 0.7–1.8 s.
+* **The worker** raises the thresholds (`WORKER_THRESHOLDS`) and freezes what survives each
+  collection too (`tune_worker_gc`). Its young collections find cyclic garbage (Faust's and
+  the Kafka client's) and must run, but what survives one is nearly all long-lived: decoded
+  journeys and their fold states. Collected again by the older generations, that was about
+  1 s per bench drain in one pause, and at 10,000 people 12.8 s with pauses of up to 4.2 s
+  (docs/performance.md). Frozen, the survivors are scanned once. A cycle that dies after it
+  was frozen waits for the next reclaim (`reclaim_every`, `TANDEM_COLLECTOR_RECLAIM_S`: one
+  full collection), and there is little of it: 64–328 objects per 90 s of a worker draining
+  as fast as it can. A full collection's pause grows with the heap (1.5 s to 8.9 s while a
+  worker filled with 10,000 journeys), so reclaims are rare and on a clock: an earlier
+  attempt reclaimed whenever the frozen objects had doubled, and so collected in full again
+  and again while the heap grew.
 * **A replay** freezes the survivors of every collection (`freeze_survivors`). The journey
   workflow makes no reference cycles (`tests/unit/test_collector.py` checks it), so scanning
   long-lived objects again finds nothing. With `gc.freeze` after each collection (it moves
@@ -22,8 +28,13 @@ models) that Python's default thresholds (700 allocations) scan over and over.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
+import time
 from typing import Any
+
+log = logging.getLogger("tandem.worker")
 
 WORKER_THRESHOLDS = (50_000, 20, 20)
 """Young collections every 50,000 allocations: at Python's default (700) collection took 20–40 %
@@ -34,8 +45,33 @@ REPLAY_THRESHOLDS = (700, 10, 10)
 
 
 def tune_worker_gc() -> None:
-    """Set the collector for a worker (see the module doc)."""
+    """Set the collector for a worker: fewer young collections, and what is alive now and
+    survives each collection frozen (see the module doc; `reclaim_frozen` takes it back)."""
     gc.set_threshold(*WORKER_THRESHOLDS)
+    _freeze_from_now()
+
+
+def reclaim_frozen() -> int:
+    """Collect the cyclic garbage among the frozen objects (one full collection, a pause
+    that grows with the heap); what survives is frozen again. Returns what it found."""
+    gc.unfreeze()
+    return gc.collect()
+
+
+def reclaim_every(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    """Run `reclaim_frozen` on `loop` (the worker's, between its batches) every `seconds`
+    (0: never)."""
+    if not seconds:
+        return
+
+    def reclaim() -> None:
+        started = time.perf_counter()
+        found = reclaim_frozen()
+        log.info("collector: reclaimed %d frozen objects in %.2f s (a full collection)",
+                 found, time.perf_counter() - started)  # fmt: skip
+        loop.call_later(seconds, reclaim)
+
+    loop.call_later(seconds, reclaim)
 
 
 def _freeze_after(phase: str, info: dict[str, Any]) -> None:
@@ -47,6 +83,10 @@ def freeze_survivors() -> None:
     """Set the collector for a replay: what is alive now, and what survives each collection
     from now on, is frozen (see the module doc). Setting it twice is setting it once."""
     gc.set_threshold(*REPLAY_THRESHOLDS)
+    _freeze_from_now()
+
+
+def _freeze_from_now() -> None:
     gc.freeze()
     if _freeze_after not in gc.callbacks:
         gc.callbacks.append(_freeze_after)

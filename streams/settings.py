@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "more than its active customers keeps every change incremental; each costs memory "
         "(docs/operations.md)",
     )
+    collector_reclaim_s: float = Field(
+        21_600.0,
+        ge=0,
+        description="how often a worker collects the little cyclic garbage among the objects it "
+        "froze: one full collection, a pause that grows with its heap (0: never; "
+        "docs/operations.md)",
+    )
     batch_size: int = Field(500, ge=1, description="messages an agent takes per batch at most")
     batch_within_s: float = Field(
         0.02, gt=0, description="longest an agent waits to fill a batch (adds to latency)"

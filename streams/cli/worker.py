@@ -15,7 +15,7 @@ from streams.cli._common import (
     restore_clients_logging,
     run,
 )
-from streams.collector import tune_worker_gc
+from streams.collector import reclaim_every, tune_worker_gc
 from streams.event_loop import use_uvloop
 from streams.settings import Settings, get_settings
 
@@ -63,6 +63,7 @@ def worker(
     if settings.metrics_port:
         _serve_metrics(settings, tandem)
     tune_worker_gc()
+    reclaim_every(worker_process.loop, settings.collector_reclaim_s)
     # The Kafka clients log every produce request at DEBUG; building those records costs ~6 %
     # of the worker's time even when nothing prints them.
     level = max(logging.INFO, logging.getLevelName(loglevel.upper()))

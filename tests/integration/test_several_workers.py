@@ -75,6 +75,7 @@ async def test_a_worker_joining_and_one_leaving_mid_stream_leave_the_replays_jou
     assert left_with in (0, -signal.SIGTERM), "the first worker did not stop on SIGTERM"
     assert second.log_text().count("Ready") >= 1
     assert "event loop uvloop" in " ".join(second.log_text().split())  # the console wraps
+    assert "collector: reclaimed" in second.log_text()  # every 5 s in the tests
     assert result.equal, result.summary()
 
 

@@ -4,6 +4,7 @@ Each test's changes to the collector are undone by `tests/conftest.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from datetime import UTC, datetime
@@ -74,9 +75,53 @@ def test_setting_it_twice_is_setting_it_once() -> None:
     assert gc.callbacks.count(collector._freeze_after) == 1
 
 
-def test_a_worker_collects_as_python_does_less_often() -> None:
+def test_a_worker_freezes_what_each_collection_leaves_less_often() -> None:
     collector.tune_worker_gc()
-    node = _frozen_cycle()  # nothing freezes it here
-    gc.collect()
-    assert node() is None
+    frozen = gc.get_freeze_count()
+    kept = [[n] for n in range(1_000)]
+    gc.collect(0)
+    assert gc.get_freeze_count() >= frozen + len(kept)
     assert gc.get_threshold() == collector.WORKER_THRESHOLDS
+
+
+def test_a_worker_reclaims_the_garbage_it_froze() -> None:
+    collector.tune_worker_gc()
+    node = _frozen_cycle()
+    gc.collect()
+    assert node() is not None  # frozen: out of every collection's reach until reclaimed
+    kept = [[n] for n in range(1_000)]
+    assert collector.reclaim_frozen() >= 1
+    assert node() is None
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(kept)  # what survived the reclaim is frozen again
+    gc.collect(0)
+    assert gc.get_freeze_count() >= frozen
+
+
+def test_a_worker_reclaims_on_its_loop_every_interval() -> None:
+    collector.tune_worker_gc()
+    node = _frozen_cycle()
+    loop = asyncio.new_event_loop()
+    try:
+        collector.reclaim_every(loop, 0.05)
+        loop.run_until_complete(asyncio.sleep(0.02))
+        assert node() is not None  # not yet due
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert node() is None
+        last = _frozen_cycle()  # and again, an interval later: it keeps reclaiming
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert last() is None
+    finally:
+        loop.close()
+
+
+def test_a_worker_told_never_to_reclaim_never_does() -> None:
+    collector.tune_worker_gc()
+    node = _frozen_cycle()
+    loop = asyncio.new_event_loop()
+    try:
+        collector.reclaim_every(loop, 0)
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert node() is not None
+    finally:
+        loop.close()
