@@ -31,6 +31,7 @@ class Sizes:
     people: int = 2_700  # ~22,400 touchpoints (7.5 per person and 10 % duplicates)
     cost_lengths: tuple[int, ...] = (10, 1_000, 10_000)
     cost_appends: int = 50
+    cost_rounds: int = 8
     bytes_lengths: tuple[int, ...] = (50, 100_000)
     live_journey_length: int = 100_000
     latency_s: float = 60.0
@@ -46,6 +47,7 @@ class Sizes:
         return cls(
             people=250,
             cost_appends=5,
+            cost_rounds=1,
             bytes_lengths=(50, 5_000),
             live_journey_length=3_000,
             latency_s=10.0,

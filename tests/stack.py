@@ -107,7 +107,7 @@ def settings(
         # A killed worker's successor waits this out before it joins: the broker's minimum.
         session_timeout_s=6.0,
         # Every worker of the suite collects its frozen garbage in full every few seconds, so
-        # the tests run through reclaims while journeys change (an hour by default).
+        # the tests run through reclaims while journeys change (6 hours by default).
         collector_reclaim_s=5.0,
         metrics_port=0,  # many workers per machine; a test that scrapes picks a free port
         kafka_bootstrap=Settings().kafka_bootstrap,

@@ -8,7 +8,11 @@ KPI facts (`adapters.journeys.prepare`, the very functions the journeys agent ca
 record encoded for the table (`codec`, once per customer per batch in the worker).
 
 The metric is the mean over `cost_appends` appends of apply, timers, snapshot and facts — the
-marginal cost near L of a journey the worker holds, not an average from an empty journey.
+marginal cost near L of a journey the worker holds, not an average from an empty journey —
+in each of `cost_rounds` rounds, the lengths taken in turn within a round. One round at 10
+is 50 appends, about 30 ms of work, and its mean moved by half from run to run (flatness from
+1.2 to 3.9 in thirteen one-round runs within an hour); rounds taken in turn let a machine
+that slows down for a while slow every length alike (eight rounds: 1.8–2.3 in six runs).
 A journey at the retention cap compacts its oldest touchpoints every `compaction_chunk` appends
 (a quarter of the cap): where the appends reach the cap, they are one such cycle
 (`appends_for`), so the compaction counts at the rate the worker pays it. Encoding is timed
@@ -115,33 +119,54 @@ def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[
     return dict(steps)
 
 
+def rounds_at(
+    lengths: tuple[int, ...], appends: int, rounds: int, playbook: Playbook,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[int, dict[str, list[float]]]:  # fmt: skip
+    """`appends_at` each length `rounds` times, the lengths taken in turn within a round (a
+    machine that slows down for a while slows every length alike); each step's timings of all
+    rounds, by length (a first-change step has one per round)."""
+    steps: dict[int, dict[str, list[float]]] = {length: defaultdict(list) for length in lengths}
+    for n in range(rounds):
+        for length in lengths:
+            count = appends_for(length, appends)
+            progress(f"round {n + 1} of {rounds}: a journey of {length:,}, {count} appends")
+            for step, timed in appends_at(length, count, playbook).items():
+                steps[length][step].extend(timed)
+    return steps
+
+
 def run(ctx: Context) -> Result:
     tune_worker_gc()
     playbook = core.default_playbook()
+    lengths, rounds = ctx.sizes.cost_lengths, ctx.sizes.cost_rounds
+    timed = rounds_at(lengths, ctx.sizes.cost_appends, rounds, playbook, ctx.progress)
     metrics, notes, details = {}, {}, {}
-    appended = {}
-    for length in ctx.sizes.cost_lengths:
-        appends = appended[str(length)] = appends_for(length, ctx.sizes.cost_appends)
-        ctx.progress(f"journey of {length:,} touchpoints: {appends} appends")
-        steps = appends_at(length, appends, playbook)
+    appended = {str(n): appends_for(n, ctx.sizes.cost_appends) for n in lengths}
+    for length, steps in timed.items():
         per_change = [sum(parts) for parts in zip(*(steps[s] for s in PER_CHANGE), strict=True)]
-        first = sum(steps[f"first:{s}"][0] for s in PER_CHANGE) * 1e6
+        firsts = [
+            sum(parts) for parts in zip(*(steps[f"first:{s}"] for s in PER_CHANGE), strict=True)
+        ]
+        first = statistics.median(firsts) * 1e6
         name = f"cost_per_touchpoint_us_{length}"
         metrics[name] = statistics.fmean(per_change) * 1e6
         metrics[f"cost_first_change_us_{length}"] = first
         notes[name] = (
-            f"p50 {statistics.median(per_change) * 1e6:,.0f} µs; "
+            f"{len(per_change)} appends in {rounds} rounds; p50 "
+            f"{statistics.median(per_change) * 1e6:,.0f} µs; "
             + ", ".join(
                 f"{s} {statistics.fmean(steps[s]) * 1e6:,.0f}" for s in (*PER_CHANGE, "encode")
             )
             + f"; decode {statistics.median(steps['decode']) * 1e6:,.0f} (not per change)"
         )
         notes[f"cost_first_change_us_{length}"] = (
-            "the journey's first change: walks every touchpoint (once per start or eviction)"
+            "the journey's first change, median of the rounds: walks every touchpoint "
+            "(once per start or eviction)"
         )
         details[str(length)] = {
             step: {"mean_us": statistics.fmean(v) * 1e6, "p50_us": statistics.median(v) * 1e6}
             for step, v in steps.items()
             if not step.startswith("first:")
-        } | {"first_change_us": first}
-    return Result(metrics, notes, {"appends": appended, "by_length": details})
+        } | {"first_change_us": first, "first_change_us_by_round": [f * 1e6 for f in firsts]}
+    return Result(metrics, notes, {"appends": appended, "rounds": rounds, "by_length": details})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.measures.cost import DECODES, PER_CHANGE, appends_at
+from benchmarks.measures.cost import DECODES, PER_CHANGE, appends_at, rounds_at
 from benchmarks.measures.latency import first_handoff_latencies
 from benchmarks.report import derived, merge_results, percentile, table, verdict
 from benchmarks.signals import Handoff
@@ -132,3 +132,13 @@ def test_the_cost_measure_times_the_first_change_and_decoding_apart() -> None:
         assert len(steps[f"first:{step}"]) == 1
     assert len(steps["decode"]) == DECODES  # after the appends, not between them
     assert all(seconds > 0 for timed in steps.values() for seconds in timed)
+
+
+def test_the_cost_measure_takes_the_lengths_in_turn_round_by_round() -> None:
+    said: list[str] = []
+    timed = rounds_at((10, 20), 2, 3, core.default_playbook(), said.append)
+    assert [line.split(":")[1].split(",")[0] for line in said] == [
+        " a journey of 10", " a journey of 20"] * 3  # fmt: skip
+    for steps in timed.values():
+        assert len(steps["apply"]) == 2 * 3  # every round's appends
+        assert len(steps["first:apply"]) == 3  # one first change per round

@@ -103,13 +103,13 @@ def test_a_worker_reclaims_on_its_loop_every_interval() -> None:
     node = _frozen_cycle()
     loop = asyncio.new_event_loop()
     try:
-        collector.reclaim_every(loop, 0.05)
-        loop.run_until_complete(asyncio.sleep(0.02))
+        collector.reclaim_every(loop, 0.5)
+        loop.run_until_complete(asyncio.sleep(0.05))
         assert node() is not None  # not yet due
-        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.run_until_complete(asyncio.sleep(0.6))
         assert node() is None
         last = _frozen_cycle()  # and again, an interval later: it keeps reclaiming
-        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.run_until_complete(asyncio.sleep(0.6))
         assert last() is None
     finally:
         loop.close()
