@@ -26,9 +26,14 @@ CHANNELS = ("organic_search", "paid_search", "email", "social", "referral")
 PAGES = ("/", "/pricing", "/product", "/blog/funnels", "/integrations", "/customers", "/demo")
 
 
-def _document(i: int) -> dict[str, Any]:
+MINUTE_APART = 60
+"""Seconds between the long journey's touchpoints, unless a measure asks for another gap."""
+
+
+def _document(i: int, gap_s: int = MINUTE_APART) -> dict[str, Any]:
     """Touchpoint `i` of the long journey: varied like a real one (kinds, pages, campaigns),
-    with a random-looking id as tools send, so compression sees realistic content."""
+    with a random-looking id as tools send, so compression sees realistic content; about
+    `gap_s` seconds after the one before."""
     pick = random.Random(i)
     channel = pick.choice(CHANNELS)
     kind, properties = pick.choice(
@@ -46,7 +51,7 @@ def _document(i: int) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid5(ID_NAMESPACE, str(i))),
         "type": kind,
-        "occurred_at": (START + timedelta(seconds=60 * i + pick.randrange(60))).isoformat(),
+        "occurred_at": (START + timedelta(seconds=gap_s * i + pick.randrange(gap_s))).isoformat(),
         "source": pick.choice(("website", "hubspot", "ads")),
         "identity": {"email": LONG_JOURNEY_EMAIL},
         "properties": properties,
@@ -54,13 +59,13 @@ def _document(i: int) -> dict[str, Any]:
     }
 
 
-def page_views(first: int, count: int) -> list[Touchpoint]:
-    """Touchpoints `first` .. `first + count - 1` of one person, in order (about a minute
+def page_views(first: int, count: int, gap_s: int = MINUTE_APART) -> list[Touchpoint]:
+    """Touchpoints `first` .. `first + count - 1` of one person, in order (about `gap_s`
     apart): page views, email opens and clicks, ad clicks — nothing that changes the stage."""
-    return [parse_touchpoint(_document(i)) for i in range(first, first + count)]
+    return [parse_touchpoint(_document(i, gap_s)) for i in range(first, first + count)]
 
 
-def long_journey(length: int, playbook: Playbook) -> JourneyRecord:
+def long_journey(length: int, playbook: Playbook, gap_s: int = MINUTE_APART) -> JourneyRecord:
     """The journey of `length` in-order touchpoints, as the worker would hold it.
 
     Built in chunks — `core.fold` of each chunk, `core.merge` into the journey so far, then
@@ -71,7 +76,7 @@ def long_journey(length: int, playbook: Playbook) -> JourneyRecord:
     customer_id = core.customer_id_for(f"email:{LONG_JOURNEY_EMAIL}")
     record = core.new_journey(customer_id)
     for first in range(0, length, CHUNK):
-        chunk = page_views(first, min(CHUNK, length - first))
+        chunk = page_views(first, min(CHUNK, length - first), gap_s)
         record = core.merge(record, core.fold(customer_id, chunk, playbook))
     return core.reevaluate(record, playbook).record
 

@@ -49,6 +49,7 @@ TARGETS: tuple[Target, ...] = (
     Target("ratio_faust", at_least=0.75),
     Target("core_events_per_s", at_least=20_000),
     Target("cost_flatness", at_most=2.0, note="(cost at 10,000 / cost at 10)"),
+    Target("cost_flatness_hourly", at_most=2.0, note="(the same, touchpoints an hour apart)"),
     Target("journey_bytes_50", at_most=JOURNEY_BYTES_AT_50_MAX),
     Target(
         "journey_bytes_over_cap",
@@ -104,6 +105,9 @@ HEADLINE = (
     "cost_per_touchpoint_us_1000",
     "cost_per_touchpoint_us_10000",
     "cost_flatness",
+    "cost_per_touchpoint_us_10_hourly",
+    "cost_per_touchpoint_us_10000_hourly",
+    "cost_flatness_hourly",
     "cost_first_change_us_10",
     "cost_first_change_us_1000",
     "cost_first_change_us_10000",
@@ -230,6 +234,10 @@ def derived(metrics: Mapping[str, Any]) -> Metrics:
         ),
         "cost_flatness": ratio(
             metrics.get("cost_per_touchpoint_us_10000"), metrics.get("cost_per_touchpoint_us_10")
+        ),
+        "cost_flatness_hourly": ratio(
+            metrics.get("cost_per_touchpoint_us_10000_hourly"),
+            metrics.get("cost_per_touchpoint_us_10_hourly"),
         ),
     }
 

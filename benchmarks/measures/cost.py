@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 from benchmarks.codec import decode_journey, encode_journey
 from benchmarks.context import Context, Result
-from benchmarks.journeys import long_journey, page_views
+from benchmarks.journeys import MINUTE_APART, long_journey, page_views
 from events import Touchpoint
 from schemas.journey import JourneyRecord
 from schemas.playbook import Playbook
@@ -56,6 +56,9 @@ from streams.journey.record import compaction_chunk
 
 PER_CHANGE = ("apply", "timers", "snapshot+facts")
 """The steps of the headline cost; "encode" and "decode" are reported beside it."""
+
+HOUR_APART = 3_600
+"""The gap of the `_hourly` variant: B2B touchpoints are more often hours apart than minutes."""
 
 DECODES = 5
 """How many times the stored journey is decoded after the appends (each timed)."""
@@ -92,10 +95,13 @@ def appends_for(length: int, appends: int) -> int:
     return -(-appends // cycle) * cycle
 
 
-def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[float]]:
-    """Seconds per step for `appends` in-order touchpoints after the first `length` and its
-    first change (steps "first:<step>"), and for decoding the journey they left ("decode")."""
-    record = long_journey(length, playbook)
+def appends_at(
+    length: int, appends: int, playbook: Playbook, gap_s: int = MINUTE_APART
+) -> dict[str, list[float]]:
+    """Seconds per step for `appends` in-order touchpoints (`gap_s` apart) after the first
+    `length` and its first change (steps "first:<step>"), and for decoding the journey they
+    left ("decode")."""
+    record = long_journey(length, playbook, gap_s)
     segments: dict[bytes, bytes] = {}
     raw = encode_journey(record, segments)  # as stored before the appends: not timed
     steps: dict[str, list[float]] = defaultdict(list)
@@ -108,7 +114,7 @@ def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[
         steps[prefix + step].append(now - last)
         last = now
 
-    for n, touchpoint in enumerate(page_views(length, appends + 1)):
+    for n, touchpoint in enumerate(page_views(length, appends + 1, gap_s)):
         prefix = "first:" if n == 0 else ""
         last = time.perf_counter()
         record, raw = worker_change(record, touchpoint, playbook, clock, segments)
@@ -121,7 +127,7 @@ def appends_at(length: int, appends: int, playbook: Playbook) -> dict[str, list[
 
 def rounds_at(
     lengths: tuple[int, ...], appends: int, rounds: int, playbook: Playbook,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = lambda _: None, gap_s: int = MINUTE_APART,
 ) -> dict[int, dict[str, list[float]]]:  # fmt: skip
     """`appends_at` each length `rounds` times, the lengths taken in turn within a round (a
     machine that slows down for a while slows every length alike); each step's timings of all
@@ -130,8 +136,9 @@ def rounds_at(
     for n in range(rounds):
         for length in lengths:
             count = appends_for(length, appends)
-            progress(f"round {n + 1} of {rounds}: a journey of {length:,}, {count} appends")
-            for step, timed in appends_at(length, count, playbook).items():
+            progress(f"round {n + 1} of {rounds}: a journey of {length:,}, {count} appends"
+                     f" {gap_s:,} s apart")  # fmt: skip
+            for step, timed in appends_at(length, count, playbook, gap_s).items():
                 steps[length][step].extend(timed)
     return steps
 
@@ -169,4 +176,15 @@ def run(ctx: Context) -> Result:
             for step, v in steps.items()
             if not step.startswith("first:")
         } | {"first_change_us": first, "first_change_us_by_round": [f * 1e6 for f in firsts]}
+    # The same at the shortest and longest length with touchpoints an hour apart: the
+    # breakdown's items then change their rounded value at every append (docs/performance.md).
+    ends = (lengths[0], lengths[-1])
+    hourly = rounds_at(ends, ctx.sizes.cost_appends, rounds, playbook, ctx.progress, HOUR_APART)
+    for length, steps in hourly.items():
+        per_change = [sum(parts) for parts in zip(*(steps[s] for s in PER_CHANGE), strict=True)]
+        name = f"cost_per_touchpoint_us_{length}_hourly"
+        metrics[name] = statistics.fmean(per_change) * 1e6
+        notes[name] = "touchpoints an hour apart; " + ", ".join(
+            f"{s} {statistics.fmean(steps[s]) * 1e6:,.0f}" for s in PER_CHANGE
+        )
     return Result(metrics, notes, {"appends": appended, "rounds": rounds, "by_length": details})

@@ -53,9 +53,13 @@ def test_derived_ratios_and_flatness() -> None:
             "faust_ceiling_events_per_s": 4_000.0,
             "cost_per_touchpoint_us_10": 100.0,
             "cost_per_touchpoint_us_10000": 150.0,
+            "cost_per_touchpoint_us_10_hourly": 100.0,
+            "cost_per_touchpoint_us_10000_hourly": 400.0,
         }
     )
-    assert found == {"ratio": 0.01, "ratio_faust": 0.05, "cost_flatness": 1.5}
+    assert found == {
+        "ratio": 0.01, "ratio_faust": 0.05, "cost_flatness": 1.5, "cost_flatness_hourly": 4.0
+    }  # fmt: skip
     assert derived({"engine_events_per_s": 200.0})["ratio"] is None
 
 
