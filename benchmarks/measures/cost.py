@@ -160,7 +160,7 @@ def run(ctx: Context) -> Result:
         metrics[name] = statistics.fmean(per_change) * 1e6
         metrics[f"cost_first_change_us_{length}"] = first
         notes[name] = (
-            f"{len(per_change)} appends in {rounds} rounds; p50 "
+            f"{len(per_change)} appends in {rounds} round{'s' if rounds != 1 else ''}; p50 "
             f"{statistics.median(per_change) * 1e6:,.0f} µs; "
             + ", ".join(
                 f"{s} {statistics.fmean(steps[s]) * 1e6:,.0f}" for s in (*PER_CHANGE, "encode")
