@@ -146,3 +146,23 @@ def test_the_cost_measure_takes_the_lengths_in_turn_round_by_round() -> None:
     for steps in timed.values():
         assert len(steps["apply"]) == 2 * 3  # every round's appends
         assert len(steps["first:apply"]) == 3  # one first change per round
+
+
+def test_the_worker_probe_reports_its_own_peak_memory_not_its_parents() -> None:
+    """A child that exec's a small program reports its own peak, not the parent's (Linux
+    carries `getrusage`'s peak across exec)."""
+    import subprocess
+    import sys
+
+    from benchmarks import worker_probe
+
+    ballast = bytearray(300 * 1024 * 1024)  # the parent's peak: at least 300 MB
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    child = subprocess.run(
+        [sys.executable, "-c",
+         "from benchmarks.worker_probe import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    del ballast
+    assert 0 < float(child.stdout) < 200
+    assert worker_probe.peak_rss_mb() >= 300
