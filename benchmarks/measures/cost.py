@@ -143,6 +143,11 @@ def rounds_at(
     return steps
 
 
+def _per_change(steps: dict[str, list[float]], prefix: str = "") -> list[float]:
+    """Seconds per change: the `PER_CHANGE` steps (named with `prefix`) summed append by append."""
+    return [sum(parts) for parts in zip(*(steps[prefix + s] for s in PER_CHANGE), strict=True)]
+
+
 def run(ctx: Context) -> Result:
     tune_worker_gc()
     playbook = core.default_playbook()
@@ -151,10 +156,7 @@ def run(ctx: Context) -> Result:
     metrics, notes, details = {}, {}, {}
     appended = {str(n): appends_for(n, ctx.sizes.cost_appends) for n in lengths}
     for length, steps in timed.items():
-        per_change = [sum(parts) for parts in zip(*(steps[s] for s in PER_CHANGE), strict=True)]
-        firsts = [
-            sum(parts) for parts in zip(*(steps[f"first:{s}"] for s in PER_CHANGE), strict=True)
-        ]
+        per_change, firsts = _per_change(steps), _per_change(steps, "first:")
         first = statistics.median(firsts) * 1e6
         name = f"cost_per_touchpoint_us_{length}"
         metrics[name] = statistics.fmean(per_change) * 1e6
@@ -181,7 +183,7 @@ def run(ctx: Context) -> Result:
     ends = (lengths[0], lengths[-1])
     hourly = rounds_at(ends, ctx.sizes.cost_appends, rounds, playbook, ctx.progress, HOUR_APART)
     for length, steps in hourly.items():
-        per_change = [sum(parts) for parts in zip(*(steps[s] for s in PER_CHANGE), strict=True)]
+        per_change = _per_change(steps)
         name = f"cost_per_touchpoint_us_{length}_hourly"
         metrics[name] = statistics.fmean(per_change) * 1e6
         notes[name] = "touchpoints an hour apart; " + ", ".join(
