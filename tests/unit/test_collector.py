@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+import pytest
 
 from events import parse_touchpoint
 from streams import collector
@@ -53,13 +56,23 @@ def test_the_core_makes_no_reference_cycles() -> None:
     assert found == 0
 
 
-def test_a_replay_freezes_what_each_collection_leaves() -> None:
-    collector.freeze_survivors()
+@pytest.mark.parametrize(
+    ("tune", "thresholds"),
+    [
+        (collector.freeze_survivors, collector.REPLAY_THRESHOLDS),
+        (collector.tune_worker_gc, collector.WORKER_THRESHOLDS),  # and collects less often
+    ],
+    ids=["replay", "worker"],
+)
+def test_each_freezes_what_each_collection_leaves(
+    tune: Callable[[], None], thresholds: tuple[int, int, int]
+) -> None:
+    tune()
     frozen = gc.get_freeze_count()
     kept = [[n] for n in range(1_000)]
     gc.collect(0)
     assert gc.get_freeze_count() >= frozen + len(kept)
-    assert gc.get_threshold() == collector.REPLAY_THRESHOLDS
+    assert gc.get_threshold() == thresholds
 
 
 def test_a_replay_never_collects_what_it_froze() -> None:
@@ -73,15 +86,6 @@ def test_setting_it_twice_is_setting_it_once() -> None:
     collector.freeze_survivors()
     collector.freeze_survivors()
     assert gc.callbacks.count(collector._freeze_after) == 1
-
-
-def test_a_worker_freezes_what_each_collection_leaves_less_often() -> None:
-    collector.tune_worker_gc()
-    frozen = gc.get_freeze_count()
-    kept = [[n] for n in range(1_000)]
-    gc.collect(0)
-    assert gc.get_freeze_count() >= frozen + len(kept)
-    assert gc.get_threshold() == collector.WORKER_THRESHOLDS
 
 
 def test_a_worker_reclaims_the_garbage_it_froze() -> None:
