@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -102,30 +102,30 @@ def test_a_worker_reclaims_the_garbage_it_froze() -> None:
     assert gc.get_freeze_count() >= frozen
 
 
-def test_a_worker_reclaims_on_its_loop_every_interval() -> None:
-    collector.tune_worker_gc()
-    node = _frozen_cycle()
-    loop = asyncio.new_event_loop()
-    try:
-        collector.reclaim_every(loop, 0.5)
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert node() is not None  # not yet due
-        loop.run_until_complete(asyncio.sleep(0.6))
-        assert node() is None
-        last = _frozen_cycle()  # and again, an interval later: it keeps reclaiming
-        loop.run_until_complete(asyncio.sleep(0.6))
-        assert last() is None
-    finally:
-        loop.close()
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A loop of the test's own (a worker's reclaims are scheduled on its loop)."""
+    own = asyncio.new_event_loop()
+    yield own
+    own.close()
 
 
-def test_a_worker_told_never_to_reclaim_never_does() -> None:
+def test_a_worker_reclaims_on_its_loop_every_interval(loop: asyncio.AbstractEventLoop) -> None:
     collector.tune_worker_gc()
     node = _frozen_cycle()
-    loop = asyncio.new_event_loop()
-    try:
-        collector.reclaim_every(loop, 0)
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert node() is not None
-    finally:
-        loop.close()
+    collector.reclaim_every(loop, 0.5)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert node() is not None  # not yet due
+    loop.run_until_complete(asyncio.sleep(0.6))
+    assert node() is None
+    last = _frozen_cycle()  # and again, an interval later: it keeps reclaiming
+    loop.run_until_complete(asyncio.sleep(0.6))
+    assert last() is None
+
+
+def test_a_worker_told_never_to_reclaim_never_does(loop: asyncio.AbstractEventLoop) -> None:
+    collector.tune_worker_gc()
+    node = _frozen_cycle()
+    collector.reclaim_every(loop, 0)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert node() is not None
