@@ -8,11 +8,20 @@ every restart. Faust's own supervisor would restart it forever while that agent'
 stall and the process looks alive. This one stops the worker with exit code 1 once an agent
 has crashed too often, so whatever runs the worker sees it and starts it afresh, with new
 metadata and a new consumer.
+
+Faust's own shutdown can hang (a rebalance in flight, a consumer waiting for messages the
+crashed agent will never acknowledge), and a worker that means to stop but hangs would stall
+its partitions as surely as one restarting forever. So giving up also arms a deadline: a
+worker still running `stop_deadline_s` later exits there and then, with exit code 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -26,6 +35,9 @@ CRASHES_TOLERATED = 5
 """Crashes of one agent's actors restarted within `CRASH_WINDOW_S`; one more stops the worker."""
 
 CRASH_WINDOW_S = 120.0
+
+STOP_DEADLINE_S = 60.0
+"""How long a worker that gave up on an agent may take to stop before it exits at once."""
 
 
 class CrashWindow:
@@ -49,6 +61,7 @@ class AgentSupervisor(OneForOneSupervisor):
 
     tolerated = CRASHES_TOLERATED
     window_s = CRASH_WINDOW_S
+    stop_deadline_s = STOP_DEADLINE_S
 
     def __init__(self, *services: ServiceT, **kwargs: Any) -> None:
         super().__init__(*services, **kwargs)
@@ -67,6 +80,27 @@ class AgentSupervisor(OneForOneSupervisor):
             self.window_s,
             reason,
         )
+        exit_unless_stopped_within(self.stop_deadline_s)
         worker = self.beacon.root.data if self.beacon.root is not None else None
         target = worker if isinstance(worker, ServiceT) else service
         await target.crash(reason or RuntimeError(f"{service} keeps crashing"))
+
+
+def exit_unless_stopped_within(seconds: float) -> threading.Timer:
+    """Exit the process with code 1 if it is still running `seconds` from now.
+
+    A daemon thread, not a task: the event loop it guards against may be the thing that hangs.
+    """
+    timer = threading.Timer(seconds, _exit_now, args=(seconds,))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _exit_now(seconds: float) -> None:
+    log.critical("the worker did not stop within %g s; exiting now (exit code 1)", seconds)
+    with contextlib.suppress(Exception):  # a closed stream must not keep the process alive
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+    os._exit(1)
