@@ -59,6 +59,10 @@ class StageChange(_Model):
     cycle: int = Field(0, ge=0, description="qualification cycle (increments on recycle)")
 
 
+BREAKDOWN_LISTED = 50
+"""How many touchpoints with points an engagement breakdown lists (the latest)."""
+
+
 class ScoreItem(_Model):
     """One touchpoint's contribution to the engagement score."""
 
@@ -76,8 +80,15 @@ class EngagementScore(_Model):
     cycle_score: float = Field(description="engagement since the current cycle began")
     as_of: AwareDatetime | None = None
     half_life_days: float
-    carried: float = Field(0.0, description="decayed contribution of compacted touchpoints")
-    breakdown: list[ScoreItem] = Field(default_factory=list)
+    carried: float = Field(
+        0.0,
+        description="decayed contribution of the touchpoints the breakdown does not list "
+        f"(compacted ones, and any before the latest {BREAKDOWN_LISTED} with points)",
+    )
+    breakdown: list[ScoreItem] = Field(
+        default_factory=list,
+        description=f"the latest {BREAKDOWN_LISTED} touchpoints with points, oldest first",
+    )
 
 
 class FitItem(_Model):

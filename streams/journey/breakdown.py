@@ -1,8 +1,15 @@
 """The engagement breakdown: one `ScoreItem` per touchpoint with points, decayed to a time.
 
+A breakdown lists the latest `BREAKDOWN_LISTED` touchpoints with points; the engagement of the
+others is published as one sum (`EngagementScore.carried`). Listing every retained touchpoint
+(up to the retention cap of 500) made every change cost a rewrite of every item whenever
+touchpoints come hours or days apart (each item's decayed value then moves), and made a
+snapshot grow with the journey; readers show the latest few (the dashboard 8, `tandem journey`
+10).
+
 An item's published value is its points decayed to the evaluation time, rounded to 3 decimals;
-it changes only every so many minutes or days. A journey's snapshot lists one item per retained
-touchpoint with points (up to the retention cap), re-evaluated at every change, so the items
+it changes only every so many minutes or days. A journey's snapshot lists its items,
+re-evaluated at every change, so the items
 are kept (`BreakdownCache`, shared by a fold state and its clones: values, not state) with the
 span of evaluation times over which each one's rounded value holds, and so is the last whole
 breakdown with the span all its items hold for. A change then costs its new items, plus the

@@ -23,6 +23,7 @@ beyond the retention cap are compacted (see `streams.journey.record`).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from events.vocabulary import (
     ProspectAdded,
 )
 from schemas.journey import (
+    BREAKDOWN_LISTED,
     EngagementScore,
     Firmographics,
     FitScore,
@@ -57,7 +59,12 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey import scoring, stages
-from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
+from streams.journey.breakdown import (
+    BreakdownCache,
+    ScoreEntry,
+    breakdown,
+    evaluate_once,
+)
 from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, signal_id
 from streams.journey.trusted import trusted
 
@@ -155,8 +162,6 @@ class FoldState:
     last_sales: list[Envelope | TouchpointSummary] = field(default_factory=list)
     identities: set[str] = field(default_factory=set)
     unsubscribed: bool = False
-    carry_at: datetime | None = None
-    carry: float = 0.0
     score_at: datetime | None = None
     score_total: float = 0.0
     score_cycle: float = 0.0
@@ -204,7 +209,6 @@ class FoldState:
         state.last_sales = list(horizon.last_sales)
         state.identities = set(horizon.identities)
         state.unsubscribed = horizon.unsubscribed
-        state.carry_at, state.carry = horizon.carry_at, horizon.carry
         # The running sums go on from the frozen ones: the same operations as an unbroken fold.
         state.score_at = horizon.carry_at
         state.score_total, state.score_cycle = horizon.carry, horizon.cycle_carry
@@ -319,20 +323,28 @@ class FoldState:
         half_life = self.playbook.scoring.half_life_days
         if at is None:
             return EngagementScore(score=0.0, cycle_score=0.0, half_life_days=half_life)
-        carried = 0.0
-        if self.carry_at is not None and self.carry:
-            carried = scoring.decayed(self.carry, (at - self.carry_at).total_seconds(), half_life)
+        score = self.engagement(at, cycle_only=False)
+        shown = self.listed_items()
+        # What the breakdown does not list (compacted touchpoints, and retained ones before the
+        # listed): the score less the listed, so that the published parts add up to the score.
+        carried = score - math.fsum(
+            scoring.decayed(points, (at - t).total_seconds(), half_life) for t, points, *_ in shown
+        )
         evaluate = breakdown if again else evaluate_once
-        items = evaluate(self.items, at, half_life, self.score_items) if listed else []
+        items = evaluate(shown, at, half_life, self.score_items) if listed else []
         return trusted(
             EngagementScore,
-            score=round(self.engagement(at, cycle_only=False), 2),
+            score=round(score, 2),
             cycle_score=round(self.engagement(at, cycle_only=True), 2),
             as_of=at,
             half_life_days=float(half_life),
-            carried=round(carried, 3),
+            carried=round(carried, 3) + 0.0,  # + 0.0: a float error's -0.0 is written as 0.0
             breakdown=items,
         )
+
+    def listed_items(self) -> list[ScoreEntry]:
+        """The touchpoints with points that a breakdown lists: the latest `BREAKDOWN_LISTED`."""
+        return self.items[-BREAKDOWN_LISTED:]
 
     # --- the step --------------------------------------------------------------------------
 
@@ -572,7 +584,7 @@ class FoldState:
         alive by the entry's touchpoint lists); objections by value, offsets included."""
         return (
             self.cycle, self.stage, reason, frozenset(self.identities),
-            self.carry_at, self.carry, self.score_at, self.score_total, self.score_cycle,
+            self.score_at, self.score_total, self.score_cycle,
             tuple(self.items), self.job_title, self.company, self.company_size, self.industry,
             frozenset(self.pain_points), tuple(map(id, self.last_marketing)),
             tuple(map(id, self.last_sales)), tuple(self.last_marketing), tuple(self.last_sales),

@@ -144,7 +144,7 @@ def snapshot_json(record: JourneyRecord, playbook: Playbook) -> tuple[JourneySna
     if not engagement.endswith(_EMPTY_LAST) or written.count(marker) != 1:
         return bare, snapshot(record, playbook).model_dump_json()
     half_life = state.playbook.scoring.half_life_days
-    items = breakdown_json(state.items, at, half_life, state.score_items)
+    items = breakdown_json(state.listed_items(), at, half_life, state.score_items)
     filled = marker[: -len(_EMPTY_LAST)] + '"breakdown":' + items + "}"
     return bare, written.replace(marker, filled, 1)
 

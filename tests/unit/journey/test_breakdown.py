@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from schemas.journey import ScoreItem
+from schemas.journey import BREAKDOWN_LISTED, ScoreItem
+from streams import journey as core
 from streams.journey import scoring
 from streams.journey.breakdown import (
     BreakdownCache,
@@ -17,6 +18,8 @@ from streams.journey.breakdown import (
     breakdown_json,
     evaluate_once,
 )
+
+from . import builders
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 AS_JSON = TypeAdapter(list[ScoreItem])
@@ -81,3 +84,21 @@ def test_the_breakdown_json_kept_per_item_is_what_pydantic_writes(
             assert written == AS_JSON.dump_json(fresh).decode()
             # asked again: nothing changed since
             assert breakdown_json(entries[:count], at, half_life, kept) == written
+
+
+def test_a_snapshot_written_from_the_kept_json_lists_what_pydantic_writes() -> None:
+    # Past `BREAKDOWN_LISTED` items the listed window slides at every append (an hour apart,
+    # every item's value moves too); the kept JSON must follow it exactly.
+    playbook = core.default_playbook()
+    record = core.new_journey("cus_listed")
+    for n in range(BREAKDOWN_LISTED + 12):
+        when = builders.at(hours=n)
+        touchpoint = builders.tp(
+            "marketing.email_clicked", f"c{n:03d}", when, email="ada@x.example"
+        )
+        record = core.apply_touchpoint(record, touchpoint, playbook).record
+        _, written = core.snapshot_json(record, playbook)
+        snapshot = core.snapshot(record, playbook)
+        assert written == snapshot.model_dump_json()
+    assert len(snapshot.scores.engagement.breakdown) == BREAKDOWN_LISTED
+    assert snapshot.scores.engagement.carried > 0

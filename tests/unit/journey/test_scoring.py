@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from schemas.journey import Firmographics
+from schemas.journey import BREAKDOWN_LISTED, Firmographics
 from schemas.playbook import Persona
 from streams import journey as core
 from streams.journey import scoring
@@ -49,6 +49,32 @@ def test_touchpoints_without_points_are_not_in_the_breakdown() -> None:
     ]
     engagement = core.view(apply_all(events, PB)[0], PB).engagement
     assert [i.event_id for i in engagement.breakdown] == ["o2"]
+
+
+def test_the_breakdown_lists_the_latest_touchpoints_and_carries_the_rest() -> None:
+    e = "a@x.example"
+    count = BREAKDOWN_LISTED + 7
+    events = [
+        tp("marketing.email_clicked", f"c{i:03d}", at(hours=i * 5), email=e) for i in range(count)
+    ]
+    engagement = core.view(apply_all(events, PB)[0], PB).engagement
+
+    assert [i.event_id for i in engagement.breakdown] == [f"c{i:03d}" for i in range(7, count)]
+    age_of = [(count - 1 - i) * 5 * 3_600 for i in range(7)]
+    points = PB.scoring.points["marketing.email_clicked"]
+    unlisted = math.fsum(scoring.decayed(points, age, PB.scoring.half_life_days) for age in age_of)
+    assert engagement.carried == pytest.approx(unlisted, abs=0.001)
+    listed = math.fsum(i.decayed for i in engagement.breakdown)
+    assert engagement.carried + listed == pytest.approx(engagement.score, abs=0.01)
+
+
+def test_nothing_is_carried_while_the_breakdown_lists_every_touchpoint() -> None:
+    e = "a@x.example"
+    events = [tp("marketing.email_clicked", f"c{i}", at(days=i * 0.37), email=e) for i in range(20)]
+    engagement = core.view(apply_all(events, PB)[0], PB).engagement
+
+    assert len(engagement.breakdown) == 20
+    assert str(engagement.carried) == "0.0"  # not -0.0 from a float error
 
 
 def test_engagement_is_bit_identical_in_any_arrival_order() -> None:
