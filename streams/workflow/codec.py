@@ -53,9 +53,10 @@ MAX_JOURNEY_BYTES = 1_000_000
 SEGMENT_BYTES = 384 * 1024
 """JSON bytes at which a chunk is sealed: the head's two tails stay under twice this."""
 
-SEGMENT_ITEMS = {"touchpoints": 128, "summaries": 1024}
-"""Items at which a chunk is sealed: touchpoints are rewritten in small chunks as they compact;
-summaries only grow, in big ones."""
+SEGMENT_ITEMS = {"touchpoints": 32, "summaries": 128}
+"""Items at which a chunk is sealed. Small, because every change rewrites and compresses the
+head with its unsealed tails: with 128 touchpoints and 1,024 summaries a 10,000-touchpoint
+journey's head was 26 KB and took 1.4 ms to encode per change; with these, 5 KB and 0.6 ms."""
 
 _HEAD = b"J"
 _SEGMENT = b"G"

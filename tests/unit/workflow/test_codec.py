@@ -15,6 +15,7 @@ from streams import journey as core
 from streams.adapters.tables import TableJourneyStore
 from streams.workflow.codec import (
     MAX_JOURNEY_BYTES,
+    SEGMENT_ITEMS,
     JourneyTooLarge,
     decode_journey,
     is_segment_key,
@@ -85,7 +86,7 @@ def test_a_long_journey_is_a_head_and_segments_each_under_the_cap(
 
 
 def test_a_short_journey_is_one_entry() -> None:
-    journey = _journey(_views(0, 40))
+    journey = _journey(_views(0, SEGMENT_ITEMS["touchpoints"] - 1))
     entries = journey_entries(journey)
     assert entries.segments == ()
     assert decode_journey(entries.head) == journey
