@@ -31,6 +31,9 @@ Progress = Callable[[str], None]
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", ""})
 
+EXEC_WAIT_S = 5.0
+"""How long a launch waits for its child to show the server's command line."""
+
 # Children launched by *this* interpreter. Keeping the Popen objects lets `down` reap them
 # when `up` and `down` run in the same process (the test session), instead of leaving a
 # zombie whose PID looks alive, and stops Popen.__del__ warning about a running child.
@@ -269,8 +272,21 @@ class Service(ABC):
                 raise InfraError(f"could not launch {self.name} ({argv[0]}): {exc}") from exc
         self.launched_at = time.monotonic()
         _children[proc.pid] = proc
+        self._await_exec(proc)
         write_pid(self.pid_file, proc.pid)
         return proc.pid
+
+    def _await_exec(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait until the child runs the server's program (or has exited), briefly.
+
+        Between fork and exec a child still shows this interpreter's command line: `our_pid`
+        would then take the new PID file for a stale one and remove it (seen under load, with
+        a stand-in server that answered at once)."""
+        deadline = time.monotonic() + EXEC_WAIT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            if self.owns(pid_cmdline(proc.pid)):
+                return
+            time.sleep(0.005)
 
     def wait_ready(self, pid: int, timeout: float, started_here: bool = True) -> float:
         """Block until the service answers; returns the seconds since launch (or since called).

@@ -443,6 +443,32 @@ def test_up_then_up_then_down_with_stand_ins(
     assert infra.down(settings).kafka.detail == "was not running"  # safe to call twice
 
 
+def test_a_launch_records_its_pid_once_the_child_runs_the_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between fork and exec the child still shows this interpreter's command line; a launch
+    # that recorded its PID then would have `our_pid` take the file for a stale one.
+    _stand_in(monkeypatch, RedisService, ["sleep", "66"], ready=True)
+    real = _process.pid_cmdline
+    before_exec = iter(range(3))
+
+    def cmdline(pid: int) -> list[str]:
+        return (
+            [sys.executable, "-m", "streams"] if next(before_exec, None) is not None else real(pid)
+        )
+
+    monkeypatch.setattr(_process, "pid_cmdline", cmdline)
+    redis = RedisService(settings)
+
+    pid = redis.launch()
+    try:
+        assert redis.our_pid() == pid
+    finally:
+        redis.stop(grace=1)
+        if pid_alive(pid):  # the PID file was lost: stop the child by its PID
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_purge_deletes_kafka_storage_only(settings: Settings) -> None:
     kafka = KafkaService(settings)
     (kafka.storage / "topic-0").mkdir(parents=True)
