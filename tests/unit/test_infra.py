@@ -429,7 +429,9 @@ def test_up_then_up_then_down_with_stand_ins(
     _stand_in(monkeypatch, RedisService, ["sleep", "65"], ready=True)
 
     first = infra.up(settings, timeout=5)
-    assert all(s.started and s.state is ServiceState.RUNNING for s in first.services), first
+    assert all(s.started and s.state is ServiceState.RUNNING for s in first.services), [
+        (s.name, s.state.value, s.pid, s.started, s.detail) for s in first.services
+    ]  # the whole status is too long: pytest cuts it before the service that failed
     pids = [s.pid for s in first.services]
     assert all(pid and pid_alive(pid) for pid in pids), (first, [pid_alive(p) for p in pids])
 
