@@ -9,11 +9,11 @@ snapshot grow with the journey; readers show the latest few (the dashboard 8, `t
 
 An item's published value is its points decayed to the evaluation time, rounded to 3 decimals;
 it changes only every so many minutes or days. A journey's snapshot lists its items,
-re-evaluated at every change, so the items
-are kept (`BreakdownCache`, shared by a fold state and its clones: values, not state) with the
-span of evaluation times over which each one's rounded value holds, and so is the last whole
-breakdown with the span all its items hold for. A change then costs its new items, plus the
-items whose span it left. The items are the ones a fresh evaluation builds, value for value.
+re-evaluated at every change, so the items are kept (`BreakdownCache`, shared by a fold state
+and its clones: values, not state) with the span of evaluation times over which each one's
+rounded value holds, and so is the last whole breakdown with the span all its items hold for.
+A change then costs its new items, plus the items whose span it left. The items are the ones a
+fresh evaluation builds, value for value.
 
 The snapshot's JSON (`breakdown_json`) is kept the same way, one JSON text per item, without
 building the items: an item whose value changed is written as its touchpoint's fixed part and
