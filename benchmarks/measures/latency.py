@@ -14,6 +14,10 @@ A probe's latency is the Kafka timestamp of its hand-off on signals.handoff (set
 worker's producer) minus the time its triggering touchpoint (``trigger_event_id``) was handed
 to the publisher. Only probes are measured: their touchpoints are all published in order by
 us, so the trigger is always the touchpoint that made the journey hand-off-worthy.
+
+For the probes in the tail (≥ `TAIL_MS`), the note and the details say where the time went:
+each hop's end is the Kafka timestamp of the trigger on `touchpoints.accepted` (ingest), on
+`touchpoints.resolved` (identity), then of the hand-off (journeys) — `hop_waits`.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from benchmarks.deployment import Deployment, consumed_topics, group_lag
 from benchmarks.drain import wait_drained
 from benchmarks.journeys import handoff_journey
 from benchmarks.report import percentile
-from benchmarks.signals import Handoff, handoffs
+from benchmarks.signals import Handoff, first_seen, handoffs
 from benchmarks.worker import read_probe, start_worker, wait_ready
 from events import Touchpoint, parse_touchpoint
 from events.publisher import TouchpointPublisher
 from streams import journey as core
+from streams.topics import ACCEPTED, RESOLVED
 from streams.workload import build
 
 PROBES_PER_S = 4.0
@@ -75,26 +80,60 @@ async def publish_paced(
 
 def first_handoffs(
     signals: list[Handoff], published: dict[str, float]
-) -> dict[str, tuple[float, float]]:
-    """Per probe journey: when its trigger was published and its first hand-off produced.
+) -> dict[str, tuple[float, float, str]]:
+    """Per probe journey: when its trigger was published, when its first hand-off was
+    produced, and the trigger's event id.
 
     A probe can hand off twice (under the anonymous id's customer, then again once the form
     merges it into the email's, superseding the first): only its first hand-off counts.
     """
-    first: dict[str, tuple[float, float]] = {}
+    first: dict[str, tuple[float, float, str]] = {}
     for signal in signals:
         sent = published.get(signal.trigger_event_id)
         if sent is not None:
             probe = signal.trigger_event_id.rsplit("-", 1)[0]
             seen = first.get(probe)
             if seen is None or signal.produced_at - sent < seen[1] - seen[0]:
-                first[probe] = (sent, signal.produced_at)
+                first[probe] = (sent, signal.produced_at, signal.trigger_event_id)
     return first
 
 
 def first_handoff_latencies(signals: list[Handoff], published: dict[str, float]) -> list[float]:
     """Milliseconds from trigger to the first hand-off, per probe journey."""
-    return [(done - sent) * 1000 for sent, done in first_handoffs(signals, published).values()]
+    return [(done - sent) * 1000 for sent, done, _ in first_handoffs(signals, published).values()]
+
+
+HOPS = ("ingest", "identity", "journeys")
+"""The worker's hops a touchpoint passes on its way to a hand-off, in order."""
+
+
+def hop_waits(
+    slow: list[tuple[float, float, str]], accepted: dict[str, float], resolved: dict[str, float]
+) -> list[dict[str, float]]:
+    """Where each slow probe's time went, in ms: publish → `touchpoints.accepted` (ingest),
+    → `touchpoints.resolved` (identity), → the hand-off (journeys). Each hop's end is the Kafka
+    timestamp its agent's producer set; a probe whose trigger is missing on a topic is left out.
+    """
+    waits = []
+    for sent, done, trigger in slow:
+        if trigger in accepted and trigger in resolved:
+            ends = (accepted[trigger], resolved[trigger], done)
+            starts = (sent, *ends[:-1])
+            waits.append(
+                {
+                    hop: (end - start) * 1000
+                    for hop, start, end in zip(HOPS, starts, ends, strict=True)
+                }
+            )
+    return waits
+
+
+def slowest_hops(waits: list[dict[str, float]]) -> dict[str, int]:
+    """How many of the probes had each hop as their longest wait."""
+    counts = dict.fromkeys(HOPS, 0)
+    for wait in waits:
+        counts[max(HOPS, key=wait.__getitem__)] += 1
+    return counts
 
 
 def collector_in_tail(
@@ -140,7 +179,8 @@ def run(ctx: Context) -> Result:
     finally:
         worker.stop()
     signals = asyncio.run(handoffs(deployment))
-    windows = list(first_handoffs(signals, published).values())
+    firsts = list(first_handoffs(signals, published).values())
+    windows = [(sent, done) for sent, done, _ in firsts]
     latencies = [(done - sent) * 1000 for sent, done in windows]
     if len(latencies) < len(probes) // 2:
         raise RuntimeError(
@@ -150,11 +190,20 @@ def run(ctx: Context) -> Result:
     probe = read_probe(deployment) or {}
     collector, pauses = probe.get("gc", {}), probe.get("gc_long_pauses", [])
     slow, paused = collector_in_tail(windows, pauses, TAIL_MS)
+    in_tail = [first for first in firsts if (first[1] - first[0]) * 1000 >= TAIL_MS]
+    triggers = {trigger for _, _, trigger in in_tail}
+    waits = hop_waits(
+        in_tail,
+        asyncio.run(first_seen(deployment, ACCEPTED, triggers)),
+        asyncio.run(first_seen(deployment, RESOLVED, triggers)),
+    )
+    longest = slowest_hops(waits)
     note = f"{len(latencies)} hand-offs at {rate:,.0f}/s; behind at the end: {sum(lag.values())}"
     tail = (
         f"{slow} probes ≥ {TAIL_MS:.0f} ms, {paused} of them waited through a collector pause "
         f"≥ 50 ms; full collections {collector.get('2', {}).get('collections', '?')}, longest "
-        f"{collector.get('2', {}).get('max_pause_s', 0) * 1000:.0f} ms"
+        f"{collector.get('2', {}).get('max_pause_s', 0) * 1000:.0f} ms; their longest hop: "
+        + ", ".join(f"{hop} {count}" for hop, count in longest.items())
     )
     return Result(
         metrics={
@@ -165,5 +214,6 @@ def run(ctx: Context) -> Result:
         details={"rate_per_s": rate, "seconds": seconds, "probes": len(probes),
                  "handoffs": len(latencies), "max_ms": max(latencies),
                  "behind_at_end": sum(lag.values()), "gc": collector,
-                 "gc_long_pauses": pauses, "slow_probes": slow, "slow_with_gc_pause": paused},
+                 "gc_long_pauses": pauses, "slow_probes": slow, "slow_with_gc_pause": paused,
+                 "slow_probe_hops_ms": waits, "slow_probe_longest_hop": longest},
     )  # fmt: skip

@@ -129,6 +129,22 @@ def test_collector_pauses_are_matched_to_the_slow_probes_they_delayed() -> None:
     assert collector_in_tail(windows, pauses, 250.0) == (3, 1)
 
 
+def test_a_slow_probes_time_is_split_by_hop_and_its_longest_named() -> None:
+    from benchmarks.measures.latency import hop_waits, slowest_hops
+
+    slow = [(10.0, 10.3, "p1-06"), (20.0, 20.4, "p2-06"), (30.0, 30.5, "p3-06")]
+    accepted = {"p1-06": 10.02, "p2-06": 20.3, "p3-06": 30.01}
+    resolved = {"p1-06": 10.05, "p2-06": 20.35}  # p3's trigger not found: left out
+
+    waits = hop_waits(slow, accepted, resolved)
+
+    assert [{hop: round(ms) for hop, ms in wait.items()} for wait in waits] == [
+        {"ingest": 20, "identity": 30, "journeys": 250},
+        {"ingest": 300, "identity": 50, "journeys": 50},
+    ]
+    assert slowest_hops(waits) == {"ingest": 1, "identity": 0, "journeys": 1}
+
+
 def test_the_cost_measure_times_the_first_change_and_decoding_apart() -> None:
     steps = appends_at(10, 3, core.default_playbook())
     for step in (*PER_CHANGE, "encode"):
