@@ -20,9 +20,9 @@ models) that Python's default thresholds (700 allocations) scan over and over.
   every tracked object out of the collector's reach, at no cost per object) each object is
   scanned once, by the young collection after it was made, while it is still in the CPU's
   cache. On the 2,000-person bench workload, collections took 0.75 s with no pause over 4 ms,
-  against 2.1–2.5 s with pauses of 0.7–0.8 s under the worker's thresholds of then; the replay's CPU
-  time went from 12.9–13.0 s to 11.6–12.1 s. A cycle that became garbage after it was frozen
-  would never be collected: a replay keeps every journey until it ends anyway.
+  against 2.1–2.5 s with pauses of 0.7–0.8 s under the worker's thresholds of then; the
+  replay's CPU time went from 12.9–13.0 s to 11.6–12.1 s. A cycle that became garbage after
+  it was frozen would never be collected: a replay keeps every journey until it ends anyway.
 """
 
 from __future__ import annotations
@@ -45,10 +45,9 @@ three paired latency runs gave p99 359 / 353 / 181 ms at 50,000 and 276 / 189 / 
 
 
 def tune_worker_gc() -> None:
-    """Set the collector for a worker: what is alive now and survives each collection frozen
-    (see the module doc; `reclaim_frozen` takes it back)."""
-    gc.set_threshold(*THRESHOLDS)
-    _freeze_from_now()
+    """Set the collector for a worker as for a replay (`freeze_survivors`); what dies frozen is
+    taken back by `reclaim_frozen` (see the module doc)."""
+    freeze_survivors()
 
 
 def reclaim_frozen() -> int:
@@ -83,10 +82,6 @@ def freeze_survivors() -> None:
     """Set the collector for a replay: what is alive now, and what survives each collection
     from now on, is frozen (see the module doc). Setting it twice is setting it once."""
     gc.set_threshold(*THRESHOLDS)
-    _freeze_from_now()
-
-
-def _freeze_from_now() -> None:
     gc.freeze()
     if _freeze_after not in gc.callbacks:
         gc.callbacks.append(_freeze_after)
