@@ -145,8 +145,10 @@ def replay_stream(
     out: Path | None = None,
     progress: Progress | PlainProgress | None = None,
     total: int | None = None,
+    batch: int = 1,
 ) -> workflow.ReplayResult:
-    """Replay a JSON Lines stream through the pure core; fill `summary`, write `out`."""
+    """Replay a JSON Lines stream through the pure core, `batch` touchpoints at a time
+    (`streams.workflow.replay`); fill `summary`, write `out`."""
     task = progress.add_task("replaying", total=total, lines=0) if progress else None
 
     def advance(n: int) -> None:
@@ -154,7 +156,7 @@ def replay_stream(
             progress.update(task, advance=n, lines=summary.lines)
 
     result = workflow.replay(
-        decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of
+        decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of, batch=batch
     )
     summary.applied = result.applied
     summary.duplicates = result.duplicates
@@ -334,11 +336,13 @@ def _replay_with_progress(
     playbook: core.Playbook,
     out: Path | None,
     total: int | None,
+    batch: int = 1,
 ) -> None:
     """Replay `stream` under a progress bar; unreadable input or output is a usage error."""
     try:
         with progress_for(_progress(), "replay", "bytes") as progress:
-            replay_stream(stream, summary, playbook, out=out, progress=progress, total=total)
+            replay_stream(stream, summary, playbook, out=out, progress=progress, total=total,
+                          batch=batch)  # fmt: skip
     except InputError as exc:
         fail(f"cannot read {summary.source}: {exc}", EXIT_ERROR)
     except OSError as exc:
@@ -392,6 +396,14 @@ def replay(
     examples: int = typer.Option(
         3, "--examples", min=0, help="rejected lines to show per reason code"
     ),
+    batch: int = typer.Option(
+        1,
+        "--batch",
+        min=1,
+        help="resolve this many touchpoints, then fold each customer's together: faster on "
+        "a large backlog, with the same journeys and active signals; signals that only a "
+        "state in between called for are not sent (nor counted)",
+    ),
 ) -> None:
     """Replay touchpoints from a file through the journey engine, offline (no Kafka, no Redis).
 
@@ -407,11 +419,13 @@ def replay(
     stream, total, summary = _open_replay(file, playbook, _parse_as_of(as_of, tz), out)
     if old is not None and out is not None:
         fail("--out writes one replay: leave it out with --compare", EXIT_ERROR)
+    if old is not None and batch > 1:
+        fail("--compare replays one touchpoint at a time: leave --batch out", EXIT_ERROR)
     try:
         if old is not None:
             _compare(stream, summary, total, old, playbook, as_json, examples)
             return
-        _replay_with_progress(stream, summary, playbook, out, total)
+        _replay_with_progress(stream, summary, playbook, out, total, batch)
     finally:
         if file != "-":
             stream.close()

@@ -44,7 +44,7 @@ fold, bit for bit.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -155,15 +155,21 @@ class _Added:
 
 
 def _add(
-    record: JourneyRecord, tp: Touchpoint, guards: IdentityGuards, entry: memo.Derived
+    record: JourneyRecord,
+    tp: Touchpoint,
+    guards: IdentityGuards,
+    indexes: tuple[dict[str, Touchpoint], set[str]],
+    totals: memo.Totals | None,
+    walk: memo.Walk | None,
 ) -> _Added:
+    """Add one touchpoint to a record, given the record's event-id indexes (changed in place),
+    totals and walk (None: not made yet)."""
     identifiers = record.identifiers
     if tp.identity is not None:
         new_ids = set(guards.linkable(tp.identity.identifiers())) - set(identifiers)
         if new_ids:
             identifiers = by_strength([*identifiers, *new_ids])
-    ids, compacted_ids = memo.take_ids(entry, record)
-    totals, walk = entry.totals, entry.walk
+    ids, compacted_ids = indexes
     retained = record.touchpoints
     existing = ids.get(tp.event_id)
     if existing is not None:
@@ -337,6 +343,18 @@ def _bump(before: JourneyRecord, after: JourneyRecord) -> JourneyRecord:
 # --- the public operations -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Applied:
+    """Touchpoints added to a journey together: the journey, per touchpoint (in the order
+    given) whether it changed the journey and whether it had been seen before, and the
+    signals to publish, in order."""
+
+    record: JourneyRecord
+    applied: list[bool]
+    duplicate: list[bool]
+    signals: list[Signal]
+
+
 def apply_touchpoint(
     record: JourneyRecord,
     touchpoint: Touchpoint,
@@ -345,20 +363,77 @@ def apply_touchpoint(
     max_retained: int = MAX_RETAINED_TOUCHPOINTS,
 ) -> Outcome:
     """Add one touchpoint to a journey: dedupe, re-derive, reconcile signals."""
+    done = apply_touchpoints(record, [touchpoint], playbook, max_retained=max_retained)
+    return Outcome(done.record, done.applied[0], done.duplicate[0], done.signals)
+
+
+def apply_touchpoints(
+    record: JourneyRecord,
+    touchpoints: Sequence[Touchpoint],
+    playbook: Playbook,
+    *,
+    max_retained: int = MAX_RETAINED_TOUCHPOINTS,
+) -> Applied:
+    """Add touchpoints (in arrival order) to a journey, folding and reconciling signals once.
+
+    The journey ends as `apply_touchpoint` one at a time leaves it — the same touchpoints,
+    identifiers, fold and desired signals — but its state is stepped from the earliest
+    position any of them changed, and its signals are reconciled as of the last one only: a
+    signal that only a state in between called for is never sent (one at a time, it would be
+    sent and taken back). The version goes up by one per touchpoint that changed the journey,
+    as one at a time, so a version always names the same touchpoints. When the
+    touchpoints would take the journey past `max_retained`, they go one at a time, so a
+    compaction cuts where it always does.
+    """
+    if not touchpoints:
+        raise ValueError("no touchpoints to apply")
+    if len(touchpoints) > 1 and len(record.touchpoints) + len(touchpoints) > max_retained:
+        return _one_at_a_time(record, touchpoints, playbook, max_retained)
     entry = memo.lookup(record, playbook)
-    added = _add(record, touchpoint, IdentityGuards.from_playbook(playbook), entry)
-    memo.successor(entry, added.record, added.changed_from, added.ids, added.totals, added.walk)
-    updated = compact(added.record, playbook, max_retained)
+    guards = IdentityGuards.from_playbook(playbook)
+    indexes = memo.take_ids(entry, record)
+    totals, walk = entry.totals, entry.walk
+    current, changed, changed_from = record, False, None
+    applied: list[bool] = []
+    duplicate: list[bool] = []
+    for touchpoint in touchpoints:
+        added = _add(current, touchpoint, guards, indexes, totals, walk)
+        current, totals, walk = added.record, added.totals, added.walk
+        # Positions before the earliest change are those of the record given: fold from it.
+        at = added.changed_from
+        if at is not None and (changed_from is None or at < changed_from):
+            changed_from = at
+        changed = changed or added.changed
+        applied.append(added.changed)
+        duplicate.append(added.duplicate)
+    memo.successor(entry, current, changed_from, indexes, totals, walk)
+    updated = compact(current, playbook, max_retained)
     if updated.playbook_version != playbook.version:
         updated = updated.model_copy(update={"playbook_version": playbook.version})
     signals: list[Signal] = []
-    if added.changed or record.playbook_version != playbook.version:
-        updated, signals = _reconcile(updated, playbook, touchpoint.occurred_at)
-    if added.changed:  # the touchpoints changed: a new version, no need to compare
-        updated = updated.model_copy(update={"version": record.version + 1})
+    if changed or record.playbook_version != playbook.version:
+        updated, signals = _reconcile(updated, playbook, touchpoints[-1].occurred_at)
+    if changed:  # a new version per touchpoint that changed it, as one at a time counts
+        updated = updated.model_copy(update={"version": record.version + sum(applied)})
     else:
         updated = _bump(record, updated)
-    return Outcome(updated, added.changed, added.duplicate, signals)
+    return Applied(updated, applied, duplicate, signals)
+
+
+def _one_at_a_time(
+    record: JourneyRecord, touchpoints: Sequence[Touchpoint], playbook: Playbook,
+    max_retained: int,
+) -> Applied:  # fmt: skip
+    applied: list[bool] = []
+    duplicate: list[bool] = []
+    signals: list[Signal] = []
+    for touchpoint in touchpoints:
+        done = apply_touchpoints(record, [touchpoint], playbook, max_retained=max_retained)
+        record = done.record
+        applied += done.applied
+        duplicate += done.duplicate
+        signals += done.signals
+    return Applied(record, applied, duplicate, signals)
 
 
 def fold(

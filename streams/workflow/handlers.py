@@ -17,8 +17,8 @@ forgotten journey left its marker at is dropped there (both counted as `suppress
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar
 
 from events.vocabulary import Touchpoint
 from schemas.journey import JourneyRecord
@@ -49,6 +49,8 @@ from streams.workflow.messages import (
 )
 from streams.workflow.ports import ForgottenJourney, MovedJourney
 from streams.workflow.unit import IdentityUnit, JourneyUnit
+
+T = TypeVar("T")
 
 
 class Undeliverable(ValueError):
@@ -171,20 +173,37 @@ def _arrived(
     return stored
 
 
+Arrival = Literal["applied", "duplicate", "forwarded", "suppressed"]
+"""What became of a touchpoint that reached the journeys hop."""
+
+
 def touchpoint_arrived(customer_id: str, message: TouchpointArrived, unit: JourneyUnit) -> None:
     """Add a touchpoint to its customer's journey."""
-    found = _arrived(customer_id, message, unit)
+    touchpoints_arrived(customer_id, [message], unit)
+
+
+def touchpoints_arrived(
+    customer_id: str, messages: Sequence[TouchpointArrived], unit: JourneyUnit
+) -> list[Arrival]:
+    """Add touchpoints to their customer's journey together (consecutive messages of one
+    batch for one customer): folded once and reconciled once, as of the last
+    (`records.apply_touchpoints`). What became of each, in order."""
+    found = _arrived(customer_id, messages[0], unit)
     if isinstance(found, _Forwarded):
-        return
+        for message in messages[1:]:
+            _arrived(customer_id, message, unit)
+        gone = isinstance(unit.load(customer_id), ForgottenJourney)
+        return ["suppressed" if gone else "forwarded"] * len(messages)
     journey = found or unit.new_journey(customer_id)
-    outcome = records.apply_touchpoint(journey, message.touchpoint, unit.playbook)
+    done = records.apply_touchpoints(journey, [m.touchpoint for m in messages], unit.playbook)
     # A repeat (redelivery after a crash) leaves no trace: no write, no new version. Any
     # change bumps the version, so an unchanged version means nothing changed.
-    if found is None or outcome.record.version != journey.version:
-        unit.save(customer_id, outcome.record)
-    unit.emit(customer_id, outcome.signals)
-    unit.counters.applied += outcome.applied
-    unit.counters.duplicates += outcome.duplicate
+    if found is None or done.record.version != journey.version:
+        unit.save(customer_id, done.record)
+    unit.emit(customer_id, done.signals)
+    unit.counters.applied += sum(done.applied)
+    unit.counters.duplicates += sum(done.duplicate)
+    return ["duplicate" if repeat else "applied" for repeat in done.duplicate]
 
 
 def journey_moved(customer_id: str, message: Move, unit: JourneyUnit) -> None:
@@ -320,3 +339,29 @@ JOURNEY_HANDLERS: dict[type[Any], JourneyHandler] = {
 def handle_journey_message(customer_id: str, message: JourneyMessage, unit: JourneyUnit) -> None:
     """Dispatch one journeys-hop message to its handler."""
     JOURNEY_HANDLERS[type(message)](customer_id, message, unit)
+
+
+def journey_runs(
+    items: Iterable[T], addressed: Callable[[T], tuple[str, JourneyMessage]]
+) -> list[list[T]]:
+    """A batch of journeys-hop messages as runs to carry out, one after the other: grouped by
+    customer (customers in order of first appearance, each one's messages in the order given),
+    a customer's consecutive touchpoints together in one run (`touchpoints_arrived`), any
+    other message alone. `addressed` gives an item's customer id and message.
+
+    Customers are independent within a batch (a handler reads and writes only its own
+    customer's journey; what it sends to others arrives in a later batch), so only each
+    customer's order matters — the partition's order, kept."""
+    by_customer: dict[str, list[list[T]]] = {}
+    for item in items:
+        customer_id, message = addressed(item)
+        runs = by_customer.setdefault(customer_id, [])
+        if (
+            isinstance(message, TouchpointArrived)
+            and runs
+            and isinstance(addressed(runs[-1][-1])[1], TouchpointArrived)
+        ):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return [run for runs in by_customer.values() for run in runs]

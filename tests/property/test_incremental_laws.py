@@ -195,3 +195,43 @@ def test_under_the_cap_the_view_is_that_of_a_fold_from_scratch(history: History)
     memo.forget()
     scratch = core.fold(CID, history.stream, PB)
     assert core.view(record, PB) == core.view(scratch, PB)
+
+
+def active_truth(record: JourneyRecord) -> list[tuple[str, str]]:
+    """The signals a journey calls for: its ledger's active entries and their content."""
+    return sorted(
+        (e.signal_id, e.content_hash) for e in record.signal_ledger.values() if e.status == "active"
+    )
+
+
+@LAW
+@given(histories(), st.data())
+def test_touchpoints_applied_together_end_as_one_at_a_time(
+    history: History, data: st.DataObject
+) -> None:
+    """A batch's consecutive touchpoints of one customer are folded and reconciled once
+    (`apply_touchpoints`): the journey ends with the same touchpoints, identifiers, compacted
+    prefix, fold state, desired signals and version as one at a time. Only delivery history
+    differs: the signals an in-between state called for, and corrections held in a settle
+    window (one at a time, a first send may need one; together, it goes out as it ends)."""
+    stream, cap = history.stream, history.cap
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)))))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    memo.forget()
+    one = core.new_journey(CID)
+    for tp in stream:
+        one = core.apply_touchpoint(one, tp, PB, max_retained=cap).record
+    together = core.new_journey(CID)
+    flags: list[tuple[bool, bool]] = []
+    for chunk in filter(None, chunks):
+        done = core.apply_touchpoints(together, chunk, PB, max_retained=cap)
+        flags += zip(done.applied, done.duplicate, strict=True)
+        together = done.record
+    for field in ("touchpoints", "compacted", "identifiers", "playbook_version", "version"):
+        assert getattr(together, field) == getattr(one, field)
+    assert active_truth(together) == active_truth(one)
+    assert fields(derive(together, PB)) == fields(derive(one, PB))
+    seen = {tp.event_id for tp in stream}
+    assert sum(applied and not duplicate for applied, duplicate in flags) == len(seen)
+    memo.forget()  # and the state kept is a full fold's
+    assert fields(derive(together, PB)) == fields(derive(one, PB))

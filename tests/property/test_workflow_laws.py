@@ -36,7 +36,7 @@ from tests.property.strategies import (
     touchpoint_documents,
     with_duplicates,
 )
-from tests.property.test_identity_laws import Docs, active, people
+from tests.property.test_identity_laws import Docs, active, people, settled
 
 PB = law_playbook()
 LAW = settings(
@@ -272,3 +272,18 @@ def test_crashes_never_write_one_version_with_two_contents(docs: Docs, rng: Rand
         stored = worker.store.get(customer)
         if not (isinstance(stored, MovedJourney) and stored.reclaimed):
             assert held == stored, f"the read model is stuck at {customer}"
+
+
+@LAW
+@given(deliveries(), st.integers(2, 40))
+def test_a_replay_in_batches_ends_at_the_replay_one_at_a_time(docs: Docs, batch: int) -> None:
+    """`replay(batch=N)` resolves N touchpoints, then carries out what they set off in rounds,
+    a customer's touchpoints folded together: the same journeys (ids, touchpoints, identifiers,
+    compacted prefixes) and the same active signals as one at a time."""
+    expected = workflow.replay(parse(docs), PB)
+    got = workflow.replay(parse(docs), PB, batch=batch)
+    assert set(got.records) == set(expected.records)
+    for customer, record in expected.records.items():
+        together = got.records[customer]
+        assert settled(together) == settled(record)
+        assert active(together) == active(record)

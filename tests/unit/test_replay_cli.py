@@ -91,6 +91,27 @@ def test_summary_equals_the_pure_core(tmp_path: Path) -> None:
     assert summary["playbook"] == playbook.version and summary["as_of"] is None
 
 
+def test_a_batched_replay_ends_with_the_same_journeys(tmp_path: Path) -> None:
+    documents = demo_journeys(NOW)
+    path = write_jsonl(tmp_path / "in.jsonl", documents + documents[:4])
+    one, out = replay_json(str(path)), tmp_path / "out"
+    together = replay_json(str(path), "--batch", "1000", "--out", str(out))
+    for key in ("touchpoints", "journeys", "stages", "ledger_touchpoints", "merges"):
+        assert together[key] == one[key], key
+    assert together["applied"] + together["duplicates"] == one["applied"] + one["duplicates"]
+    assert together["signals"]["total"] <= one["signals"]["total"]
+    written = (out / "signals.jsonl").read_text().splitlines()
+    assert len(written) == together["signals"]["total"]
+
+
+def test_a_batch_is_not_taken_with_compare(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", demo_journeys(NOW))
+    bundled = str(PROJECT_ROOT / "streams" / "defaults" / "playbook.yaml")
+    result = runner.invoke(app, ["replay", str(path), "--compare", bundled, "--batch", "10"])
+    assert result.exit_code == 2
+    assert "leave --batch out" in result.output
+
+
 def test_every_valid_contract_example_replays(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "examples.jsonl", list(VALID_EXAMPLES.values()))
     summary = replay_json(str(path))

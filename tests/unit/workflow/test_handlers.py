@@ -164,3 +164,41 @@ def test_a_long_journey_survives_its_wire_form_with_its_compacted_prefix() -> No
     assert decode_journey(encoded) == record
     assert journey_entries(record).head == encoded  # the cached prefix gives the same bytes
     assert playbook_version_of(encoded) == PB.version
+
+
+def test_a_batch_runs_each_customers_consecutive_touchpoints_together() -> None:
+    a, b = "cus_a", "cus_b"
+
+    def arrived(n: int) -> TouchpointArrived:
+        return TouchpointArrived(touchpoint=visit(n, anonymous_id="c-1"))
+
+    batch = [
+        (a, arrived(1)),
+        (b, arrived(2)),
+        (a, arrived(3)),
+        (a, Move(to=b, cause_event_id="e9", at=T0)),
+        (a, arrived(4)),
+        (b, arrived(5)),
+    ]
+    runs = handlers.journey_runs(batch, lambda item: item)
+    # Customers in order of first appearance, each one's messages in the order given; a move
+    # ends a run of touchpoints.
+    assert [[batch.index(item) for item in run] for run in runs] == [[0, 2], [3], [4], [1, 5]]
+
+
+def test_touchpoints_together_say_what_became_of_each() -> None:
+    unit = JourneyUnit(InMemoryJourneyStore(), PB)
+    arrivals = [TouchpointArrived(touchpoint=visit(n, email="ada@example.com")) for n in (2, 1)]
+    repeat = TouchpointArrived(touchpoint=visit(2, email="ada@example.com"))
+    assert handlers.touchpoints_arrived("cus_a", [*arrivals, repeat], unit) == [
+        "applied", "applied", "duplicate",
+    ]  # fmt: skip
+    journey = unit.load("cus_a")
+    assert isinstance(journey, JourneyRecord)
+    assert [t.event_id for t in journey.touchpoints] == ["e1", "e2"]
+    assert journey.version == 2  # one per touchpoint that changed it, as one at a time
+    assert (unit.counters.applied, unit.counters.duplicates) == (2, 1)
+    unit.save("cus_b", MovedJourney(moved_to="cus_a", version=1))
+    assert handlers.touchpoints_arrived("cus_b", arrivals, unit) == ["forwarded"] * 2
+    forwarded = [c.message for c in unit.outbox if isinstance(c, Command)]
+    assert [m.hops for m in forwarded] == [1, 1]
