@@ -48,7 +48,7 @@ from streams.workflow.messages import (
     UnmergeRequest,
 )
 from streams.workflow.ports import ForgottenJourney, MovedJourney
-from streams.workflow.unit import IdentityUnit, JourneyUnit
+from streams.workflow.unit import Command, IdentityUnit, JourneyUnit
 
 T = TypeVar("T")
 
@@ -339,6 +339,20 @@ JOURNEY_HANDLERS: dict[type[Any], JourneyHandler] = {
 def handle_journey_message(customer_id: str, message: JourneyMessage, unit: JourneyUnit) -> None:
     """Dispatch one journeys-hop message to its handler."""
     JOURNEY_HANDLERS[type(message)](customer_id, message, unit)
+
+
+def handle_journey_batch(commands: Sequence[Command], unit: JourneyUnit) -> None:
+    """Carry out a batch of journeys-hop messages, a customer's consecutive touchpoints
+    together (`journey_runs`): `tandem replay --batch`. The worker carries out its batches one
+    message at a time, so that the signals it sends are exactly those of the replay of the same
+    order, however its batches fall (docs/operations.md, "Batches")."""
+    for run in journey_runs(commands, lambda c: (c.customer_id, c.message)):
+        customer_id = run[0].customer_id
+        if len(run) > 1:
+            arrivals = [c.message for c in run if isinstance(c.message, TouchpointArrived)]
+            touchpoints_arrived(customer_id, arrivals, unit)
+        else:
+            handle_journey_message(customer_id, run[0].message, unit)
 
 
 def journey_runs(

@@ -7,8 +7,8 @@ One at a time (`batch=1`, the default of `replay`): each touchpoint goes through
 sequencer, and every message that sends on is carried out at once, depth first — one of the
 interleavings the worker's partitions allow, and the one closest to "in the order given".
 
-In batches (`batch=N`), as a worker drains a backlog: the sequencer resolves N touchpoints,
-then the journeys hop carries out what it sent in rounds — a round's messages grouped into
+In batches (`batch=N`), for a large backlog: the sequencer resolves N touchpoints, then the
+journeys hop carries out what it sent in rounds — a round's messages grouped into
 runs (`handlers.journey_runs`: a customer's touchpoints folded together), what a round sends
 on forms the next. The journeys and their final signals are the same either way (the workflow
 laws); only signals that a state in between called for are not sent.
@@ -27,13 +27,12 @@ from schemas.signals import Signal
 from streams.journey.identity import IdentityGuards
 from streams.workflow.handlers import (
     forget_requested,
+    handle_journey_batch,
     handle_journey_message,
-    journey_runs,
     touchpoint_accepted,
-    touchpoints_arrived,
 )
 from streams.workflow.memory import InMemoryIdentityPort, InMemoryJourneyStore
-from streams.workflow.messages import ForgetRequest, Tick, TouchpointArrived
+from streams.workflow.messages import ForgetRequest, Tick
 from streams.workflow.unit import Command, Counters, Emitted, IdentityUnit, JourneyUnit, Outgoing
 
 
@@ -120,14 +119,7 @@ class Replayer:
                     self.signals.append(item.signal)
                 else:
                     commands.append(item)
-            for run in journey_runs(commands, lambda c: (c.customer_id, c.message)):
-                customer_id = run[0].customer_id
-                if len(run) > 1:
-                    arrivals = [c.message for c in run if isinstance(c.message, TouchpointArrived)]
-                    touchpoints_arrived(customer_id, arrivals, unit)
-                else:
-                    handle_journey_message(customer_id, run[0].message, unit)
-                self._handled()
+            handle_journey_batch(commands, unit)
             outgoing, unit.outbox = unit.outbox, []
 
     def _handled(self) -> None:
