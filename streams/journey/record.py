@@ -381,14 +381,11 @@ def apply_touchpoints(
     position any of them changed, and its signals are reconciled as of the last one only: a
     signal that only a state in between called for is never sent (one at a time, it would be
     sent and taken back). The version goes up by one per touchpoint that changed the journey,
-    as one at a time, so a version always names the same touchpoints. When the
-    touchpoints would take the journey past `max_retained`, they go one at a time, so a
-    compaction cuts where it always does.
+    as one at a time, so a version always names the same touchpoints. A compaction cuts where
+    one at a time cuts: after the touchpoint that takes the journey past `max_retained`.
     """
     if not touchpoints:
         raise ValueError("no touchpoints to apply")
-    if len(touchpoints) > 1 and len(record.touchpoints) + len(touchpoints) > max_retained:
-        return _one_at_a_time(record, touchpoints, playbook, max_retained)
     entry = memo.lookup(record, playbook)
     guards = IdentityGuards.from_playbook(playbook)
     indexes = memo.take_ids(entry, record)
@@ -396,7 +393,8 @@ def apply_touchpoints(
     current, changed, changed_from = record, False, None
     applied: list[bool] = []
     duplicate: list[bool] = []
-    for touchpoint in touchpoints:
+    last = len(touchpoints) - 1
+    for n, touchpoint in enumerate(touchpoints):
         added = _add(current, touchpoint, guards, indexes, totals, walk)
         current, totals, walk = added.record, added.totals, added.walk
         # Positions before the earliest change are those of the record given: fold from it.
@@ -406,6 +404,13 @@ def apply_touchpoints(
         changed = changed or added.changed
         applied.append(added.changed)
         duplicate.append(added.duplicate)
+        if n < last and len(current.touchpoints) > max_retained:
+            # Compacted where one at a time compacts: after the touchpoint that went over.
+            memo.successor(entry, current, changed_from, indexes, totals, walk)
+            current = compact(current, playbook, max_retained)
+            entry = memo.lookup(current, playbook)
+            indexes = memo.take_ids(entry, current)
+            totals, walk, changed_from = entry.totals, entry.walk, None
     memo.successor(entry, current, changed_from, indexes, totals, walk)
     updated = compact(current, playbook, max_retained)
     if updated.playbook_version != playbook.version:
@@ -418,22 +423,6 @@ def apply_touchpoints(
     else:
         updated = _bump(record, updated)
     return Applied(updated, applied, duplicate, signals)
-
-
-def _one_at_a_time(
-    record: JourneyRecord, touchpoints: Sequence[Touchpoint], playbook: Playbook,
-    max_retained: int,
-) -> Applied:  # fmt: skip
-    applied: list[bool] = []
-    duplicate: list[bool] = []
-    signals: list[Signal] = []
-    for touchpoint in touchpoints:
-        done = apply_touchpoints(record, [touchpoint], playbook, max_retained=max_retained)
-        record = done.record
-        applied += done.applied
-        duplicate += done.duplicate
-        signals += done.signals
-    return Applied(record, applied, duplicate, signals)
 
 
 def fold(
