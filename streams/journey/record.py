@@ -149,7 +149,6 @@ class _Added:
     changed: bool  # the set of touchpoints changed
     duplicate: bool
     changed_from: int | None  # the first retained position that changed (None: none)
-    ids: tuple[dict[str, Touchpoint], set[str]]
     totals: memo.Totals | None
     walk: memo.Walk | None = None
 
@@ -182,13 +181,12 @@ def _add(
             retained.insert(position, tp)
             ids[tp.event_id], changed_from, totals = tp, min(index, position), None
         update = {"touchpoints": retained, "identifiers": identifiers}
-        return _Added(record.model_copy(update=update), replace, True, changed_from,
-                      (ids, compacted_ids), totals, None if replace else walk)  # fmt: skip
+        return _Added(record.model_copy(update=update), replace, True, changed_from, totals,
+                      None if replace else walk)  # fmt: skip
     prefix = record.compacted
     if tp.event_id in compacted_ids:
         update = {"identifiers": identifiers}
-        return _Added(record.model_copy(update=update), False, True, None,
-                      (ids, compacted_ids), totals, walk)  # fmt: skip
+        return _Added(record.model_copy(update=update), False, True, None, totals, walk)
     horizon = _horizon(record)
     behind = prefix is not None and horizon is not None and _key(tp) <= horizon
     summary = compact_summary(tp) if behind or totals is not None or walk is not None else None
@@ -202,8 +200,7 @@ def _add(
         compacted_ids.add(tp.event_id)
         prefix = prefix.model_copy(update={"touchpoints": summaries})
         update = {"compacted": prefix, "identifiers": identifiers}
-        return _Added(record.model_copy(update=update), True, False, None,
-                      (ids, compacted_ids), totals)  # fmt: skip
+        return _Added(record.model_copy(update=update), True, False, None, totals)
     position = len(retained)
     if position and _key(tp) < _key(retained[-1]):
         position = bisect.bisect(retained, _key(tp), key=_key)
@@ -213,8 +210,7 @@ def _add(
     update = {"touchpoints": retained, "identifiers": identifiers}
     if walk is not None and summary is not None:
         walk = walk.plus(summary, tp)  # None when late: made afresh on next need
-    return _Added(record.model_copy(update=update), True, False, position,
-                  (ids, compacted_ids), totals, walk)  # fmt: skip
+    return _Added(record.model_copy(update=update), True, False, position, totals, walk)
 
 
 def compaction_chunk(max_retained: int) -> int:

@@ -123,7 +123,8 @@ class Replayer:
             outgoing, unit.outbox = unit.outbox, []
 
     def _handled(self) -> None:
-        """Called after each journey message is handled (a probe's hook; nothing here)."""
+        """Called after each journey message handled one at a time (a probe's hook; nothing
+        here)."""
 
     def records(self) -> dict[str, JourneyRecord]:
         """The live journeys (not the pointers moved ones left behind)."""
