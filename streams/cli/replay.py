@@ -63,6 +63,8 @@ class ReplaySummary:
     source: str
     playbook_version: str
     as_of: datetime | None = None
+    batch: int = 1
+    """Touchpoints resolved before each customer's are folded together (`--batch`)."""
     lines: int = 0
     touchpoints: int = 0
     applied: int = 0
@@ -93,6 +95,7 @@ class ReplaySummary:
             "source": self.source,
             "playbook": self.playbook_version,
             "as_of": self.as_of.isoformat() if self.as_of else None,
+            "batch": self.batch,
             "lines": self.lines,
             "touchpoints": self.touchpoints,
             "applied": self.applied,
@@ -155,6 +158,7 @@ def replay_stream(
         if progress is not None and task is not None:
             progress.update(task, advance=n, lines=summary.lines)
 
+    summary.batch = batch
     result = workflow.replay(
         decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of, batch=batch
     )
@@ -215,6 +219,8 @@ def _progress() -> Progress:
 
 def _print_summary(summary: ReplaySummary, examples: int) -> None:
     as_of = f", timers as of {summary.as_of.isoformat()}" if summary.as_of else ""
+    if summary.batch > 1:
+        as_of += f", in batches of {summary.batch:,}"
     console.print(
         f"[bold]{escape(summary.source)}[/] under playbook "
         f"[bold]{escape(summary.playbook_version)}[/]{as_of}: {summary.lines} lines, "

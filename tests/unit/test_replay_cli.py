@@ -100,6 +100,7 @@ def test_a_batched_replay_ends_with_the_same_journeys(tmp_path: Path) -> None:
         assert together[key] == one[key], key
     assert together["applied"] + together["duplicates"] == one["applied"] + one["duplicates"]
     assert together["signals"]["total"] <= one["signals"]["total"]
+    assert (one["batch"], together["batch"]) == (1, 1000)
     written = (out / "signals.jsonl").read_text().splitlines()
     assert len(written) == together["signals"]["total"]
 
