@@ -89,6 +89,22 @@ class ReplaySummary:
     def reject(self, rejected: RejectedLine) -> None:
         self.by_reason.setdefault(rejected.code, []).append(rejected)
 
+    def count(self, result: workflow.ReplayResult) -> None:
+        """What the workflow did, and its signals by type, by rule and the corrections."""
+        self.applied = result.applied
+        self.duplicates = result.duplicates
+        self.merges = result.moves
+        self.refused_identifiers = len(result.refused)
+        for signal in result.signals:
+            self.signals_by_type[signal.signal_type] += 1
+            rule = signal.rule if isinstance(signal, core.NurtureSignal) else signal.signal_type
+            self.signals_by_rule[rule] += 1
+            if signal.version > 1 and signal.signal_type not in (
+                "handoff_revoked",
+                "nurture_withdrawn",
+            ):
+                self.corrections += 1
+
     def as_dict(self, examples: int) -> dict[str, Any]:
         """The summary `--json` prints."""
         return {
@@ -162,20 +178,7 @@ def replay_stream(
     result = workflow.replay(
         decoded_touchpoints(stream, summary, advance), playbook, now=summary.as_of, batch=batch
     )
-    summary.applied = result.applied
-    summary.duplicates = result.duplicates
-    summary.merges = result.moves
-    summary.refused_identifiers = len(result.refused)
-    for signal in result.signals:
-        summary.signals_by_type[signal.signal_type] += 1
-        rule = signal.rule if isinstance(signal, core.NurtureSignal) else signal.signal_type
-        summary.signals_by_rule[rule] += 1
-        if signal.version > 1 and signal.signal_type not in (
-            "handoff_revoked",
-            "nurture_withdrawn",
-        ):
-            summary.corrections += 1
-
+    summary.count(result)
     journeys_dir = None
     if out is not None:
         journeys_dir = out / "journeys"

@@ -59,12 +59,7 @@ from schemas.journey import (
 )
 from schemas.playbook import Playbook
 from streams.journey import scoring, stages
-from streams.journey.breakdown import (
-    BreakdownCache,
-    ScoreEntry,
-    breakdown,
-    evaluate_once,
-)
+from streams.journey.breakdown import BreakdownCache, ScoreEntry, breakdown, evaluate_once
 from streams.journey.identity import IdentityGuards, by_strength, customer_id_for, signal_id
 from streams.journey.trusted import trusted
 
