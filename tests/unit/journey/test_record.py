@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from events.vocabulary import touchpoint_to_json
 from schemas.journey import JourneyRecord, JourneySnapshot
 from streams import journey as core
+from streams.journey import memo
+from streams.journey import record as records
+from streams.journey.fold import FoldState
 
 from .builders import FIT_FORM, apply_all, at, tp
 from .test_signals import hot_lead
@@ -106,3 +112,37 @@ def test_absorbing_an_empty_or_own_journey_is_a_no_op() -> None:
     record, _ = apply_all(hot_lead(), PB)
     same = core.absorb(record, record, PB, "x", at())
     assert same.record == record and not same.applied
+
+
+def test_touchpoints_applied_together_are_folded_and_reconciled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    views = [
+        tp("marketing.page_viewed", f"v{n}", at(minutes=n), email=E, props={"url": "u"})
+        for n in (5, 1, 4, 2, 3, 0)  # late ones among them
+    ]
+    steps: list[str] = []
+    reconciles: list[int] = []
+    step, reconcile = FoldState.step, records._reconcile
+
+    def counted_step(state: FoldState, touchpoint: Any) -> None:
+        steps.append(touchpoint.event_id)
+        step(state, touchpoint)
+
+    def counted_reconcile(*args: Any, **kwargs: Any) -> Any:
+        reconciles.append(1)
+        return reconcile(*args, **kwargs)
+
+    monkeypatch.setattr(FoldState, "step", counted_step)
+    monkeypatch.setattr(records, "_reconcile", counted_reconcile)
+    memo.forget()
+    together = core.apply_touchpoints(core.new_journey("cus_1"), views, PB).record
+    assert len(reconciles) == 1
+    assert sorted(steps) == sorted(v.event_id for v in views)  # each stepped once
+    steps.clear()
+    reconciles.clear()
+    memo.forget()
+    one_at_a_time, _ = apply_all(views, PB, customer_id="cus_1")
+    assert len(reconciles) == len(views)
+    assert len(steps) > len(views)  # each late one refolds what follows it
+    assert together.touchpoints == one_at_a_time.touchpoints

@@ -202,3 +202,23 @@ def test_touchpoints_together_say_what_became_of_each() -> None:
     assert handlers.touchpoints_arrived("cus_b", arrivals, unit) == ["forwarded"] * 2
     forwarded = [c.message for c in unit.outbox if isinstance(c, Command)]
     assert [m.hops for m in forwarded] == [1, 1]
+
+
+def test_a_replay_in_batches_folds_a_customers_touchpoints_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    arrived = handlers.touchpoints_arrived
+
+    def counting(customer_id: str, messages: Any, unit: JourneyUnit) -> Any:
+        calls.append(len(messages))
+        return arrived(customer_id, messages, unit)
+
+    monkeypatch.setattr(handlers, "touchpoints_arrived", counting)
+    views = [visit(n, email="ada@example.com") for n in (3, 1, 2)]
+    only = customer_id_for("email:ada@example.com")
+    one = workflow.replay(views, PB)
+    together = workflow.replay(views, PB, batch=10)
+    assert calls == [1, 1, 1, 3]  # one at a time, then the batch's three in one call
+    assert [t.event_id for t in together.records[only].touchpoints] == ["e1", "e2", "e3"]
+    assert together.records[only].version == one.records[only].version == 3
