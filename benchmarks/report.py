@@ -100,6 +100,9 @@ HEADLINE = (
     "engine_events_per_s",
     "ratio",
     "ratio_faust",
+    "skeleton_events_per_s",
+    "skeleton_ratio_faust",
+    "engine_share_of_skeleton",
     "core_events_per_s",
     "cost_per_touchpoint_us_10",
     "cost_per_touchpoint_us_1000",
@@ -222,7 +225,8 @@ def table(metrics: Mapping[str, Any], notes: Mapping[str, str] | None = None) ->
 
 
 def derived(metrics: Mapping[str, Any]) -> Metrics:
-    """The metrics computed from others: the two ratios and the flatness of the cost.
+    """The metrics computed from others: the ratios to the ceilings and to the skeleton, and
+    the flatness of the cost.
 
     Computed after merging, so ``--only engine`` still gets its ratio from the ceilings of an
     earlier run (whose ``run_id`` the JSON file keeps).
@@ -231,6 +235,12 @@ def derived(metrics: Mapping[str, Any]) -> Metrics:
         "ratio": ratio(metrics.get("engine_events_per_s"), metrics.get("ceiling_events_per_s")),
         "ratio_faust": ratio(
             metrics.get("engine_events_per_s"), metrics.get("faust_ceiling_events_per_s")
+        ),
+        "skeleton_ratio_faust": ratio(
+            metrics.get("skeleton_events_per_s"), metrics.get("faust_ceiling_events_per_s")
+        ),
+        "engine_share_of_skeleton": ratio(
+            metrics.get("engine_events_per_s"), metrics.get("skeleton_events_per_s")
         ),
         "cost_flatness": ratio(
             metrics.get("cost_per_touchpoint_us_10000"), metrics.get("cost_per_touchpoint_us_10")

@@ -11,6 +11,7 @@ ORDER = (
     "ceiling",
     "faust",
     "engine",
+    "skeleton",
     "latency",
     "recovery",
     "live_journey",

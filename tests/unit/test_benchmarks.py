@@ -51,6 +51,7 @@ def test_derived_ratios_and_flatness() -> None:
             "engine_events_per_s": 200.0,
             "ceiling_events_per_s": 20_000.0,
             "faust_ceiling_events_per_s": 4_000.0,
+            "skeleton_events_per_s": 1_000.0,
             "cost_per_touchpoint_us_10": 100.0,
             "cost_per_touchpoint_us_10000": 150.0,
             "cost_per_touchpoint_us_10_hourly": 100.0,
@@ -58,7 +59,8 @@ def test_derived_ratios_and_flatness() -> None:
         }
     )
     assert found == {
-        "ratio": 0.01, "ratio_faust": 0.05, "cost_flatness": 1.5, "cost_flatness_hourly": 4.0
+        "ratio": 0.01, "ratio_faust": 0.05, "skeleton_ratio_faust": 0.25,
+        "engine_share_of_skeleton": 0.2, "cost_flatness": 1.5, "cost_flatness_hourly": 4.0,
     }  # fmt: skip
     assert derived({"engine_events_per_s": 200.0})["ratio"] is None
 

@@ -1,0 +1,63 @@
+"""``skeleton_events_per_s``: the worker's topology with the journey work taken out.
+
+`benchmarks.worker_skeleton` in a subprocess: a real `tandem worker` (its agents, batches,
+consumer, commits and sender) whose ingest, identity and journeys steps only pass each message
+on along the engine's path (inputs → `touchpoints.accepted`, one partition →
+`touchpoints.resolved` → an output topic). On a deployment of its own holding the same
+workload (the internal topics must be empty), timed from the worker's "Ready" log line, as
+the engine is, until the output topic holds every message.
+
+``skeleton_ratio_faust`` = skeleton ÷ the Faust ceiling: what the engine's ``ratio_faust``
+could reach on this topology if validation, identity, the fold, tables, snapshots and Redis
+cost nothing. ``engine_share_of_skeleton`` = engine ÷ skeleton: how much of that the work leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from benchmarks import processes
+from benchmarks.context import Context, Result
+from benchmarks.deployment import OffsetWatcher, message_count
+from benchmarks.worker import wait_ready
+
+OUTPUT = "bench.skeleton-out"
+
+
+async def _wait_for_all(bootstrap: str, topic: str, expected: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    async with OffsetWatcher(bootstrap, [topic]) as watcher:
+        while time.monotonic() < deadline:
+            if await watcher.total() >= expected:
+                return time.time()
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"the worker's skeleton did not move {expected:,} messages in time")
+
+
+def run(ctx: Context) -> Result:
+    _, touchpoints = ctx.workload()
+    deployment = ctx.deployment("skeleton")
+    output = deployment.topic(OUTPUT)
+    ctx.progress(f"publishing {len(touchpoints):,} touchpoints for the skeleton")
+    asyncio.run(deployment.create([output]))
+    asyncio.run(deployment.publish(touchpoints))
+    count = asyncio.run(message_count(deployment.bootstrap, deployment.input_topics))
+    env = processes.python_env(deployment.env())
+    argv = ["-m", "benchmarks.worker_skeleton", output, *processes.worker_argv(probe=False)[2:]]
+    child = processes.Child("worker skeleton", argv, env, deployment.data_dir / "skeleton.log")
+    ctx.progress(f"worker skeleton pid {child.start().pid}: passing {count:,} messages on")
+    try:
+        ready = wait_ready(child)
+        done = asyncio.run(
+            _wait_for_all(deployment.bootstrap, output, count, ctx.sizes.drain_timeout_s)
+        )
+    finally:
+        child.stop()
+    seconds = done - ready
+    note = f"{count:,} messages through three hops in {seconds:.2f} s"
+    return Result(
+        metrics={"skeleton_events_per_s": count / seconds},
+        notes={"skeleton_events_per_s": note},
+        details={"messages": count, "seconds": seconds},
+    )
