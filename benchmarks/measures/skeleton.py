@@ -10,11 +10,14 @@ the engine is, until the output topic holds every message.
 ``skeleton_ratio_faust`` = skeleton ÷ the Faust ceiling: what the engine's ``ratio_faust``
 could reach on this topology if validation, identity, the fold, tables, snapshots and Redis
 cost nothing. ``engine_share_of_skeleton`` = engine ÷ skeleton: how much of that the work leaves.
+The details give the skeleton's CPU time per message (from /proc), to tell a skeleton bound by
+its CPU from one waiting on the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from benchmarks import processes
@@ -35,6 +38,16 @@ async def _wait_for_all(bootstrap: str, topic: str, expected: int, timeout: floa
     raise TimeoutError(f"the worker's skeleton did not move {expected:,} messages in time")
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """A running process's user + system CPU time (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(ctx: Context) -> Result:
     _, touchpoints = ctx.workload()
     deployment = ctx.deployment("skeleton")
@@ -49,15 +62,19 @@ def run(ctx: Context) -> Result:
     ctx.progress(f"worker skeleton pid {child.start().pid}: passing {count:,} messages on")
     try:
         ready = wait_ready(child)
+        cpu_before = cpu_seconds(child.pid)
         done = asyncio.run(
             _wait_for_all(deployment.bootstrap, output, count, ctx.sizes.drain_timeout_s)
         )
+        cpu_after = cpu_seconds(child.pid)
     finally:
         child.stop()
     seconds = done - ready
-    note = f"{count:,} messages through three hops in {seconds:.2f} s"
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    busy = "" if cpu is None else f"; {cpu:.1f} CPU s, {1e6 * cpu / count:,.0f} µs a message"
+    note = f"{count:,} messages through three hops in {seconds:.2f} s{busy}"
     return Result(
         metrics={"skeleton_events_per_s": count / seconds},
         notes={"skeleton_events_per_s": note},
-        details={"messages": count, "seconds": seconds},
+        details={"messages": count, "seconds": seconds, "worker_cpu_s": cpu},
     )
