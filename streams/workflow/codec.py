@@ -39,7 +39,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 
@@ -155,6 +155,46 @@ def _item_json(item: Any) -> bytes:
     return item.model_dump_json().encode()  # type: ignore[no-any-return]
 
 
+class _ItemJson:
+    """The JSON of items encoded lately, by id (each kept alive with it, so no id is reused).
+
+    Every change to a journey encodes its unsealed touchpoints again (up to
+    `SEGMENT_ITEMS["touchpoints"]`), nearly all of them the same objects as last time: their
+    JSON is looked up instead of made again. The least recently used go first once `kept` are
+    held: ~0.5 KB of JSON each, and a touchpoint no journey holds any more (~3 KB) lives on
+    until it goes.
+    """
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._json: dict[int, tuple[Any, bytes]] = {}
+
+    def of(self, item: Any) -> bytes:
+        """`item`'s JSON, as `_item_json` makes it."""
+        json = self._json
+        known = json.pop(id(item), None)  # put back last: dicts keep insertion order
+        if known is not None and known[0] is item:
+            json[id(item)] = known
+            return known[1]
+        text = _item_json(item)
+        json[id(item)] = (item, text)
+        if len(json) > self.kept:
+            del json[next(iter(json))]
+        return text
+
+    def many(self, items: Sequence[Any]) -> bytes:
+        """The JSON array of `items`."""
+        return _join([self.of(item) for item in items])
+
+
+_TOUCHPOINT_JSON = _ItemJson(kept=16_384)
+
+
+def _summaries_json(summaries: Sequence[Any]) -> bytes:
+    # A prefix's summaries change only at a compaction (and are kept per prefix): one call.
+    return _SUMMARIES.dump_json(cast(list[CompactedTouchpoint], summaries))
+
+
 def _join(parts: Sequence[bytes]) -> bytes:
     return b"[" + b",".join(parts) + b"]"
 
@@ -172,11 +212,14 @@ def _seal(items: Sequence[Any], parts: list[bytes]) -> Segment:
 
 
 def _chunked(
-    items: Sequence[Any], limit: int, adapter: TypeAdapter[Any]
+    items: Sequence[Any],
+    limit: int,
+    dump_all: Callable[[Sequence[Any]], bytes],
+    dump_one: Callable[[Any], bytes] = _item_json,
 ) -> tuple[list[Segment], bytes]:
     """The sealed segments of a list and the JSON array of its unsealed tail."""
     if len(items) < limit and not any(_SEALED.starts(item) for item in items):
-        whole = adapter.dump_json(items)
+        whole = dump_all(items)
         if len(whole) <= SEGMENT_BYTES:  # nothing to seal (most journeys): one call
             return [], whole
     sealed: list[Segment] = []
@@ -193,7 +236,7 @@ def _chunked(
             sealed.append(known)
             index += len(known.items)
             continue
-        part = _item_json(items[index])
+        part = dump_one(items[index])
         if pending and (len(pending) >= limit or size + len(part) > SEGMENT_BYTES):
             sealed.append(_seal(pending, parts))
             pending, parts, size = [], [], 0
@@ -215,7 +258,7 @@ def _prefix_chunks(prefix: CompactedPrefix) -> tuple[list[Segment], bytes]:
     if kept is not None and kept[0] is prefix:
         _PREFIXES.move_to_end(id(prefix))
         return kept[1], kept[2]
-    sealed, tail = _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"], _SUMMARIES)
+    sealed, tail = _chunked(prefix.touchpoints, SEGMENT_ITEMS["summaries"], _summaries_json)
     _PREFIXES[id(prefix)] = (prefix, [Segment(s.digest, s.items) for s in sealed], tail)
     while len(_PREFIXES) > _PREFIXES_KEPT:
         _PREFIXES.popitem(last=False)
@@ -236,7 +279,10 @@ def journey_entries(journey: StoredJourney) -> JourneyEntries:
         return JourneyEntries(_FORGOTTEN + journey.model_dump_json().encode())
     prefix = journey.compacted
     touchpoint_segments, touchpoints = _chunked(
-        journey.touchpoints, SEGMENT_ITEMS["touchpoints"], _TOUCHPOINTS
+        journey.touchpoints,
+        SEGMENT_ITEMS["touchpoints"],
+        _TOUCHPOINT_JSON.many,
+        _TOUCHPOINT_JSON.of,
     )
     summary_segments, summaries = ([], b"[]") if prefix is None else _prefix_chunks(prefix)
     bare = journey.model_copy(

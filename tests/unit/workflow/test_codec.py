@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from events import Touchpoint, parse_touchpoint
+from events.examples import VALID_EXAMPLES
 from schemas.journey import JourneyRecord
 from streams import journey as core
 from streams.adapters.tables import TableJourneyStore
+from streams.workflow import codec
 from streams.workflow.codec import (
     MAX_JOURNEY_BYTES,
     SEGMENT_ITEMS,
@@ -90,6 +92,29 @@ def test_a_short_journey_is_one_entry() -> None:
     entries = journey_entries(journey)
     assert entries.segments == ()
     assert decode_journey(entries.head) == journey
+
+
+def test_a_journeys_touchpoints_are_written_as_one_json_array_of_every_type_would_be() -> None:
+    # Their JSON is kept per touchpoint (a change encodes the unsealed ones again): the head
+    # must hold the bytes pydantic writes for the whole list, of every touchpoint type.
+    touchpoints = [parse_touchpoint(document) for document in VALID_EXAMPLES.values()]
+    journey = _journey(touchpoints)
+    expected = codec._TOUCHPOINTS.dump_json(journey.touchpoints)
+    for _ in range(2):  # made, then looked up
+        assert codec._TOUCHPOINT_JSON.many(journey.touchpoints) == expected
+        assert decode_journey(journey_entries(journey).head) == journey
+
+
+def test_the_touchpoint_json_kept_is_bounded_and_never_another_objects() -> None:
+    kept = codec._ItemJson(kept=3)
+    views = _views(0, 5)
+    texts = [kept.of(view) for view in views]
+    assert len(kept._json) == 3 and kept.of(views[-1]) is texts[-1]
+    kept.of(views[2])  # used again: the least recently used, views[3], goes next
+    kept.of(_views(9, 1)[0])
+    assert kept.of(views[2]) is texts[2] and kept.of(views[3]) is not texts[3]
+    twin = views[-1].model_copy()  # equal to one kept, but another object: made afresh
+    assert kept.of(twin) == texts[-1] and kept.of(twin) is not texts[-1]
 
 
 def test_an_append_rewrites_the_head_and_no_sealed_segment(long_journey: JourneyRecord) -> None:
