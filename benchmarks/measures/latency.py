@@ -17,7 +17,8 @@ us, so the trigger is always the touchpoint that made the journey hand-off-worth
 
 For the probes in the tail (≥ `TAIL_MS`), the note and the details say where the time went:
 each hop's end is the Kafka timestamp of the trigger on `touchpoints.accepted` (ingest), on
-`touchpoints.resolved` (identity), then of the hand-off (journeys) — `hop_waits`.
+`touchpoints.resolved` (identity), then of the hand-off (journeys) — `hop_waits`. The details
+also give each hop's median over every probe (``hop_ms_p50``).
 """
 
 from __future__ import annotations
@@ -108,14 +109,14 @@ HOPS = ("ingest", "identity", "journeys")
 
 
 def hop_waits(
-    slow: list[tuple[float, float, str]], accepted: dict[str, float], resolved: dict[str, float]
+    probes: list[tuple[float, float, str]], accepted: dict[str, float], resolved: dict[str, float]
 ) -> list[dict[str, float]]:
-    """Where each slow probe's time went, in ms: publish → `touchpoints.accepted` (ingest),
+    """Where each probe's time went, in ms: publish → `touchpoints.accepted` (ingest),
     → `touchpoints.resolved` (identity), → the hand-off (journeys). Each hop's end is the Kafka
     timestamp its agent's producer set; a probe whose trigger is missing on a topic is left out.
     """
     waits = []
-    for sent, done, trigger in slow:
+    for sent, done, trigger in probes:
         if trigger in accepted and trigger in resolved:
             ends = (accepted[trigger], resolved[trigger], done)
             starts = (sent, *ends[:-1])
@@ -190,13 +191,13 @@ def run(ctx: Context) -> Result:
     probe = read_probe(deployment) or {}
     collector, pauses = probe.get("gc", {}), probe.get("gc_long_pauses", [])
     slow, paused = collector_in_tail(windows, pauses, TAIL_MS)
+    triggers = {trigger for _, _, trigger in firsts}
+    accepted = asyncio.run(first_seen(deployment, ACCEPTED, triggers))
+    resolved = asyncio.run(first_seen(deployment, RESOLVED, triggers))
     in_tail = [first for first in firsts if (first[1] - first[0]) * 1000 >= TAIL_MS]
-    triggers = {trigger for _, _, trigger in in_tail}
-    waits = hop_waits(
-        in_tail,
-        asyncio.run(first_seen(deployment, ACCEPTED, triggers)),
-        asyncio.run(first_seen(deployment, RESOLVED, triggers)),
-    )
+    waits = hop_waits(in_tail, accepted, resolved)
+    every = hop_waits(firsts, accepted, resolved)
+    hop_p50 = {hop: percentile([w[hop] for w in every], 50) for hop in HOPS} if every else {}
     longest = slowest_hops(waits)
     note = f"{len(latencies)} hand-offs at {rate:,.0f}/s; behind at the end: {sum(lag.values())}"
     tail = (
@@ -215,5 +216,6 @@ def run(ctx: Context) -> Result:
                  "handoffs": len(latencies), "max_ms": max(latencies),
                  "behind_at_end": sum(lag.values()), "gc": collector,
                  "gc_long_pauses": pauses, "slow_probes": slow, "slow_with_gc_pause": paused,
-                 "slow_probe_hops_ms": waits, "slow_probe_longest_hop": longest},
+                 "slow_probe_hops_ms": waits, "slow_probe_longest_hop": longest,
+                 "hop_ms_p50": hop_p50},
     )  # fmt: skip
