@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from events.vocabulary import Touchpoint
+from events.vocabulary import Touchpoint, touchpoint_to_json
 from schemas.journey import JourneyRecord
 from streams.journey.forget import reference_identifiers
 
@@ -166,7 +166,14 @@ Forwardable = TouchpointArrived | Absorb | Split
 
 
 def encode(message: _Message) -> bytes:
-    """The wire form of a message (compact JSON)."""
+    """The wire form of a message (compact JSON).
+
+    A touchpoint travels in its canonical form (`touchpoint_to_json`: no nulls), the form it
+    was accepted in: half the bytes of every field written out, and half the time to read.
+    """
+    if isinstance(message, TouchpointArrived):
+        canonical = touchpoint_to_json(message.touchpoint)
+        return b'{"kind":"touchpoint","touchpoint":%b,"hops":%d}' % (canonical, message.hops)
     return message.model_dump_json(exclude_defaults=False).encode()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from events.vocabulary import parse_touchpoint
+from events.examples import VALID_EXAMPLES
+from events.vocabulary import parse_touchpoint, touchpoint_to_json
 from schemas.journey import JourneyRecord
 from streams import journey as core
 from streams import workflow
@@ -140,6 +142,18 @@ def test_rollback_forgets_a_failed_message() -> None:
     unit.rollback()
     assert unit.flush() == ([], [])
     assert unit.counters.applied == 0
+
+
+def test_a_touchpoint_travels_to_its_journey_in_its_canonical_form() -> None:
+    for document in VALID_EXAMPLES.values():
+        touchpoint = parse_touchpoint(document)
+        message = TouchpointArrived(touchpoint=touchpoint, hops=3)
+        wire = encode(message)
+        assert decode_journey_message(wire) == message
+        assert json.loads(wire) == {
+            "kind": "touchpoint", "touchpoint": json.loads(touchpoint_to_json(touchpoint)),
+            "hops": 3,
+        }  # fmt: skip
 
 
 def test_messages_and_journeys_survive_their_wire_forms() -> None:
