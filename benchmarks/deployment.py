@@ -8,8 +8,10 @@ offsets, and the consumer-group lag that defines "drained".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -178,6 +180,18 @@ class OffsetWatcher:
 
     async def total(self) -> int:
         return sum((await self.ends()).values())
+
+
+async def wait_for_messages(bootstrap: str, topic: str, expected: int, timeout: float) -> float:
+    """Poll `topic`'s end offsets every 20 ms until it holds `expected` messages; the
+    `time.time()` it did (TimeoutError after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    async with OffsetWatcher(bootstrap, [topic]) as watcher:
+        while time.monotonic() < deadline:
+            if await watcher.total() >= expected:
+                return time.time()
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"{topic} did not hold {expected:,} messages within {timeout:.0f} s")
 
 
 async def message_count(bootstrap: str, topics: Sequence[str]) -> int:

@@ -26,17 +26,13 @@ def _key(event: Event) -> bytes:
     return event.key if isinstance(event.key, bytes) else b""
 
 
-def _value(event: Event) -> bytes:
-    return event.value if isinstance(event.value, bytes) else b""
-
-
 def passing_on(output: str, prefix: str) -> dict[str, Any]:
     """The three batch steps, each sending its batch on and waiting until the broker has it
     (as the worker's do before they count a batch as processed)."""
 
     async def send_all(out: KafkaSender, topic: str, events: Sequence[Event]) -> None:
         for event in events:
-            await out.send(topic, _key(event), _value(event))
+            await out.send(topic, _key(event), worker_agents._raw(event))
         await out.delivered()
 
     async def ingest(self: Any, events: Sequence[Event], out: KafkaSender) -> None:

@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 from benchmarks import processes
 from benchmarks.context import Context, Result
-from benchmarks.deployment import Deployment, OffsetWatcher
+from benchmarks.deployment import wait_for_messages
 
 OUTPUT = "bench.faust-out"
-
-
-async def _wait_for_all(deployment: Deployment, expected: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    async with OffsetWatcher(deployment.bootstrap, [deployment.topic(OUTPUT)]) as watcher:
-        while time.monotonic() < deadline:
-            if await watcher.total() >= expected:
-                return time.time()
-            await asyncio.sleep(0.02)
-    raise TimeoutError(f"the Faust passthrough did not move {expected:,} messages in time")
 
 
 def _first_event(child: processes.Child) -> float:
@@ -46,7 +35,11 @@ def run(ctx: Context) -> Result:
     child = processes.Child("faust passthrough", argv, env, deployment.data_dir / "faust.log")
     ctx.progress(f"Faust passthrough of {count:,} messages (pid {child.start().pid})")
     try:
-        done = asyncio.run(_wait_for_all(deployment, count, ctx.sizes.drain_timeout_s))
+        done = asyncio.run(
+            wait_for_messages(
+                deployment.bootstrap, deployment.topic(OUTPUT), count, ctx.sizes.drain_timeout_s
+            )
+        )
         first = _first_event(child)
     finally:
         child.stop()

@@ -18,24 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 from benchmarks import processes
 from benchmarks.context import Context, Result
-from benchmarks.deployment import OffsetWatcher, message_count
+from benchmarks.deployment import message_count, wait_for_messages
 from benchmarks.worker import wait_ready
 
 OUTPUT = "bench.skeleton-out"
-
-
-async def _wait_for_all(bootstrap: str, topic: str, expected: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    async with OffsetWatcher(bootstrap, [topic]) as watcher:
-        while time.monotonic() < deadline:
-            if await watcher.total() >= expected:
-                return time.time()
-            await asyncio.sleep(0.02)
-    raise TimeoutError(f"the worker's skeleton did not move {expected:,} messages in time")
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -64,7 +53,7 @@ def run(ctx: Context) -> Result:
         ready = wait_ready(child)
         cpu_before = cpu_seconds(child.pid)
         done = asyncio.run(
-            _wait_for_all(deployment.bootstrap, output, count, ctx.sizes.drain_timeout_s)
+            wait_for_messages(deployment.bootstrap, output, count, ctx.sizes.drain_timeout_s)
         )
         cpu_after = cpu_seconds(child.pid)
     finally:

@@ -425,11 +425,11 @@ def replay(
     """
     playbook = _load(playbook_path)
     old = _load(compare_path) if compare_path is not None else None
-    stream, total, summary = _open_replay(file, playbook, _parse_as_of(as_of, tz), out)
     if old is not None and out is not None:
         fail("--out writes one replay: leave it out with --compare", EXIT_ERROR)
     if old is not None and batch > 1:
         fail("--compare replays one touchpoint at a time: leave --batch out", EXIT_ERROR)
+    stream, total, summary = _open_replay(file, playbook, _parse_as_of(as_of, tz), out)
     try:
         if old is not None:
             _compare(stream, summary, total, old, playbook, as_json, examples)
